@@ -1,0 +1,217 @@
+"""Blueprint dict <-> World: rasterising entities onto the grid and exporting them back.
+
+Positions in a blueprint are entity centres; a w x h footprint has an integer ``x - w/2``.
+Some old strings are shifted by half a tile overall: the shift is read off the footprints (the
+most common fractional part of ``x - w/2`` / ``y - h/2``) and removed before rounding.
+Rasterising is vectorised: entities are classified in one Python pass (memoised per distinct
+(name, direction, recipe, type)), then written onto the grid with numpy fancy indexing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from . import gamedata as gd
+from .world import (
+    DIR, IO, IO_INPUT, IO_OUTPUT, ITEM, K_OBSTACLE, K_SINK, K_SOURCE, KIND, KIND_ID, KINDS, PART,
+    RECIPE, SINK, SOURCE, World, WorldError, item_id, item_name, obstacle_size, raw_box, recipe_id,
+    recipe_name,
+)
+
+_MODELLED = frozenset(gd.MODELLED)
+_DIRECTIONAL = frozenset(gd.BELTS + gd.UNDERGROUNDS + gd.SPLITTERS + gd.INSERTERS)
+_KEEP_OUT = ("position", "entity_number")
+
+
+def source_sink_role(e: dict) -> tuple[str, str | None] | None:
+    """(role, item) of an infinity chest used as a source or sink, else None."""
+    tags = e.get("tags") or {}
+    filters = (e.get("infinity_settings") or {}).get("filters") or []
+    item = filters[0].get("name") if filters else None
+    role = tags.get("factorion")
+    if role in (SOURCE, SINK):
+        return role, item
+    if filters:
+        f = filters[0]
+        if f.get("mode") == "exactly" and not f.get("count"):
+            return SINK, item
+        if f.get("mode", "at-least") == "at-least" and f.get("count", 0) > 0:
+            return SOURCE, item
+    return None
+
+
+_CLASS_CACHE: dict[tuple, tuple[int, int, int, int, int, int, int]] = {}
+
+
+def _classify_modelled(name: str, d16: int, recipe: str | None, ug_type: str | None):
+    """(kind, dir, item, recipe, io, w, h) of a modelled entity, or None to keep it as obstacle."""
+    key = (name, d16, recipe, ug_type)
+    hit = _CLASS_CACHE.get(key)
+    if hit is not None or key in _CLASS_CACHE:
+        return hit
+    out = None
+    if d16 % 4 == 0:
+        d = d16 // 4 % 4 if name in _DIRECTIONAL else 0
+        rec = 0
+        ok = True
+        if recipe and name in gd.ASSEMBLERS:
+            try:
+                ok = gd.is_known_recipe(recipe) and gd.machine_can_make(name, recipe)
+                rec = recipe_id(recipe) if ok else 0
+            except WorldError:
+                ok = False  # a recipe we cannot simulate (fluids, mods): kept as an obstacle
+        if ok:
+            io = (IO_OUTPUT if ug_type == "output" else IO_INPUT) if name in gd.UNDERGROUNDS else 0
+            w, h = gd.footprint(name, d)
+            out = (KIND_ID[name], d, 0, rec, io, w, h)
+    _CLASS_CACHE[key] = out
+    return out
+
+
+def _classify(e: dict) -> tuple[int, int, int, int, int, int, int]:
+    name = e["name"]
+    d16 = int(e.get("direction", 0) or 0)
+    if name in _MODELLED:
+        c = _classify_modelled(name, d16, e.get("recipe"), e.get("type"))
+        if c is not None:
+            return c
+    elif name == gd.SOURCE_SINK_ENTITY:
+        role = source_sink_role(e)
+        if role and role[1] and role[1] in gd.item_names():
+            return (KIND_ID[role[0]], 0, item_id(role[1]), 0, 0, 1, 1)
+    w, h = obstacle_size(name, d16 // 4 % 4 if d16 % 4 == 0 else 0)
+    return (K_OBSTACLE, 0, 0, 0, 0, w, h)
+
+
+def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | None = None) -> World:
+    ents = bp.get("entities") or []
+    n = len(ents)
+    if n == 0:
+        if window:
+            return cls(window[2], window[3])
+        raise WorldError("blueprint has no entities")
+    attrs = np.empty((n, 7), dtype=np.int64)
+    cx = np.empty(n)
+    cy = np.empty(n)
+    for i, e in enumerate(ents):
+        try:
+            attrs[i] = _classify(e)
+            cx[i] = e["position"]["x"]
+            cy[i] = e["position"]["y"]
+        except (KeyError, TypeError):
+            raise WorldError(f"entity #{e.get('entity_number', i + 1)} has no name or position") from None
+    kind, w, h = attrs[:, 0], attrs[:, 5], attrs[:, 6]
+    lefts, tops = cx - w / 2, cy - h / 2
+    sx = Counter(np.round(lefts % 1.0, 3).tolist()).most_common(1)[0][0]
+    sy = Counter(np.round(tops % 1.0, 3).tolist()).most_common(1)[0][0]
+    xs = np.floor(lefts - sx + 0.5).astype(np.int64)
+    ys = np.floor(tops - sy + 0.5).astype(np.int64)
+    x0, y0 = int(xs.min()), int(ys.min())
+    snap = bp.get("snap-to-grid")
+    if snap and x0 >= 0 and y0 >= 0:  # our own exports: the snapping grid is the world's size
+        sw, sh = int(snap.get("x", 0)), int(snap.get("y", 0))
+        if (xs + w).max() <= sw and (ys + h).max() <= sh:
+            x0 = y0 = 0
+            window = window or (0, 0, sh, sw)
+    if window is None:
+        window = (0, 0, int((ys + h).max()) - y0, int((xs + w).max()) - x0)
+    top, left, height, width = window
+    ys -= y0 + top
+    xs -= x0 + left
+    world = cls(height, width)
+    g = world.grid
+
+    inside = (ys >= 0) & (xs >= 0) & (ys + h <= height) & (xs + w <= width)
+    touches = (ys < height) & (xs < width) & (ys + h > 0) & (xs + w > 0)
+    # every covered cell, entity by entity: (entity index, dy, dx) for each footprint size
+    idx, cy_, cx_, part = [], [], [], []
+    for (fw, fh) in {(int(a), int(b)) for a, b in zip(w[touches], h[touches], strict=True)}:
+        sel = np.nonzero(touches & (w == fw) & (h == fh))[0]
+        for dy in range(fh):
+            for dx in range(fw):
+                idx.append(sel)
+                cy_.append(ys[sel] + dy)
+                cx_.append(xs[sel] + dx)
+                part.append(np.full(len(sel), 1 + dy * fw + dx))
+    idx, cy_, cx_, part = (np.concatenate(a) for a in (idx, cy_, cx_, part))
+    ok = (cy_ >= 0) & (cx_ >= 0) & (cy_ < height) & (cx_ < width)
+    idx, cy_, cx_, part = idx[ok], cy_[ok], cx_[ok], part[ok]
+    # clipped entities and obstacles become 1x1 obstacle cells
+    as_obstacle = (kind[idx] == K_OBSTACLE) | ~inside[idx]
+    flat = cy_ * width + cx_
+    modelled = ~as_obstacle
+    cover = np.bincount(flat[modelled], minlength=height * width)
+    clash = cover > 1  # modelled on modelled; a modelled entity over an obstacle cell wins the
+    if clash.any():    # cell (curved rails' boxes overlap what stands beside them)
+        cell = int(np.nonzero(clash)[0][0])
+        who = [int(i) for i in idx[flat == cell]]
+        names = ", ".join(f"#{ents[i].get('entity_number', i + 1)} {ents[i]['name']}" for i in who[:3])
+        raise WorldError(f"entities overlap at tile ({cell // width}, {cell % width}): {names}")
+    m = idx[modelled]
+    fm = flat[modelled]
+    for ch in (KIND, DIR, ITEM, RECIPE, IO):
+        g[ch].flat[fm] = attrs[m, ch]
+    g[PART].flat[fm] = part[modelled]
+    fo = flat[as_obstacle]
+    fo = fo[cover[fo] == 0]
+    g[KIND].flat[fo] = K_OBSTACLE
+    g[PART].flat[fo] = 1
+    for i in np.nonzero(inside & (kind == K_OBSTACLE))[0]:
+        e = ents[int(i)]
+        raw = {f: v for f, v in e.items() if f not in _KEEP_OUT}
+        raw["position"] = {"x": float(xs[i] + w[i] / 2), "y": float(ys[i] + h[i] / 2)}
+        world.obstacles.append(raw)
+    for i in np.nonzero(inside & (kind == K_SOURCE))[0]:
+        tags = ents[int(i)].get("tags") or {}
+        if "rate" in tags:
+            world.rates[(int(ys[i]), int(xs[i]))] = float(tags["rate"])
+    return world
+
+
+def export(world: World, label: str | None = None) -> dict:
+    """Blueprint dict (2.0) of a world; kept obstacles come back as they were read."""
+    from .blueprint import make_blueprint
+    out = []
+    g = world.grid
+    covered = np.zeros(world.shape, dtype=bool)
+    for raw in world.obstacles:  # modded names are not exported: their cells become walls
+        if gd.is_known_entity(raw["name"]):
+            t, l, w, h = raw_box(raw)
+            covered[max(t, 0):t + h, max(l, 0):l + w] = True
+            out.append(dict(raw))
+    for y, x in zip(*np.nonzero(g[PART] == 1), strict=True):
+        y, x = int(y), int(x)
+        k = int(g[KIND, y, x])
+        name = KINDS[k]
+        d = int(g[DIR, y, x])
+        pos = {"x": x + 0.5, "y": y + 0.5}
+        if k == K_OBSTACLE:
+            if not covered[y, x]:
+                out.append({"name": gd.FILLER_OBSTACLE, "position": pos})
+            continue
+        if k in (K_SOURCE, K_SINK):
+            item = item_name(int(g[ITEM, y, x]))
+            src = k == K_SOURCE
+            f = {"index": 1, "name": item, "mode": "at-least" if src else "exactly",
+                 "count": gd.stack_size(item) if src else 0}
+            tags = {"factorion": SOURCE if src else SINK}
+            if (y, x) in world.rates:
+                tags["rate"] = world.rates[(y, x)]
+            out.append({"name": gd.SOURCE_SINK_ENTITY, "position": pos,
+                        "infinity_settings": {"remove_unfiltered_items": False, "filters": [f]},
+                        "tags": tags})
+            continue
+        w, h = gd.footprint(name, d)
+        e = {"name": name, "position": {"x": x + w / 2, "y": y + h / 2}}
+        if d:
+            e["direction"] = d * 4
+        if name in gd.UNDERGROUNDS:
+            e["type"] = "output" if g[IO, y, x] == IO_OUTPUT else "input"
+        if g[RECIPE, y, x]:
+            e["recipe"] = recipe_name(int(g[RECIPE, y, x]))
+        out.append(e)
+    # the snapping grid records the world's size, so empty margins survive the round trip
+    return make_blueprint(out, label=label, **{"snap-to-grid": {"x": world.width, "y": world.height}})
+
