@@ -15,8 +15,28 @@ import numpy as np
 
 from . import gamedata as gd
 from .world import (
-    DIR, IO, IO_INPUT, IO_OUTPUT, ITEM, K_OBSTACLE, K_SINK, K_SOURCE, KIND, KIND_ID, KINDS, PART,
-    RECIPE, SINK, SOURCE, World, WorldError, item_id, item_name, obstacle_size, raw_box, recipe_id,
+    DIR,
+    IO,
+    IO_INPUT,
+    IO_OUTPUT,
+    ITEM,
+    K_OBSTACLE,
+    K_SINK,
+    K_SOURCE,
+    KIND,
+    KIND_ID,
+    KINDS,
+    PART,
+    RECIPE,
+    SINK,
+    SOURCE,
+    World,
+    WorldError,
+    item_id,
+    item_name,
+    obstacle_size,
+    raw_box,
+    recipe_id,
     recipe_name,
 )
 
@@ -89,8 +109,11 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
     ents = bp.get("entities") or []
     n = len(ents)
     if n == 0:
+        snap = bp.get("snap-to-grid") or {}
         if window:
             return cls(window[2], window[3])
+        if snap.get("x") and snap.get("y"):  # an empty world of ours
+            return cls(int(snap["y"]), int(snap["x"]))
         raise WorldError("blueprint has no entities")
     attrs = np.empty((n, 7), dtype=np.int64)
     cx = np.empty(n)
