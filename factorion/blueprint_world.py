@@ -42,7 +42,6 @@ from .world import (
 
 _MODELLED = frozenset(gd.MODELLED)
 _DIRECTIONAL = frozenset(gd.BELTS + gd.UNDERGROUNDS + gd.SPLITTERS + gd.INSERTERS)
-_KEEP_OUT = ("position", "entity_number")
 
 
 def source_sink_role(e: dict) -> tuple[str, str | None] | None:
@@ -92,7 +91,7 @@ def _classify_modelled(name: str, d16: int, recipe: str | None, ug_type: str | N
 
 def _classify(e: dict) -> tuple[int, int, int, int, int, int, int]:
     name = e["name"]
-    d16 = int(e.get("direction", 0) or 0)
+    d16 = e.get("direction") or 0
     if name in _MODELLED:
         c = _classify_modelled(name, d16, e.get("recipe"), e.get("type"))
         if c is not None:
@@ -101,8 +100,15 @@ def _classify(e: dict) -> tuple[int, int, int, int, int, int, int]:
         role = source_sink_role(e)
         if role and role[1] and role[1] in gd.item_names():
             return (KIND_ID[role[0]], 0, item_id(role[1]), 0, 0, 1, 1)
-    w, h = obstacle_size(name, d16 // 4 % 4 if d16 % 4 == 0 else 0)
-    return (K_OBSTACLE, 0, 0, 0, 0, w, h)
+    key = (name, d16)
+    hit = _OBSTACLE_CACHE.get(key)
+    if hit is None:
+        w, h = obstacle_size(name, d16 // 4 % 4 if d16 % 4 == 0 else 0)
+        hit = _OBSTACLE_CACHE[key] = (K_OBSTACLE, 0, 0, 0, 0, w, h)
+    return hit
+
+
+_OBSTACLE_CACHE: dict[tuple[str, int], tuple[int, int, int, int, int, int, int]] = {}
 
 
 def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | None = None) -> World:
@@ -115,16 +121,16 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
         if snap.get("x") and snap.get("y"):  # an empty world of ours
             return cls(int(snap["y"]), int(snap["x"]))
         raise WorldError("blueprint has no entities")
-    attrs = np.empty((n, 7), dtype=np.int64)
-    cx = np.empty(n)
-    cy = np.empty(n)
-    for i, e in enumerate(ents):
-        try:
-            attrs[i] = _classify(e)
-            cx[i] = e["position"]["x"]
-            cy[i] = e["position"]["y"]
-        except (KeyError, TypeError):
-            raise WorldError(f"entity #{e.get('entity_number', i + 1)} has no name or position") from None
+    try:
+        attrs = np.array([_classify(e) for e in ents], dtype=np.int64)
+        pos = np.array([(e["position"]["x"], e["position"]["y"]) for e in ents], dtype=np.float64)
+    except (KeyError, TypeError):
+        bad = next(i for i, e in enumerate(ents) if not isinstance(e.get("name"), str)
+                   or not isinstance(e.get("position"), dict) or "x" not in e["position"]
+                   or "y" not in e["position"])
+        raise WorldError(f"entity #{ents[bad].get('entity_number', bad + 1)} has no name or position") \
+            from None
+    cx, cy = pos[:, 0], pos[:, 1]
     kind, w, h = attrs[:, 0], attrs[:, 5], attrs[:, 6]
     lefts, tops = cx - w / 2, cy - h / 2
     sx = Counter(np.round(lefts % 1.0, 3).tolist()).most_common(1)[0][0]
@@ -150,7 +156,8 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
     touches = (ys < height) & (xs < width) & (ys + h > 0) & (xs + w > 0)
     # every covered cell, entity by entity: (entity index, dy, dx) for each footprint size
     idx, cy_, cx_, part = [], [], [], []
-    for (fw, fh) in {(int(a), int(b)) for a, b in zip(w[touches], h[touches], strict=True)}:
+    for code in np.unique(w[touches] * 1024 + h[touches]).tolist():
+        fw, fh = divmod(code, 1024)
         sel = np.nonzero(touches & (w == fw) & (h == fh))[0]
         for dy in range(fh):
             for dx in range(fw):
@@ -182,8 +189,8 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
     g[KIND].flat[fo] = K_OBSTACLE
     g[PART].flat[fo] = 1
     for i in np.nonzero(inside & (kind == K_OBSTACLE))[0]:
-        e = ents[int(i)]
-        raw = {f: v for f, v in e.items() if f not in _KEEP_OUT}
+        raw = dict(ents[int(i)])
+        raw.pop("entity_number", None)
         raw["position"] = {"x": float(xs[i] + w[i] / 2), "y": float(ys[i] + h[i] / 2)}
         world.obstacles.append(raw)
     for i in np.nonzero(inside & (kind == K_SOURCE))[0]:
