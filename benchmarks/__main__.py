@@ -15,7 +15,8 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    names = sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
+    found = pkgutil.iter_modules([str(Path(__file__).parent)])
+    names = sorted(m.name[len("bench_"):] for m in found if m.name.startswith("bench_"))
     chosen = argv or names
     unknown = set(chosen) - set(names)
     if unknown:
