@@ -5,4 +5,6 @@ Layers, data flowing one way: ``blueprint`` (exchange strings) -> ``world`` (the
 Only the model, training and evaluation layers import torch.
 """
 
+from . import env as _env  # noqa: F401  (registers factorion/FactorioEnv-v0 with gymnasium)
+
 __version__ = "0.1.0"

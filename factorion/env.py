@@ -8,7 +8,8 @@ Episode
 ``reset(seed, options)`` draws a :class:`factorion.tasks.Task` (``options``: ``{"task": Task}``, or
 ``{"family": f, "level": l, "n_missing": n}`` for this reset only; otherwise the constructor's
 ``task_sampler`` / ``curriculum`` / ``family`` + ``level``; a ``None`` family or level is drawn
-uniformly from ``tasks.FAMILIES`` / ``tasks.LEVELS``). The agent starts from ``task.world`` and
+uniformly from the ``tasks.FAMILIES`` that fit the grid / ``tasks.LEVELS``; see
+:class:`TaskSource`, also for the optional task pool). The agent starts from ``task.world`` and
 edits it. ``finish`` terminates; reaching ``max_steps`` (default ``2 * H * W``) truncates
 (``truncated=True``, never ``terminated``).
 
@@ -19,7 +20,7 @@ Observation (``Dict``)
 ``recipes``  int16 ``(max_recipes,)``: ``1 + recipe index`` of ``task.recipes``, 0-padded. An
              assembler's variant ``v`` means recipe ``task.recipes[v]``.
 ``step``     float32 ``(1,)``: steps taken / ``max_steps``.
-``ratio``    float32 ``(1,)``: current throughput / ``task.reference``.
+``ratio``    float32 ``(1,)``: current throughput / ``task.reference``, clipped to [0, 16].
 
 Action: ``MultiDiscrete([3, H*W, n_entity, 4, n_variant])`` = (op, cell, entity, dir, variant)
 -------------------------------------------------------------------------------------------
@@ -59,8 +60,12 @@ does nothing). ``op``, ``cell`` and ``variant`` are computed eagerly; ``entity``
 built on first access (the dense ``dir`` is ``B*H*W*n_entity*4`` booleans). For sampling, the
 conditional masks of one stage given the earlier choices are cheap: ``masks.mask_for(stage,
 prefix)`` / ``env.mask_for(stage, prefix)``, ``prefix = (op, cell, entity)`` as far as needed.
-Internally everything derives from one free-footprint map per distinct footprint
-(``fit``: ``(n_footprint, H*W)``, an integral image of the occupied cells).
+**Compact form** (what to store in a rollout buffer; always with a batch axis, also in the
+single env): ``masks.fit`` ``(B, F, H*W)`` -- a footprint (w, h) anchored at the cell is inside
+the grid on free cells, for the F distinct footprints ``layout.footprints`` (a separable erosion
+of the free-cell map); ``masks.ed_ok`` ``(B, E, 4)`` -- canonical direction and some valid
+variant; ``masks.variant``, ``masks.op``, ``masks.cell``. Then ``dir[c, e, d] =
+fit[layout.fp_index[e, d], c] & ed_ok[e, d]``.
 
 Reward
 ------
@@ -81,9 +86,12 @@ the simulator this step), ``family``, ``level``, ``action_mask``; at episode end
 
 from __future__ import annotations
 
+import functools
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -116,6 +124,7 @@ STAGES = ("op", "cell", "entity", "dir", "variant")
 DEFAULT_ENTITIES: tuple[str, ...] = (gd.BELTS + gd.UNDERGROUNDS + gd.SPLITTERS + gd.INSERTERS
                                      + gd.ASSEMBLERS + gd.FURNACES + ("wooden-chest",))
 DEFAULT_ENTITY_COST = 0.01
+RATIO_CLIP = 16.0  # the observed ratio is clipped to [0, RATIO_CLIP] (info["ratio"] is not)
 N_MODELLED = len(gd.MODELLED)  # kind ids 1..N_MODELLED are modelled entities (removable)
 
 
@@ -129,6 +138,15 @@ def _kind_footprints() -> tuple[np.ndarray, np.ndarray]:
             for d in range(4):
                 fw[k, d], fh[k, d] = gd.footprint(name, d)
     return fw, fh
+
+
+class TaskTables(NamedTuple):
+    """What the masks need from a task: valid variants ``(E, V)``, recipe id of each variant
+    ``(V,)``, usable (entity, dir) pairs ``(E, 4)``, usable footprints ``(F,)``."""
+    variant: np.ndarray
+    recipe_ids: np.ndarray
+    ed_ok: np.ndarray
+    fp_any: np.ndarray
 
 
 class ActionLayout:
@@ -173,10 +191,18 @@ class ActionLayout:
         self.has_variants = self.is_underground | self.is_assembler
         self.kind_w, self.kind_h = _kind_footprints()
         self.max_fp = int(max(self.kind_w.max(), self.kind_h.max()))
+        self._tables: dict[tuple[str, ...], TaskTables] = {}
 
     # ------------------------------------------------------------------ per-task tables
-    def variant_table(self, recipes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(valid variants ``(n_entity, n_variant)``, recipe id per variant ``(n_variant,)``)."""
+    def task_tables(self, recipes: Sequence[str]) -> TaskTables:
+        """The per-task mask tables (cached by the recipe tuple)."""
+        key = tuple(recipes)
+        t = self._tables.get(key)
+        if t is None:
+            t = self._tables[key] = self._task_tables(key)
+        return t
+
+    def _task_tables(self, recipes: tuple[str, ...]) -> TaskTables:
         if len(recipes) > self.max_recipes:
             raise ValueError(f"task has {len(recipes)} recipes, max_recipes is {self.max_recipes}")
         var = self.base_variant.copy()
@@ -188,7 +214,9 @@ class ActionLayout:
                 continue  # a recipe no modelled machine makes: no assembler variant for it
             for i in np.nonzero(self.is_assembler)[0]:
                 var[i, v] = gd.machine_can_make(self.entities[i], r)
-        return var, rid
+        ed_ok = self.dir_ok & var.any(-1)[:, None]
+        fp_any = np.array([(ed_ok & (self.fp_index == f)).any() for f in range(len(self.footprints))])
+        return TaskTables(var, rid, ed_ok, fp_any)
 
     # ------------------------------------------------------------------ actions
     def canonical(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,26 +278,38 @@ class ActionLayout:
 
 
 # ---------------------------------------------------------------------------------- masks
+@functools.cache
+def _coords(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of each flattened cell."""
+    return np.tile(np.arange(W), H), np.repeat(np.arange(H), W)
+
+
 def fit_maps(grids: np.ndarray, footprints: Sequence[tuple[int, int]]) -> np.ndarray:
     """``(B, n_footprint, H*W)`` bool: an entity of footprint (w, h) anchored at the cell lies
-    inside the grid on empty cells only."""
+    inside the grid on empty cells only (a separable erosion of the free-cell map, done on the
+    flattened cells so every operation is one contiguous pass)."""
     B, _, H, W = grids.shape
-    occ = grids[:, PART] != 0
-    out = np.zeros((B, len(footprints), H, W), dtype=bool)
-    S = None
+    HW = H * W
+    free = (grids[:, PART] == 0).reshape(B, HW)
+    xs, ys = _coords(H, W)
+    out = np.zeros((B, len(footprints), HW), dtype=bool)
+    rows: dict[int, np.ndarray] = {}
     for i, (w, h) in enumerate(footprints):
         if h > H or w > W:
             continue
-        if w == 1 and h == 1:
-            out[:, i] = ~occ
-            continue
-        if S is None:
-            S = np.zeros((B, H + 1, W + 1), dtype=np.int32)
-            np.cumsum(occ, axis=1, out=S[:, 1:, 1:])
-            np.cumsum(S[:, 1:, 1:], axis=2, out=S[:, 1:, 1:])
-        win = S[:, h:, w:] - S[:, :H + 1 - h, w:] - S[:, h:, :W + 1 - w] + S[:, :H + 1 - h, :W + 1 - w]
-        out[:, i, :H + 1 - h, :W + 1 - w] = win == 0
-    return out.reshape(B, len(footprints), H * W)
+        if w not in rows:  # r[y*W + x]: cells x..x+w-1 of row y are free
+            r = free.copy()
+            for dx in range(1, w):
+                r[:, :-dx] &= free[:, dx:]
+            r &= xs <= W - w
+            rows[w] = r
+        r = rows[w]
+        c = out[:, i]
+        c[:] = r
+        for dy in range(1, h):
+            c[:, :-dy * W] &= r[:, dy * W:]
+        c &= ys <= H - h
+    return out
 
 
 def removable_cells(grids: np.ndarray) -> np.ndarray:
@@ -297,19 +337,19 @@ class ActionMasks(Mapping):
     """
 
     def __init__(self, layout: ActionLayout, grids: np.ndarray, variant: np.ndarray,
-                 batched: bool = True):
+                 ed_ok: np.ndarray, fp_any: np.ndarray, batched: bool = True):
+        """``grids`` (B, C, H, W); ``variant``, ``ed_ok``, ``fp_any``: the task tables stacked
+        over the batch (see :class:`TaskTables`)."""
         self.layout = layout
         self.batched = batched
         self.B = grids.shape[0]
         self.fit = fit_maps(grids, layout.footprints)               # (B, F, HW)
         self.removable = removable_cells(grids)                      # (B, HW)
         self.variant = variant                                       # (B, E, V)
-        # usable (entity, dir) pairs: canonical direction and some valid variant
-        self.ed_ok = layout.dir_ok[None] & variant.any(-1)[:, :, None]  # (B, E, 4)
-        fp_any = np.zeros((self.B, len(layout.footprints)), dtype=bool)
+        self.ed_ok = ed_ok                                           # (B, E, 4)
+        place_cells = np.zeros((self.B, layout.n_cells), dtype=bool)
         for f in range(len(layout.footprints)):
-            fp_any[:, f] = (self.ed_ok & (layout.fp_index == f)[None]).any(axis=(1, 2))
-        place_cells = (self.fit & fp_any[:, :, None]).any(1)          # (B, HW)
+            place_cells |= self.fit[:, f] & fp_any[:, f, None]
         self.cell = np.stack([place_cells, self.removable, _onehot0(self.B, layout.n_cells)], 1)
         self.op = np.stack([place_cells.any(1), self.removable.any(1), np.ones(self.B, bool)], 1)
         self._dense: dict[str, np.ndarray] = {}
@@ -345,6 +385,18 @@ class ActionMasks(Mapping):
     def __len__(self) -> int:
         return len(STAGES)
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActionMasks) and all(
+            np.array_equal(self[k], other[k]) for k in STAGES)
+
+    __hash__ = None
+
+    def compact(self) -> dict[str, np.ndarray]:
+        """The compact form (module docstring), batched even for the single env: what to keep
+        in a rollout buffer (``dir`` is ``fit[:, fp_index[e, d], c] & ed_ok[:, e, d]``)."""
+        return {"op": self.op, "cell": self.cell, "fit": self.fit, "ed_ok": self.ed_ok,
+                "variant": self.variant}
+
     def dense(self) -> dict[str, np.ndarray]:
         """All five masks as a plain dict of arrays."""
         return {k: self[k] for k in STAGES}
@@ -352,12 +404,14 @@ class ActionMasks(Mapping):
     # ------------------------------------------------------------------ conditional
     def mask_for(self, stage: str, prefix: Sequence = ()) -> np.ndarray:
         """The mask of ``stage`` given the earlier choices ``prefix = (op, cell, entity[, dir])``
-        (scalars, or ``(B,)`` arrays when batched). Ignored stages (everything after op for
-        finish, after cell for remove) give the canonical one-hot at 0."""
+        (scalars, or ``(B,)`` arrays when batched; extra trailing choices are ignored).
+        Ignored stages (everything after op for finish, after cell for remove) give the
+        canonical one-hot at 0."""
         L = self.layout
         B = self.B
-        pre = [np.broadcast_to(np.asarray(p, dtype=np.int64), (B,)) for p in prefix]
-        need = STAGES.index(stage)
+        pre = [np.full(B, p, dtype=np.int64) if np.ndim(p) == 0 else np.asarray(p, dtype=np.int64)
+               for p in prefix]
+        need = min(STAGES.index(stage), 3)  # variant needs (op, cell, entity), not dir
         if len(pre) < need:
             raise ValueError(f"stage {stage!r} needs a prefix of {need} choices")
         b = np.arange(B)
@@ -384,8 +438,11 @@ class ActionMasks(Mapping):
     # ------------------------------------------------------------------ validity
     def valid(self, actions: np.ndarray) -> np.ndarray:
         """``(B,)`` whether each action (``(B, 5)``) is valid (ignored fields may be anything)."""
+        return self.valid_canonical(*self.layout.canonical(actions))
+
+    def valid_canonical(self, ok: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """:meth:`valid` of the output of :meth:`ActionLayout.canonical`."""
         L = self.layout
-        ok, a = L.canonical(actions)
         b = np.arange(self.B)
         op, cell, e, d, v = a.T
         place = self.fit[b, L.fp_index[e, d], cell] & self.ed_ok[b, e, d] & self.variant[b, e, v]
@@ -404,30 +461,100 @@ def _tasks():
     return tasks
 
 
-def draw_task(rng: np.random.Generator, size, *, family=None, level=None, curriculum=None,
-              task_sampler: Callable | None = None, task_kwargs: dict | None = None,
-              options: dict | None = None):
-    """The task of one reset (see the module docstring for the order of precedence)."""
-    options = options or {}
-    if options.get("task") is not None:
-        return options["task"]
-    family = options.get("family", family)
-    level = options.get("level", level)
-    kw = dict(task_kwargs or {})
-    if "n_missing" in options:
-        kw["n_missing"] = options["n_missing"]
-    if task_sampler is not None and "family" not in options and "level" not in options:
-        return task_sampler(rng)
-    T = _tasks()
-    if family is None and level is None and curriculum is not None:
-        family, level = curriculum.sample(rng)
-    if family is None:
-        family = T.FAMILIES[int(rng.integers(len(T.FAMILIES)))]
-    if level is None:
-        level = T.LEVELS[int(rng.integers(len(T.LEVELS)))]
-    if not isinstance(size, int):
-        raise ValueError("tasks.make_task needs a square int size; pass task_sampler for others")
-    return T.make_task(family, int(level), size=size, seed=int(rng.integers(2**31 - 1)), **kw)
+class TaskSource:
+    """Where resets get their tasks, in this order of precedence: ``options["task"]``;
+    ``options["family"]`` / ``["level"]`` (``["n_missing"]``) for this reset; ``task_sampler(rng)``;
+    ``curriculum.sample(rng)``; the fixed ``family`` / ``level`` (``None`` = uniform over
+    ``tasks.FAMILIES`` / ``tasks.LEVELS``). Tasks come from ``tasks.make_task(family, level,
+    size, seed, **task_kwargs)`` with a seed drawn from the env's generator.
+
+    ``pool_size > 0`` amortises task generation (``make_task`` takes ~7-40 ms at 11x11, a
+    batched env step ~0.05 ms per sub-env): per (family, level, n_missing) up to ``pool_size``
+    generated tasks are kept; a draw generates a fresh task while the pool is not full, and
+    afterwards with probability ``pool_refresh`` (it replaces a random entry), else replays a
+    random pooled task. Tasks are never mutated (envs edit a copy). ``generated`` counts the
+    tasks made.
+    """
+
+    def __init__(self, size, *, family=None, level=None, curriculum=None,
+                 task_sampler: Callable | None = None, task_kwargs: dict | None = None,
+                 pool_size: int = 0, pool_refresh: float = 0.1):
+        self.size, self.family, self.level = size, family, level
+        self.curriculum, self.task_sampler = curriculum, task_sampler
+        self.task_kwargs = dict(task_kwargs or {})
+        self.pool_size, self.pool_refresh = int(pool_size), float(pool_refresh)
+        self.pools: dict[tuple, list] = {}
+        self.generated = 0
+
+    def _make(self, rng, family, level, kw):
+        T = _tasks()
+        if family is None:  # uniform over the families that fit the grid
+            fams = [f for f in T.FAMILIES if getattr(T, "MIN_SIZE", {}).get(f, 0) <= _size(self.size)[0]]
+            family = fams[int(rng.integers(len(fams)))]
+        if level is None:
+            level = T.LEVELS[int(rng.integers(len(T.LEVELS)))]
+        if not isinstance(self.size, int | np.integer):
+            raise ValueError("tasks.make_task needs a square int size; pass task_sampler for others")
+        return T.make_task(family, int(level), size=int(self.size), seed=int(rng.integers(2**31 - 1)), **kw)
+
+    def _resolve(self, rng: np.random.Generator, options: dict) -> tuple[tuple, Callable]:
+        """(pool key, task maker) of a draw (a None family/level is drawn per made task: the
+        pool of that key mixes them)."""
+        kw = dict(self.task_kwargs)
+        if "n_missing" in options:
+            kw["n_missing"] = options["n_missing"]
+        if "family" in options or "level" in options:
+            family, level = options.get("family", self.family), options.get("level", self.level)
+        elif self.task_sampler is not None:
+            return ("sampler",), lambda: self.task_sampler(rng)
+        elif self.curriculum is not None:
+            family, level = self.curriculum.sample(rng)
+        else:
+            family, level = self.family, self.level
+        return (family, level, kw.get("n_missing")), lambda: self._make(rng, family, level, kw)
+
+    def draw(self, rng: np.random.Generator, options: dict | None = None):
+        """One task for one reset."""
+        options = options or {}
+        if options.get("task") is not None:
+            return options["task"]
+        key, make = self._resolve(rng, options)
+        if self.pool_size <= 0:
+            self.generated += 1
+            return make()
+        return self._pooled(rng, key, make, 1)[0]
+
+    def draw_many(self, rng: np.random.Generator, n: int, options: dict | None = None) -> list:
+        """``n`` tasks (the replay/refresh choices in one vectorised call where the pool key
+        is the same for all: no curriculum)."""
+        options = options or {}
+        if options.get("task") is not None:
+            return [options["task"]] * n
+        per_draw_key = (self.curriculum is not None and self.task_sampler is None
+                        and "family" not in options and "level" not in options)
+        if self.pool_size <= 0 or per_draw_key:
+            return [self.draw(rng, options) for _ in range(n)]
+        key, make = self._resolve(rng, options)
+        return self._pooled(rng, key, make, n)
+
+    def _pooled(self, rng: np.random.Generator, key: tuple, make: Callable, n: int) -> list:
+        pool = self.pools.setdefault(key, [])
+        out = []
+        while len(pool) < self.pool_size and len(out) < n:  # fill first
+            self.generated += 1
+            pool.append(make())
+            out.append(pool[-1])
+        m = n - len(out)
+        if m:
+            fresh = rng.random(m) < self.pool_refresh
+            picks = rng.integers(len(pool), size=m)
+            for k in range(m):
+                i = int(picks[k])
+                if fresh[k]:
+                    self.generated += 1
+                    pool[i] = make()
+                out.append(pool[i])
+        return out
 
 
 def _size(size) -> tuple[int, int]:
@@ -449,7 +576,7 @@ def observation_space(layout: ActionLayout, max_items: int) -> spaces.Dict:
         "task": spaces.Box(0, len(gd.item_names()), (max_items,), np.int16),
         "recipes": spaces.Box(0, len(gd.recipe_names()), (layout.max_recipes,), np.int16),
         "step": spaces.Box(0.0, 1.0, (1,), np.float32),
-        "ratio": spaces.Box(0.0, np.inf, (1,), np.float32),
+        "ratio": spaces.Box(0.0, RATIO_CLIP, (1,), np.float32),
     })
 
 
@@ -468,6 +595,49 @@ def task_vectors(task, max_items: int, max_recipes: int) -> tuple[np.ndarray, np
 def _reference(task) -> float:
     ref = float(task.reference)
     return ref if ref > 0 else 1.0
+
+
+@dataclass
+class Prepared:
+    """What a reset copies out of a task (built once per task object, see :class:`PrepCache`)."""
+    task: Any
+    grid: np.ndarray
+    rates: dict
+    items: np.ndarray
+    recipes: np.ndarray
+    tables: TaskTables
+    ref: float
+    family: str | None
+    level: int
+    n_entities: int
+    throughput: float | None = None  # of task.world, filled by the first reset that simulates it
+
+
+class PrepCache:
+    """Per-task derived data, cached by task identity (tasks are never mutated), so that a
+    replayed (pooled) task costs a few array copies and no simulator call at reset."""
+
+    def __init__(self, layout: ActionLayout, max_items: int, capacity: int = 4096):
+        self.layout, self.max_items, self.capacity = layout, max_items, capacity
+        self._cache: OrderedDict[int, Prepared] = OrderedDict()
+
+    def get(self, task) -> Prepared:
+        p = self._cache.get(id(task))
+        if p is not None and p.task is task:
+            self._cache.move_to_end(id(task))
+            return p
+        L = self.layout
+        if task.world.shape != (L.height, L.width):
+            raise ValueError(f"task world is {task.world.shape}, env is {(L.height, L.width)}")
+        items, recipes = task_vectors(task, self.max_items, L.max_recipes)
+        grid = task.world.grid.copy()
+        p = Prepared(task, grid, dict(task.world.rates), items, recipes, L.task_tables(task.recipes),
+                     _reference(task), getattr(task, "family", None), int(getattr(task, "level", 0) or 0),
+                     int(count_entities(grid[None])[0]))
+        self._cache[id(task)] = p
+        if len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return p
 
 
 def render_world(world: World, mode: str | None):
@@ -510,8 +680,9 @@ class FactorioEnv(gym.Env):
 
     def __init__(self, size: int | tuple[int, int] = 11, *, family: str | None = None,
                  level: int | None = None, curriculum=None, task_sampler: Callable | None = None,
-                 task_kwargs: dict | None = None, entities: Sequence[str] = DEFAULT_ENTITIES,
-                 max_items: int = 8, max_recipes: int = 4, max_steps: int | None = None,
+                 task_kwargs: dict | None = None, task_pool: int = 0, task_pool_refresh: float = 0.1,
+                 entities: Sequence[str] = DEFAULT_ENTITIES, max_items: int = 8, max_recipes: int = 4,
+                 max_steps: int | None = None,
                  entity_cost: float = DEFAULT_ENTITY_COST, invalid_penalty: float = 0.0,
                  success_threshold: float = 0.95, render_mode: str | None = None):
         H, W = _size(size)
@@ -519,8 +690,10 @@ class FactorioEnv(gym.Env):
             raise ValueError(f"bad size {size}")
         self.size = size
         self.layout = ActionLayout(H, W, entities, max_recipes)
-        self.family, self.level, self.curriculum = family, level, curriculum
-        self.task_sampler, self.task_kwargs = task_sampler, task_kwargs
+        self.curriculum = curriculum
+        self.task_source = TaskSource(size, family=family, level=level, curriculum=curriculum,
+                                      task_sampler=task_sampler, task_kwargs=task_kwargs,
+                                      pool_size=task_pool, pool_refresh=task_pool_refresh)
         self.max_items, self.max_steps = max_items, max_steps or 2 * H * W
         self.entity_cost, self.invalid_penalty = entity_cost, invalid_penalty
         self.success_threshold = success_threshold
@@ -531,6 +704,7 @@ class FactorioEnv(gym.Env):
         self.action_space = spaces.MultiDiscrete(self.layout.nvec)
         self.task = None
         self.world: World | None = None
+        self._prep = PrepCache(self.layout, max_items)
 
     # ------------------------------------------------------------------ helpers
     def _throughput(self) -> tuple[float, float]:
@@ -542,10 +716,12 @@ class FactorioEnv(gym.Env):
         return {"grid": self.world.grid.copy(), "task": self._items.copy(),
                 "recipes": self._recipe_vec.copy(),
                 "step": np.array([min(self.steps / self.max_steps, 1.0)], np.float32),
-                "ratio": np.array([max(self.thr / self.ref, 0.0)], np.float32)}
+                "ratio": np.array([np.clip(self.thr / self.ref, 0.0, RATIO_CLIP)], np.float32)}
 
     def _refresh_masks(self) -> None:
-        self._masks = ActionMasks(self.layout, self.world.grid[None], self._variant[None], batched=False)
+        t = self._tables
+        self._masks = ActionMasks(self.layout, self.world.grid[None], t.variant[None], t.ed_ok[None],
+                                  t.fp_any[None], batched=False)
 
     def _info(self, invalid: bool, sim_time: float) -> dict:
         return {"throughput": self.thr, "ratio": self.thr / self.ref, "entities": self.n_entities,
@@ -564,20 +740,17 @@ class FactorioEnv(gym.Env):
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        task = draw_task(self.np_random, self.size, family=self.family, level=self.level,
-                         curriculum=self.curriculum, task_sampler=self.task_sampler,
-                         task_kwargs=self.task_kwargs, options=options)
-        if task.world.shape != (self.layout.height, self.layout.width):
-            raise ValueError(f"task world is {task.world.shape}, env is "
-                             f"{(self.layout.height, self.layout.width)}")
+        task = self.task_source.draw(self.np_random, options)
+        p = self._prep.get(task)
         self.task = task
         self.world = task.world.copy()
-        self._items, self._recipe_vec = task_vectors(task, self.max_items, self.layout.max_recipes)
-        self._variant, _ = self.layout.variant_table(task.recipes)
-        self.ref = _reference(task)
+        self._items, self._recipe_vec, self._tables, self.ref = p.items, p.recipes, p.tables, p.ref
         self.steps = self.n_placed = self.n_removed = self.n_invalid = 0
-        self.thr, sim_time = self._throughput()
-        self.n_entities = int(count_entities(self.world.grid[None])[0])
+        sim_time = 0.0
+        if p.throughput is None:
+            p.throughput, sim_time = self._throughput()
+        self.thr = p.throughput
+        self.n_entities = p.n_entities
         self._refresh_masks()
         return self._obs(), self._info(False, sim_time)
 
