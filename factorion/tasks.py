@@ -1161,6 +1161,22 @@ def task_recipes(family: str, solution: World) -> tuple[str, ...]:
     return tuple(sorted(rs, key=lambda r: (any(i in prods for i in ingredients_of(r)), r))) if ms else ()
 
 
+def cap_sources(solution: World) -> None:
+    """Cap every source at what the reference solution draws from it (``world.rates``).
+
+    With unlimited sources a faster belt or inserter anywhere would beat the reference, so the
+    reference would measure the tier drawn rather than the task; capped, the reference solution
+    is the best any build can do with this supply (a build can only tie it), and a throughput
+    ratio of 1 means solved."""
+    from .sim import simulate
+    res = simulate(solution)
+    for e in solution.entities():
+        if e.name == "source":
+            used = sum(res.flow.get((e.y, e.x), {}).values())
+            if used > 0:
+                solution.rates[(e.y, e.x)] = float(used)
+
+
 def make_task(family: str, level: int, size: int = 11, seed: int | None = None,
               n_missing: int | None = None) -> Task:
     """A task of ``family`` at ``level`` on a ``size`` x ``size`` grid; the same seed gives the
@@ -1181,6 +1197,7 @@ def make_task(family: str, level: int, size: int = 11, seed: int | None = None,
         ref = _throughput(solution)
         if ref <= 0:
             continue
+        cap_sources(solution)
         got = _apply_level(solution, ref, level, np.random.default_rng([seed, fam, size, attempt, level]),
                            n_missing)
         if got is None:

@@ -1,0 +1,285 @@
+"""``make evaluate``: a fixed held-out benchmark, every agent on it, a report with pictures.
+
+Benchmark (fixed seeds, disjoint from training's: procedural seeds start at ``SEED0``):
+
+* every procedural family x levels 1-5 at 11x11 and at a larger size (16x16 by default),
+  ``n_seeds`` tasks each;
+* held-out mined windows (the ``test`` split of ``make data``'s Parquet, when present) with
+  N = 1 and N = 5 entities removed.
+
+Agents: ``random`` (uniform among valid actions), ``planner`` (the scripted baseline),
+and one entry per checkpoint given (``bc``, ``ppo``, ...: greedy roll-outs of the policy in the
+env). Per build: throughput ratio (final / reference), success (ratio >= 0.99), invalid-action
+rate, entities used, time. Writes ``report.md``, ``results.csv``, ``bars.png`` (mean ratio per
+family and agent) and ``best_worst.png`` (best and worst builds of each learned agent) under
+``--out`` (default ``reports/eval``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+SEED0 = 20_000
+SUCCESS = 0.99
+
+
+@dataclass
+class EvalConfig:
+    sizes: tuple[int, ...] = (11, 16)
+    levels: tuple[int, ...] = (1, 2, 3, 4, 5)
+    families: tuple[str, ...] | None = None
+    n_seeds: int = 3
+    data: str = "data/out"
+    n_mined: int = 10
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    agents: tuple[str, ...] = ("random", "planner")
+    planner_budget_s: float = 2.0
+    out: str = "reports/eval"
+    seed: int = 0
+
+
+@dataclass
+class BenchTask:
+    id: str
+    family: str
+    level: int
+    size: int
+    task: object
+
+
+@dataclass
+class Build:
+    world: object
+    throughput: float
+    steps: int
+    invalid: int
+    seconds: float
+
+
+# ----------------------------------------------------------------------------- the benchmark
+def procedural_tasks(cfg: EvalConfig) -> list[BenchTask]:
+    from .tasks import FAMILIES, MIN_SIZE, make_task
+    out = []
+    for size in cfg.sizes:
+        for fam in cfg.families or FAMILIES:
+            if size < MIN_SIZE.get(fam, 5):
+                continue
+            for lv in cfg.levels:
+                for i in range(cfg.n_seeds):
+                    t = make_task(fam, lv, size=size, seed=SEED0 + i)
+                    out.append(BenchTask(f"{fam}/L{lv}/{size}/{SEED0 + i}", fam, lv, size, t))
+    return out
+
+
+def mined_tasks(cfg: EvalConfig) -> list[BenchTask]:
+    """Test-split windows with 1 and with the most (up to 5) entities removed, if data exists."""
+    root = Path(cfg.data) / "examples" / "test"
+    if cfg.n_mined <= 0 or not root.is_dir() or not any(root.glob("*.parquet")):
+        return []
+    import pyarrow.dataset as ds
+
+    from .bc import row_to_task
+    dataset = ds.dataset(str(root), format="parquet")
+    out = []
+    for n in (1, 5):
+        rows = dataset.head(cfg.n_mined, filter=(ds.field("n_removed") == n)
+                            & (ds.field("reference") > 0)).to_pylist()
+        for r in rows:
+            t = row_to_task(r)
+            if not (t.reference > 0):
+                continue
+            h, w = t.world.shape
+            out.append(BenchTask(f"mined/N{n}/{r.get('example_id', len(out))}", "mined", 3 if n == 1 else 4,
+                                 max(h, w), t))
+    return out
+
+
+# ----------------------------------------------------------------------------- the agents
+def run_env_agent(bt: BenchTask, act: Callable, env_kwargs: dict | None = None, max_steps: int | None = None
+                  ) -> Build:
+    """Roll ``act(obs, masks) -> action`` out in the single env until finish or the step limit."""
+    from .env import FactorioEnv
+    h, w = bt.task.world.shape
+    env = FactorioEnv((h, w), max_steps=max_steps, **(env_kwargs or {}))
+    t0 = time.perf_counter()
+    obs, info = env.reset(seed=0, options={"task": bt.task})
+    steps = invalid = 0
+    done = False
+    while not done:
+        obs, _, term, trunc, info = env.step(act(obs, info["action_mask"]))
+        steps += 1
+        invalid += bool(info["invalid"])
+        done = term or trunc
+    return Build(env.world.copy(), float(info["throughput"]), steps, invalid, time.perf_counter() - t0)
+
+
+def run_planner(bt: BenchTask, budget_s: float) -> Build:
+    from .planner import actions_to_build, plan
+    from .sim import throughput
+    t0 = time.perf_counter()
+    world = plan(bt.task, budget_s=budget_s)
+    dt = time.perf_counter() - t0
+    return Build(world, float(throughput(world)), len(actions_to_build(bt.task.world, world)), 0, dt)
+
+
+def policy_agent(path: str) -> tuple[Callable, dict]:
+    """(act function, env kwargs matching the policy's action layout) for a checkpoint."""
+    from .model import Policy
+    policy = Policy.load_from_checkpoint(path)
+    cfg = policy.config
+    return (lambda obs, masks: policy.act(obs, masks, greedy=True),
+            {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes})
+
+
+def _entities(world) -> int:
+    from . import gamedata as gd
+    from .world import KIND, PART
+    k = world.grid[KIND][world.grid[PART] == 1]
+    return int(((k >= 1) & (k <= len(gd.MODELLED))).sum())
+
+
+def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    from tqdm.auto import tqdm
+
+    from .baselines import RandomAgent
+    bench = procedural_tasks(cfg) + mined_tasks(cfg)
+    agents: dict[str, Callable[[BenchTask], Build]] = {}
+    if "random" in cfg.agents:
+        rnd = RandomAgent(cfg.seed)
+        agents["random"] = lambda bt: run_env_agent(bt, lambda o, m: rnd.act(m))
+    if "planner" in cfg.agents:
+        agents["planner"] = lambda bt: run_planner(bt, cfg.planner_budget_s)
+    for name, path in cfg.checkpoints.items():
+        if not Path(path).exists():
+            print(f"evaluate: {name}: no checkpoint at {path}; skipped")
+            continue
+        act, kw = policy_agent(path)
+        agents[name] = lambda bt, act=act, kw=kw: run_env_agent(bt, act, kw)
+    rows, builds = [], {}
+    bar = tqdm(total=len(bench) * len(agents), desc="evaluate", disable=not progress)
+    for name, run in agents.items():
+        for bt in bench:
+            b = run(bt)
+            ratio = b.throughput / bt.task.reference
+            rows.append({"agent": name, "task": bt.id, "family": bt.family, "level": bt.level,
+                         "size": bt.size, "ratio": ratio, "success": ratio >= SUCCESS,
+                         "invalid_rate": b.invalid / max(1, b.steps), "entities": _entities(b.world),
+                         "steps": b.steps, "seconds": b.seconds, "throughput": b.throughput,
+                         "reference": bt.task.reference})
+            builds[(name, bt.id)] = b.world
+            bar.update()
+    bar.close()
+    return pd.DataFrame(rows), builds
+
+
+# ----------------------------------------------------------------------------- the report
+def markdown(df: pd.DataFrame) -> str:
+    """A Markdown table of a (small) frame, index included."""
+    df = df.reset_index()
+    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in df.itertuples(False)]
+    head = [str(c) for c in df.columns]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                     + ["| " + " | ".join(r) + " |" for r in cells])
+
+
+def summary(df: pd.DataFrame, by: Iterable[str] = ("agent",)) -> pd.DataFrame:
+    g = df.groupby(list(by))
+    return pd.DataFrame({"ratio": g["ratio"].mean(), "success": g["success"].mean(),
+                         "invalid_rate": g["invalid_rate"].mean(), "entities": g["entities"].mean(),
+                         "seconds": g["seconds"].mean(), "n": g.size()}).round(3)
+
+
+def bar_chart(df: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    pivot = df.groupby(["family", "agent"])["ratio"].mean().unstack("agent")
+    ax = pivot.clip(upper=3).plot.bar(figsize=(max(6, 1.2 * len(pivot)), 4), rot=30)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_ylabel("throughput / reference (mean, clipped at 3)")
+    ax.set_title("Factorion benchmark: mean throughput ratio per family")
+    plt.tight_layout()
+    plt.savefig(path, dpi=110)
+    plt.close()
+
+
+def best_worst(df: pd.DataFrame, builds: dict, path: Path, agents: Iterable[str]) -> None:
+    from .render import render_grid_png
+    worlds, titles = [], []
+    for a in agents:
+        sub = df[df.agent == a].sort_values("ratio")
+        if sub.empty:
+            continue
+        for label, r in (("best", sub.iloc[-1]), ("worst", sub.iloc[0])):
+            worlds.append(builds[(a, r.task)])
+            titles.append(f"{a} {label}: {r.task} {r.ratio:.2f}")
+    if worlds:
+        render_grid_png(worlds, path, cols=2, titles=titles)
+
+
+def write_report(df: pd.DataFrame, builds: dict, cfg: EvalConfig) -> Path:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "results.csv.tmp"
+    df.to_csv(tmp, index=False)
+    tmp.replace(out / "results.csv")
+    bar_chart(df, out / "bars.png")
+    learned = [a for a in df.agent.unique() if a not in ("random",)]
+    best_worst(df, builds, out / "best_worst.png", learned)
+    n_mined = int((df.family == "mined").sum() // max(1, df.agent.nunique()))
+    lines = ["# Factorion evaluation", "",
+             f"Sizes {list(cfg.sizes)}, levels {list(cfg.levels)}, {cfg.n_seeds} seeds per family/level "
+             f"(seeds from {SEED0}); mined test windows: {n_mined}.",
+             f"Success = throughput >= {SUCCESS} x reference. Ratios above 1 mean a build beat the "
+             "reference construction.", "", "## By agent", "", markdown(summary(df)), "",
+             "## By agent and level", "", markdown(summary(df, ("agent", "level"))["ratio"].unstack("agent")),
+             "", "## By agent and family", "",
+             markdown(summary(df, ("agent", "family"))["ratio"].unstack("agent")), "",
+             "![mean ratio per family](bars.png)", "", "![best and worst builds](best_worst.png)", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    return out / "report.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m factorion.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                   help="a policy to evaluate (repeatable), e.g. bc=models/bc/last.ckpt")
+    p.add_argument("--sizes", default="11,16")
+    p.add_argument("--levels", default="1,2,3,4,5")
+    p.add_argument("--families", default=None, help="comma list (default: all)")
+    p.add_argument("--n-seeds", type=int, default=3)
+    p.add_argument("--n-mined", type=int, default=10)
+    p.add_argument("--data", default="data/out")
+    p.add_argument("--agents", default="random,planner", help="baselines to run (comma list, or none)")
+    p.add_argument("--planner-budget", type=float, default=2.0)
+    p.add_argument("--out", default="reports/eval")
+    a = p.parse_args(argv)
+    ckpts = {}
+    for c in a.checkpoint:
+        name, sep, path = c.partition("=")
+        if not sep:
+            p.error(f"--checkpoint wants NAME=PATH, got {c!r}")
+        ckpts[name] = path
+    cfg = EvalConfig(sizes=tuple(int(s) for s in a.sizes.split(",")),
+                     levels=tuple(int(s) for s in a.levels.split(",")),
+                     families=tuple(a.families.split(",")) if a.families else None, n_seeds=a.n_seeds,
+                     data=a.data, n_mined=a.n_mined, checkpoints=ckpts,
+                     agents=tuple(x for x in a.agents.split(",") if x and x != "none"),
+                     planner_budget_s=a.planner_budget, out=a.out)
+    df, builds = evaluate(cfg)
+    path = write_report(df, builds, cfg)
+    print(summary(df).to_string())
+    print(f"\nreport: {path}\nresults: {Path(cfg.out) / 'results.csv'}\npictures: "
+          f"{Path(cfg.out) / 'bars.png'}, {Path(cfg.out) / 'best_worst.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
