@@ -212,6 +212,30 @@ def cmd_throughput(args) -> int:
     return 0
 
 
+def cmd_build(args) -> int:
+    from .build import build, parse_spec, validate_export
+    from .render import render_png
+    text = read_input(args.input)
+    if text.lstrip().startswith(("0", "{")):
+        bp = pick(load_blueprints(text), args.index)
+        world = World.from_blueprint(bp.raw)
+    else:
+        world = parse_spec(text)
+    r = build(world, checkpoint=args.checkpoint, budget_s=args.budget, seed=args.seed)
+    warns = validate_export(r.blueprint)
+    from .sim import simulate
+    res = simulate(r.world)
+    render_png(r.world, args.output, title=f"{r.throughput:.3g} items/s ({r.method})",
+               flows={c: sum(f.values()) for c, f in res.flow.items()})
+    print(f"throughput: {r.throughput:.4g} items/s  (best of {r.candidates} candidates, by {r.method}, "
+          f"{r.seconds:.1f} s)")
+    print(f"picture: {args.output}")
+    print("draftsman: " + ("loads it cleanly" if not warns else f"{len(warns)} warning(s): {warns[0][:120]}"))
+    print("blueprint string (paste into the game):")
+    print(r.blueprint)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -248,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     add_pick(s)
     s.set_defaults(func=cmd_throughput)
+
+    s = sub.add_parser("build", help="build the best factory for a task (sources/sinks) in a time budget")
+    s.add_argument("input", metavar="TASK", help="a blueprint with sources/sinks (string, file, -) or a "
+                   "text spec file ('size H W', 'source Y X ITEM', 'sink Y X ITEM', 'obstacle Y X')")
+    s.add_argument("--checkpoint", metavar="CKPT", help="a policy checkpoint to sample from (default: the "
+                   "scripted planner only)")
+    s.add_argument("--budget", type=float, default=10.0, metavar="S", help="seconds to search (default 10)")
+    s.add_argument("-o", "--output", default="build.png", metavar="OUT.png",
+                   help="picture (default build.png)")
+    s.add_argument("--index", type=int, default=0, metavar="N", help="which blueprint of a book")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_build)
     return p
 
 

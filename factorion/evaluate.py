@@ -128,12 +128,14 @@ def run_planner(bt: BenchTask, budget_s: float) -> Build:
     return Build(world, float(throughput(world)), len(actions_to_build(bt.task.world, world)), 0, dt)
 
 
-def policy_agent(path: str) -> tuple[Callable, dict]:
-    """(act function, env kwargs matching the policy's action layout) for a checkpoint."""
+def policy_agent(policy, greedy: bool = True) -> tuple[Callable, dict]:
+    """(act function, env kwargs matching the policy's action layout) for a Policy or a
+    checkpoint path."""
     from .model import Policy
-    policy = Policy.load_from_checkpoint(path)
+    if not isinstance(policy, Policy):
+        policy = Policy.load_from_checkpoint(policy)
     cfg = policy.config
-    return (lambda obs, masks: policy.act(obs, masks, greedy=True),
+    return (lambda obs, masks: policy.act(obs, masks, greedy=greedy),
             {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes})
 
 
