@@ -10,6 +10,7 @@ STAMP   := $(VENV)/.installed
 BLUEPRINTS ?=
 export WANDB_MODE ?= offline
 
+DATA    ?= data/out
 .PHONY: install test test-all lint bench data pretrain finetune evaluate demo clean
 
 install: $(STAMP)
@@ -32,6 +33,39 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTHON) -m benchmarks
+
+# make data                       -> network sources when reachable + the embedded sample
+# make data BLUEPRINTS=../shared/blueprints   -> also read a folder of .txt strings
+data: $(STAMP)
+	$(PYTHON) -m pipeline.run --out $(DATA) $(if $(BLUEPRINTS),--blueprints $(BLUEPRINTS))
+
+pretrain: $(STAMP)
+	$(PYTHON) -m factorion.train_bc --data $(DATA) --max-minutes $(or $(MINUTES),20)
+
+finetune: $(STAMP)
+	$(PYTHON) -m factorion.train_ppo --init models/bc/last.ckpt --minutes $(or $(MINUTES),30)
+
+evaluate: $(STAMP)
+	$(PYTHON) -m factorion.evaluate --out reports/eval
+
+# The whole path on the embedded default (factorion/samples + procedural tasks), in minutes.
+DEMO_OUT := reports/demo
+demo: $(STAMP)
+	@mkdir -p $(DEMO_OUT)
+	$(PYTHON) -m pipeline.run --out data/demo --sizes 11 --samples 8
+	$(PYTHON) -m factorion.train_bc --data data/demo --out models/demo/bc --preset small --max-minutes 3
+	$(PYTHON) -m factorion.train_ppo --init models/demo/bc/last.ckpt --out models/demo/ppo --run demo --minutes 4
+	$(PYTHON) -m factorion.evaluate --sizes 11 --n-seeds 1 --n-mined 5 --data data/demo --out $(DEMO_OUT) \
+		--checkpoint bc=models/demo/bc/last.ckpt --checkpoint ppo=models/demo/ppo/demo/policy.pt
+	$(BIN)/factorion build data/tasks/gears.txt --checkpoint models/demo/ppo/demo/policy.pt --budget 20 \
+		-o $(DEMO_OUT)/build.png | tee $(DEMO_OUT)/build.txt
+	@echo
+	@echo "demo outputs:"
+	@echo "  dataset        data/demo (card: data/demo/card.md, samples: data/demo/samples.png)"
+	@echo "  BC checkpoint  models/demo/bc/last.ckpt (logs: models/demo/bc)"
+	@echo "  PPO policy     models/demo/ppo/demo/policy.pt (metrics: models/demo/ppo/demo/metrics.csv)"
+	@echo "  report         $(DEMO_OUT)/report.md, $(DEMO_OUT)/results.csv, $(DEMO_OUT)/bars.png, $(DEMO_OUT)/best_worst.png"
+	@echo "  build          $(DEMO_OUT)/build.png and the blueprint string in $(DEMO_OUT)/build.txt"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 SEED0 = 20_000
+DEFAULT_CHECKPOINTS = {"bc": "models/bc/last.ckpt", "ppo": "models/ppo/finetune/policy.pt"}
 SUCCESS = 0.99
 
 
@@ -251,7 +252,8 @@ def write_report(df: pd.DataFrame, builds: dict, cfg: EvalConfig) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m factorion.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
-                   help="a policy to evaluate (repeatable), e.g. bc=models/bc/last.ckpt")
+                   help="a policy to evaluate (repeatable), e.g. bc=models/bc/last.ckpt; default: "
+                   "bc and ppo from make pretrain / make finetune when they exist")
     p.add_argument("--sizes", default="11,16")
     p.add_argument("--levels", default="1,2,3,4,5")
     p.add_argument("--families", default=None, help="comma list (default: all)")
@@ -263,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="reports/eval")
     a = p.parse_args(argv)
     ckpts = {}
+    if not a.checkpoint:  # the default outputs of make pretrain / make finetune, when present
+        a.checkpoint = [f"{n}={p}" for n, p in DEFAULT_CHECKPOINTS.items() if Path(p).exists()]
     for c in a.checkpoint:
         name, sep, path = c.partition("=")
         if not sep:

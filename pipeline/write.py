@@ -1,0 +1,299 @@
+"""Write stage of ``make data``: THE schema of the dataset, the split, and atomic Parquet output.
+
+This module is the one documented place for the schema: :data:`EXAMPLE_SCHEMA`,
+:data:`BLUEPRINT_SCHEMA` and :data:`REJECT_SCHEMA` carry a description on every field (Parquet field
+metadata ``doc``), and the dataset card prints them from there (:func:`schema_markdown`).
+
+Layout of ``--out`` (default ``data/out``)::
+
+    examples/train/part-00000.parquet ...   one row per example (EXAMPLE_SCHEMA)
+    examples/val/...  examples/test/...
+    blueprints.parquet                      one row per kept (deduplicated) blueprint
+    rejects.parquet                         what was rejected or skipped, and why
+    stats.json  card.md  samples.png        run figures, the dataset card, sample windows
+
+Every file is written to a temporary name and ``os.replace``-d into place; the ``examples`` tree is
+built in a staging folder and swapped in at the end (two renames), so readers never see a half-written
+part. Rows are buffered per split and written as row groups of ``rows_per_group``, a new part file every
+``rows_per_file`` rows: memory stays bounded whatever the corpus size. ``pandas.read_parquet
+("data/out/examples")`` reads every split (column ``split``), ``pandas.read_parquet
+("data/out/examples/train")`` one.
+
+Grids: ``grid`` (the complete window) and ``start_grid`` (the window with the level's entities removed)
+are the raw bytes of a C-ordered little-endian ``int16`` array of shape ``grid_shape`` = (C, H, W), the
+channels of :mod:`factorion.world` (KIND, DIR, ITEM, RECIPE, IO, PART)::
+
+    grid = np.frombuffer(row["grid"], "<i2").reshape(row["grid_shape"])
+
+Split: by source blueprint, never by window. ``split_of(bp_id, seed)`` maps the sha256 of
+``"{seed}:{bp_id}"`` to [0, 1) and cuts it at the cumulative fractions (default 0.8 / 0.1 / 0.1), so
+every window and example of one blueprint (content hash) lands in one split, the same for a given seed
+on any machine, and adding blueprints never moves the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["EXAMPLE_SCHEMA", "BLUEPRINT_SCHEMA", "REJECT_SCHEMA", "SPLITS", "split_of", "SplitWriter",
+           "write_table_atomic", "schema_markdown", "swap_in"]
+
+SPLITS = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+def _f(name: str, typ: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, typ, nullable=nullable, metadata={"doc": doc})
+
+
+_ENTITY_FIELDS = [
+    _f("name", pa.string(), "prototype name, or source / sink / obstacle"),
+    _f("y", pa.int16(), "anchor (top-left) cell row in the window"),
+    _f("x", pa.int16(), "anchor (top-left) cell column in the window"),
+    _f("direction", pa.int8(), "cardinal direction 0 N, 1 E, 2 S, 3 W (world.DIR)"),
+    _f("recipe", pa.string(), "assembler recipe, else null"),
+    _f("io", pa.int8(), "undergrounds: 1 input, 2 output; else 0"),
+    _f("item", pa.string(), "source / sink item, else null"),
+]
+ENTITY = pa.struct(_ENTITY_FIELDS)
+ACTION = pa.struct([_f("op", pa.string(), "place | remove"), *_ENTITY_FIELDS])
+
+EXAMPLE_SCHEMA = pa.schema([
+    _f("example_id", pa.string(), "unique: {bp_id}-{size}-{top}-{left}-L{level}", False),
+    _f("bp_id", pa.string(), "blueprint id = content hash of the normalised entity list (pipeline.decode)",
+       False),
+    _f("split", pa.string(), "train / val / test, by bp_id (write.split_of)", False),
+    _f("source", pa.string(), "provenance: source name (data/sources.toml, or the --blueprints folder)"),
+    _f("key", pa.string(), "provenance: key within the source (Firebase key, file path, URL)"),
+    _f("bp_path", pa.string(), "index path of the blueprint inside nested books, '/'-joined ('' = top)"),
+    _f("label", pa.string(), "the blueprint's own label"),
+    _f("title", pa.string(), "provenance: title of the page / file"),
+    _f("author", pa.string(), "provenance: author (display name, or repository owner)"),
+    _f("url", pa.string(), "provenance: where the string came from"),
+    _f("version", pa.string(), "game version of the source string (before normalising to 2.0)"),
+    _f("bp_height", pa.int32(), "height of the whole rasterised blueprint (tiles)"),
+    _f("bp_width", pa.int32(), "width of the whole rasterised blueprint (tiles)"),
+    _f("window_top", pa.int32(), "window origin row in the blueprint grid (negative: padded)"),
+    _f("window_left", pa.int32(), "window origin column in the blueprint grid"),
+    _f("window_size", pa.int16(), "window side (square), tiles"),
+    _f("grid_shape", pa.list_(pa.int32(), 3), "(C, H, W) of grid and start_grid"),
+    _f("grid", pa.binary(), "the complete window: int16 little-endian (C, H, W) bytes, edge fix-ups done"),
+    _f("start_grid", pa.binary(), "the window with this example's entities removed (same encoding)"),
+    _f("level", pa.int8(), "curriculum level: 1 complete, 3 one entity removed, 4 N removed"),
+    _f("n_removed", pa.int8(), "number of removed entities (= len(targets))"),
+    _f("targets", pa.list_(ENTITY), "the removed entities (what restores the window)"),
+    _f("actions", pa.list_(ACTION), "expert action sequence from start_grid to grid (empty: nothing to do)"),
+    _f("reference_throughput", pa.float32(), "items/s of the complete window (factorion.sim); NaN: no sim"),
+    _f("start_throughput", pa.float32(), "items/s of start_grid; NaN: no simulator"),
+    _f("n_entities", pa.int16(), "modelled entities in the complete window (no sources, sinks, obstacles)"),
+    _f("n_sources", pa.int16(), "source cells in the window (edge belts entering it, the blueprint's own)"),
+    _f("n_sinks", pa.int16(), "sink cells in the window (edge belts leaving it, and the blueprint's own)"),
+    _f("n_edge_placeholder", pa.int16(), "edge cells whose item could not be inferred (placeholder item)"),
+    _f("items", pa.list_(pa.string()), "items of the window's sources and sinks, sorted"),
+    _f("recipes", pa.list_(pa.string()), "recipes of the window's assemblers, sorted"),
+])
+
+BLUEPRINT_SCHEMA = pa.schema([
+    _f("bp_id", pa.string(), "content hash (pipeline.decode.content_hash)", False),
+    _f("split", pa.string(), "train / val / test", False),
+    _f("source", pa.string(), "provenance: source name"),
+    _f("key", pa.string(), "provenance: key within the source"),
+    _f("bp_path", pa.string(), "index path inside nested books"),
+    _f("label", pa.string(), "the blueprint's label"),
+    _f("book_labels", pa.list_(pa.string()), "labels of the enclosing books, outermost first"),
+    _f("title", pa.string(), "provenance: title"),
+    _f("author", pa.string(), "provenance: author"),
+    _f("url", pa.string(), "provenance: URL"),
+    _f("version", pa.string(), "game version of the source string"),
+    _f("n_entities", pa.int32(), "entities in the blueprint"),
+    _f("height", pa.int32(), "rasterised height"),
+    _f("width", pa.int32(), "rasterised width"),
+    _f("n_windows", pa.int32(), "windows kept (all sizes)"),
+    _f("n_examples", pa.int32(), "example rows written"),
+])
+
+REJECT_SCHEMA = pa.schema([
+    _f("source", pa.string(), "source name"),
+    _f("key", pa.string(), "key within the source"),
+    _f("path", pa.string(), "book index path ('' = the whole string)"),
+    _f("stage", pa.string(), "download | decode | dedup | chunk"),
+    _f("reason", pa.string(), "category (pipeline.decode.REASONS)"),
+    _f("detail", pa.string(), "the full message"),
+    _f("bp_id", pa.string(), "content hash when known"),
+])
+
+
+def split_of(bp_id: str, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> str:
+    """Deterministic, hash-based split of one blueprint id."""
+    h = hashlib.sha256(f"{seed}:{bp_id}".encode()).digest()
+    u = int.from_bytes(h[:8], "big") / 2.0 ** 64
+    total = float(sum(fractions))
+    acc = 0.0
+    for name, frac in zip(SPLITS, fractions, strict=True):
+        acc += frac / total
+        if u < acc:
+            return name
+    return SPLITS[len(fractions) - 1]
+
+
+def schema_markdown(schema: pa.Schema) -> str:
+    """A Markdown table of a schema's fields (name, type, doc)."""
+    lines = ["| column | type | meaning |", "| --- | --- | --- |"]
+    for f in schema:
+        doc = (f.metadata or {}).get(b"doc", b"").decode()
+        lines.append(f"| `{f.name}` | `{f.type}` | {doc} |")
+    return "\n".join(lines)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's files are private (0600)
+
+
+def _tmp_path(path: Path, suffix: str = ".tmp") -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.fchmod(fd, _FILE_MODE)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_table_atomic(table: pa.Table, path: str | os.PathLike, compression: str = "zstd") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        pq.write_table(table, tmp, compression=compression)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+class _PartWriter:
+    """Part files of one split: row groups of ``rows_per_group``, a new file every ``rows_per_file``."""
+
+    def __init__(self, folder: Path, schema: pa.Schema, rows_per_group: int, rows_per_file: int,
+                 compression: str):
+        self.folder, self.schema = folder, schema
+        self.rows_per_group, self.rows_per_file, self.compression = rows_per_group, rows_per_file, compression
+        self.buffer: list[dict] = []
+        self.writer: pq.ParquetWriter | None = None
+        self.tmp: Path | None = None
+        self.final: Path | None = None
+        self.in_file = 0
+        self.parts = 0
+        self.rows = 0
+
+    def add(self, row: dict) -> None:
+        self.buffer.append(row)
+        if len(self.buffer) >= self.rows_per_group:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        if self.writer is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.final = self.folder / f"part-{self.parts:05d}.parquet"
+            self.tmp = _tmp_path(self.final)
+            self.writer = pq.ParquetWriter(self.tmp, self.schema, compression=self.compression)
+            self.parts += 1
+        table = pa.Table.from_pylist(self.buffer, schema=self.schema)
+        self.writer.write_table(table, row_group_size=len(self.buffer))
+        self.rows += len(self.buffer)
+        self.in_file += len(self.buffer)
+        self.buffer = []
+        if self.in_file >= self.rows_per_file:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            os.replace(self.tmp, self.final)
+            self.writer = None
+            self.in_file = 0
+
+    def close(self) -> None:
+        self.flush()
+        self._close_file()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp)
+            self.writer = None
+
+
+class SplitWriter:
+    """Example rows -> ``<root>/<split>/part-NNNNN.parquet`` (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike, schema: pa.Schema = EXAMPLE_SCHEMA,
+                 rows_per_group: int = 2048, rows_per_file: int = 100_000, compression: str = "zstd"):
+        self.root = Path(root)
+        self.parts = {s: _PartWriter(self.root / s, schema, rows_per_group, rows_per_file, compression)
+                      for s in SPLITS}
+
+    def add(self, row: dict) -> None:
+        self.parts[row["split"]].add(row)
+
+    def close(self) -> dict[str, int]:
+        for p in self.parts.values():
+            p.close()
+        return {s: p.rows for s, p in self.parts.items()}
+
+    def abort(self) -> None:
+        for p in self.parts.values():
+            p.abort()
+
+    def __enter__(self) -> SplitWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def swap_in(staged: Path, final: Path) -> None:
+    """Replace folder ``final`` by ``staged``: rename the old one aside, rename the new one in, delete
+    the old one (two renames on one file system; a reader sees the old tree or the new one)."""
+    final = Path(final)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(staged, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
