@@ -523,7 +523,8 @@ def actions_to_build(start: World, target: World) -> list[tuple]:
     if fixed_a != fixed_b or start.rates != target.rates:
         raise ValueError("start and target differ in sources, sinks or obstacles")
     gone = sorted(a - b, key=lambda e: (e.y, e.x))
-    new = [e for e in target.entities() if e in b - a]
+    added = b - a
+    new = [e for e in target.entities() if e in added]
     acts: list[tuple] = [("remove", e.y, e.x) for e in gone]
     acts += [("place", e) for e in _flow_order(target, new)]
     return acts
