@@ -165,6 +165,8 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
                 cy_.append(ys[sel] + dy)
                 cx_.append(xs[sel] + dx)
                 part.append(np.full(len(sel), 1 + dy * fw + dx))
+    if not idx:  # the window touches no entity
+        return world
     idx, cy_, cx_, part = (np.concatenate(a) for a in (idx, cy_, cx_, part))
     ok = (cy_ >= 0) & (cx_ >= 0) & (cy_ < height) & (cx_ < width)
     idx, cy_, cx_, part = idx[ok], cy_[ok], cx_[ok], part[ok]

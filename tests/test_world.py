@@ -258,3 +258,9 @@ def test_grid_is_int16_and_copy_is_deep():
     c.remove(2, 3)
     assert w.grid[KIND, 2, 3] != 0 and c.grid[KIND, 2, 3] == 0
     assert w.grid.dtype == np.int16
+
+
+def test_window_touching_no_entity_is_empty():
+    w = small_factory()
+    win = World.from_blueprint(w.to_blueprint()["blueprint"], window=(0, 20, 4, 4))
+    assert win.shape == (4, 4) and not win.grid.any()
