@@ -1,0 +1,265 @@
+"""Behaviour cloning entry point: ``python -m factorion.train_bc --data data/out --max-minutes 20``.
+
+Thin: arguments -> :class:`factorion.bc.BCDataModule` + :class:`factorion.bc.BCModule` ->
+``lightning.Trainer``. Checkpoints ``best.ckpt`` (lowest ``val/loss``) and ``last.ckpt`` go to
+``--out`` (default ``models/bc``; ``--smoke`` writes to ``models/bc/smoke``); ``--resume``
+continues from ``last.ckpt`` there (weights, optimizer, schedule, step; ``--max-minutes`` more;
+the model and optimiser settings come from the checkpoint). Logs: CSV under ``<out>/csv`` and
+Weights & Biases under ``<out>/wandb`` (offline unless ``WANDB_API_KEY`` is set and
+``WANDB_MODE`` is not). The same command runs on CPU and GPU: ``--accelerator``, ``--devices``,
+``--strategy`` and ``--precision`` (``auto``: bf16-mixed on a CUDA GPU, else 32-true) go
+straight to the Trainer.
+
+``--smoke``: a few steps of the tiny preset on procedural tasks (seconds), for CI and checks.
+Load the result with ``Policy.load_from_checkpoint(path)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m factorion.train_bc",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--data",
+        default="data/out",
+        help="Parquet directory of `make data`; procedural tasks when it holds no *.parquet",
+    )
+    p.add_argument(
+        "--procedural", action="store_true", help="train on procedural tasks even if Parquet exists"
+    )
+    p.add_argument(
+        "--out", default=None, help="checkpoint/log directory (default models/bc, smoke: models/bc/smoke)"
+    )
+    p.add_argument("--max-minutes", type=float, default=20.0, help="wall-clock budget of fit()")
+    p.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (-1: until --max-minutes)")
+    p.add_argument("--smoke", action="store_true", help="a few steps of the tiny preset on procedural tasks")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt if it exists")
+    p.add_argument("--preset", default="default", choices=("tiny", "small", "default"))
+    p.add_argument("--d-model", type=int, default=None)
+    p.add_argument("--n-layers", type=int, default=None)
+    p.add_argument("--n-heads", type=int, default=None)
+    p.add_argument("--conv-stem", type=int, default=None, help="3x3 conv layers before attention")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--value-coef", type=float, default=0.1)
+    p.add_argument(
+        "--workers", type=int, default=None, help="DataLoader workers (default: cores-1, at most 8)"
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: on CPU, cores minus workers)")
+    p.add_argument("--shuffle-buffer", type=int, default=2048)
+    p.add_argument("--levels", type=int, nargs="+", default=[3, 4], help="procedural task levels")
+    p.add_argument("--sizes", type=int, nargs="+", default=[11], help="procedural grid sizes")
+    p.add_argument("--families", nargs="+", default=None, help="procedural task families (default all)")
+    p.add_argument("--train-tasks", type=int, default=2000, help="procedural tasks per epoch")
+    p.add_argument("--val-tasks", type=int, default=64, help="validation tasks / rows")
+    p.add_argument(
+        "--rollout-tasks", type=int, default=4, help="held-out tasks rolled out in the env per validation"
+    )
+    p.add_argument(
+        "--val-every",
+        type=int,
+        default=0,
+        help="validate every N training batches (0: 100 on CPU, 1000 on GPU)",
+    )
+    p.add_argument("--limit-val-batches", type=int, default=50)
+    p.add_argument("--accelerator", default="auto")
+    p.add_argument("--devices", default="auto")
+    p.add_argument("--strategy", default="auto")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--logger", default="csv,wandb", help="comma list of csv, wandb (or none)")
+    p.add_argument("--wandb-project", default="factorion")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def _smoke(args) -> None:
+    args.preset, args.procedural = "tiny", True
+    args.max_steps = 6 if args.max_steps < 0 else args.max_steps
+    args.batch_size = min(args.batch_size, 16)
+    args.train_tasks, args.val_tasks, args.rollout_tasks = 12, 4, 1
+    args.val_every, args.limit_val_batches, args.warmup_steps = 3, 2, 2
+    args.workers = 0 if args.workers is None else args.workers
+    args.threads = args.threads or 1
+    args.shuffle_buffer = 64
+    args.sizes = [s for s in args.sizes if s <= 11] or [11]
+
+
+def _devices(v: str):
+    if v == "auto":
+        return v
+    try:
+        return int(v)
+    except ValueError:
+        return v  # e.g. "0,1"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        _smoke(args)
+    out = Path(args.out or ("models/bc/smoke" if args.smoke else "models/bc"))
+    out.mkdir(parents=True, exist_ok=True)
+    if "WANDB_MODE" not in os.environ:
+        os.environ["WANDB_MODE"] = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+    import warnings
+
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    from .bc import BCDataModule, BCModule, default_workers
+    from .model import PolicyConfig
+
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
+    L.seed_everything(args.seed, workers=True)
+    workers = default_workers() if args.workers is None else args.workers
+    cores = os.cpu_count() or 1
+    on_cpu = args.accelerator == "cpu" or (args.accelerator == "auto" and not torch.cuda.is_available())
+    # CPU training: leave the data workers their cores (oversubscribed OpenMP threads spin and
+    # run several times slower on a busy 2-core machine)
+    threads = args.threads or (max(1, cores - workers) if on_cpu else torch.get_num_threads())
+    torch.set_num_threads(min(threads, cores))
+    if not args.val_every:
+        args.val_every = 100 if on_cpu else 1000
+    dm = BCDataModule(
+        args.data,
+        batch_size=args.batch_size,
+        num_workers=workers,
+        shuffle_buffer=args.shuffle_buffer,
+        levels=args.levels,
+        sizes=args.sizes,
+        families=args.families,
+        train_tasks=args.train_tasks,
+        val_tasks=args.val_tasks,
+        rollout_tasks=args.rollout_tasks,
+        seed=args.seed,
+        procedural=args.procedural,
+    )
+    last = out / "last.ckpt"
+    ckpt_path = str(last) if args.resume and last.exists() else None
+    spent_s = 0.0  # training seconds already in the checkpoint (Lightning's Timer restores them)
+    if ckpt_path:
+        module = BCModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        spent_s = float(state.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {}).get("train", 0.0))
+    else:
+        sizes = {
+            "d_model": args.d_model,
+            "n_layers": args.n_layers,
+            "n_heads": args.n_heads,
+            "conv_stem": args.conv_stem,
+        }
+        over = {k: v for k, v in sizes.items() if v is not None}
+        cfg = PolicyConfig.preset(args.preset, **over)
+        module = BCModule(
+            policy_config=cfg.to_dict(),
+            preset=args.preset,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            warmup_steps=args.warmup_steps,
+            max_steps=max(args.max_steps, 0),
+            value_coef=args.value_coef,
+        )
+    n_params = module.policy.num_params()
+    print(
+        f"policy: {n_params:,} parameters ({args.preset}); data: {dm.source}; out: {out}"
+        + (f"; resuming from {ckpt_path}" if ckpt_path else ""),
+        flush=True,
+    )
+
+    loggers = []
+    kinds = {k.strip() for k in args.logger.split(",")} - {"", "none"}
+    if "csv" in kinds:
+        loggers.append(CSVLogger(str(out), name="csv"))
+    if "wandb" in kinds:
+        loggers.append(
+            WandbLogger(
+                project=args.wandb_project,
+                save_dir=str(out),
+                offline=os.environ.get("WANDB_MODE") == "offline",
+                config={**vars(args), "n_params": n_params, "data_source": dm.source},
+            )
+        )
+    precision = args.precision
+    if precision == "auto":
+        gpu = torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda")
+        precision = "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=str(out),
+            filename="best",
+            monitor="val/loss",
+            mode="min",
+            save_top_k=1,
+            save_last=True,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        )
+    ]
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    trainer = L.Trainer(
+        accelerator=args.accelerator,
+        devices=_devices(args.devices),
+        strategy=args.strategy,
+        precision=precision,
+        max_time=timedelta(minutes=args.max_minutes, seconds=spent_s),  # --max-minutes more on --resume
+        max_steps=args.max_steps,
+        max_epochs=-1,
+        val_check_interval=args.val_every,
+        check_val_every_n_epoch=None,
+        limit_val_batches=args.limit_val_batches,
+        num_sanity_val_steps=0,
+        gradient_clip_val=1.0,
+        log_every_n_steps=min(50, max(1, args.val_every)),
+        logger=loggers or False,
+        callbacks=callbacks,
+        enable_progress_bar=not args.no_progress,
+        default_root_dir=str(out),
+    )
+    t0 = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    trainer.save_checkpoint(str(last))  # the final state (a time limit can stop between validations)
+    elapsed = time.time() - t0
+    metrics = {
+        k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1
+    }
+    best = callbacks[0].best_model_path or str(last)
+    if trainer.is_global_zero:
+        print(f"done: {trainer.global_step} steps in {elapsed:.0f} s; best {best}; last {last}", flush=True)
+        for k in sorted(metrics):
+            if k.startswith("val/"):
+                print(f"  {k} = {metrics[k]:.4f}")
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            import wandb
+
+            wandb.finish()
+    return {
+        "best": best,
+        "last": str(last),
+        "steps": trainer.global_step,
+        "metrics": metrics,
+        "n_params": n_params,
+        "seconds": elapsed,
+    }
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
