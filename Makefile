@@ -55,7 +55,8 @@ demo: $(STAMP)
 	$(PYTHON) -m pipeline.run --out data/demo --sizes 11 --samples 8
 	$(PYTHON) -m factorion.train_bc --data data/demo --out models/demo/bc --preset small --max-minutes 3
 	$(PYTHON) -m factorion.train_ppo --init models/demo/bc/last.ckpt --out models/demo/ppo --run demo --minutes 4
-	$(PYTHON) -m factorion.evaluate --sizes 11 --n-seeds 1 --n-mined 5 --data data/demo --out $(DEMO_OUT) \
+	$(PYTHON) -m factorion.evaluate --sizes 11 --levels 1,3,5 --n-seeds 1 --n-mined 5 --data data/demo \
+		--out $(DEMO_OUT) \
 		--checkpoint bc=models/demo/bc/last.ckpt --checkpoint ppo=models/demo/ppo/demo/policy.pt
 	$(BIN)/factorion build data/tasks/gears.txt --checkpoint models/demo/ppo/demo/policy.pt --budget 20 \
 		-o $(DEMO_OUT)/build.png | tee $(DEMO_OUT)/build.txt

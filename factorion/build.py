@@ -150,11 +150,11 @@ def build(world: World, checkpoint: str | None = None, budget_s: float = 10.0, s
         task.reference = max(best[0][0], 1e-6)  # normalisation only: the planner's throughput
         bt = BenchTask("build", task.family, 5, max(world.shape), task)
         act, kw = policy_agent(policy, greedy=True)
-        consider(run_env_agent(bt, act, kw).world, "policy (greedy)")
+        consider(run_env_agent(bt, act, kw, max_steps=48).world, "policy (greedy)")
         torch.manual_seed(seed)
         act, kw = policy_agent(policy, greedy=False)
         while time.perf_counter() - t0 < budget_s:
-            consider(run_env_agent(bt, act, kw).world, "policy (sampled)")
+            consider(run_env_agent(bt, act, kw, max_steps=48).world, "policy (sampled)")
     w = best[1]
     text = w.to_string(label="factorion build")
     return BuildResult(w, best[0][0], best[2], n, time.perf_counter() - t0, text)

@@ -41,6 +41,7 @@ class EvalConfig:
     checkpoints: dict[str, str] = field(default_factory=dict)
     agents: tuple[str, ...] = ("random", "planner")
     planner_budget_s: float = 2.0
+    max_steps: int = 48  # episode limit for env agents (PPO trains with the same truncation)
     out: str = "reports/eval"
     seed: int = 0
 
@@ -90,7 +91,7 @@ def mined_tasks(cfg: EvalConfig) -> list[BenchTask]:
     out = []
     for n in (1, 5):
         rows = dataset.head(cfg.n_mined, filter=(ds.field("n_removed") == n)
-                            & (ds.field("reference") > 0)).to_pylist()
+                            & (ds.field("reference_throughput") > 0)).to_pylist()
         for r in rows:
             t = row_to_task(r)
             if not (t.reference > 0):
@@ -155,7 +156,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
     agents: dict[str, Callable[[BenchTask], Build]] = {}
     if "random" in cfg.agents:
         rnd = RandomAgent(cfg.seed)
-        agents["random"] = lambda bt: run_env_agent(bt, lambda o, m: rnd.act(m))
+        agents["random"] = lambda bt: run_env_agent(bt, lambda o, m: rnd.act(m), max_steps=cfg.max_steps)
     if "planner" in cfg.agents:
         agents["planner"] = lambda bt: run_planner(bt, cfg.planner_budget_s)
     for name, path in cfg.checkpoints.items():
@@ -163,7 +164,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
             print(f"evaluate: {name}: no checkpoint at {path}; skipped")
             continue
         act, kw = policy_agent(path)
-        agents[name] = lambda bt, act=act, kw=kw: run_env_agent(bt, act, kw)
+        agents[name] = lambda bt, act=act, kw=kw: run_env_agent(bt, act, kw, max_steps=cfg.max_steps)
     rows, builds = [], {}
     bar = tqdm(total=len(bench) * len(agents), desc="evaluate", disable=not progress)
     for name, run in agents.items():
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="data/out")
     p.add_argument("--agents", default="random,planner", help="baselines to run (comma list, or none)")
     p.add_argument("--planner-budget", type=float, default=2.0)
+    p.add_argument("--max-steps", type=int, default=48, help="episode limit for the env agents")
     p.add_argument("--out", default="reports/eval")
     a = p.parse_args(argv)
     ckpts = {}
@@ -277,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                      families=tuple(a.families.split(",")) if a.families else None, n_seeds=a.n_seeds,
                      data=a.data, n_mined=a.n_mined, checkpoints=ckpts,
                      agents=tuple(x for x in a.agents.split(",") if x and x != "none"),
-                     planner_budget_s=a.planner_budget, out=a.out)
+                     planner_budget_s=a.planner_budget, max_steps=a.max_steps, out=a.out)
     df, builds = evaluate(cfg)
     path = write_report(df, builds, cfg)
     print(summary(df).to_string())

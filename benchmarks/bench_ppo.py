@@ -1,0 +1,66 @@
+"""PPO speed end to end on this machine: env steps per second of whole iterations (rollout with
+the batched env + the policy's forward, BC-reference log-probs, GAE, the clipped update) and
+the time split (env / rollout forward / update / other), for the default model and the smaller
+presets.
+
+``python -m benchmarks ppo`` (or ``python benchmarks/bench_ppo.py [preset ...]``). The default
+model is measured as ``make finetune`` runs it (its default arguments: a BC-initialised policy
+with the top ``train_blocks`` blocks trained and the frozen trunk cached) and with every block
+trained; the policies are freshly initialised (speed does not depend on the weights, only on
+episode lengths a little). Runs go to a temporary directory; no evaluation, no wandb.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+TARGET_SPS = 2000.0
+STEPS = {"tiny": 4096, "small": 1024, "default": 512}
+
+
+def _one(preset: str, total_steps: int, threads: int, **kw) -> dict:
+    import torch
+
+    from factorion.model import Policy, PolicyConfig
+    from factorion.ppo import Args, train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        init = os.path.join(tmp, "init.pt")
+        torch.manual_seed(0)
+        Policy(PolicyConfig.preset(preset)).save(init)
+        args = Args(out=tmp, run="bench", init=init, total_steps=total_steps, minutes=0, eval=False,
+                    wandb=False, threads=threads, save_minutes=1e9, log_every=10**9, critic_warmup=0, **kw)
+        t0 = time.perf_counter()
+        s = train(args)
+        wall = time.perf_counter() - t0
+    return {"preset": preset, "steps": s["steps_this_run"], "SPS": s["SPS"], "wall_s": wall,
+            "time_split": s["time_split"], "train_blocks": args.train_blocks, "threads": threads,
+            "num_envs": args.num_envs, "num_steps": args.num_steps, "update_epochs": args.update_epochs}
+
+
+def run(presets: tuple[str, ...] = ("default", "small", "tiny")) -> dict:
+    threads = int(os.environ.get("BENCH_THREADS", "0")) or os.cpu_count() or 1
+    cases = []
+    for p in presets:
+        cases.append((p, {}))
+        if p == "default":
+            cases.append((p, {"train_blocks": -1}))
+    results = {}
+    print(f"PPO end to end, {os.cpu_count()} cores, torch threads {threads}; target {TARGET_SPS:.0f} SPS")
+    for p, kw in cases:
+        name = p + ("" if not kw else "_all_blocks")
+        r = _one(p, STEPS[p], threads, **kw)
+        results[name] = r
+        split = ", ".join(f"{k} {v:.0%}" for k, v in r["time_split"].items())
+        print(f"  {name:<20} {r['SPS']:8.1f} SPS ({r['SPS'] / TARGET_SPS:.1%} of target) over "
+              f"{r['steps']} steps; train_blocks {r['train_blocks']}; split: {split}", flush=True)
+    results["target_sps"] = TARGET_SPS
+    results["command"] = "python -m benchmarks ppo"
+    return results
+
+
+if __name__ == "__main__":
+    run(tuple(sys.argv[1:]) or ("default", "small", "tiny"))
