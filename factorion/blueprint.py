@@ -142,8 +142,11 @@ def decode(text: str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
         raise BlueprintError(f"too large: JSON text exceeds {max_bytes} bytes")
     try:
         obj = orjson.loads(raw)  # ~1.7x faster than json on the corpus; same results
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, too deep
-        raise BlueprintError(f"not JSON: {e}") from None
+    except orjson.JSONDecodeError:  # stricter than json (NaN, huge ints): let the stdlib decide
+        try:
+            obj = json.loads(raw)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, too deep
+            raise BlueprintError(f"not JSON: {e}") from None
     return _check_top_level(obj)
 
 

@@ -21,11 +21,8 @@ Reject reasons are short categories (``reason``) plus the full message (``detail
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +30,9 @@ from factorion.blueprint import (
     DEFAULT_MAX_BYTES,
     PLANNER_KEYS,
     RENAMES_1_TO_2,
-    TOP_LEVEL_KEYS,
     V2,
     BlueprintError,
+    decode,
     normalise_blueprint,
     parse_version,
 )
@@ -98,49 +95,9 @@ class DecodedBlueprint:
     n_entities: int = 0
 
 
-def _loads(raw: bytes | str) -> Any:
-    if _orjson is not None:
-        try:
-            return _orjson.loads(raw)
-        except _orjson.JSONDecodeError:
-            pass  # orjson is stricter (NaN, huge ints, lone surrogates): let the stdlib decide
-    return json.loads(raw)
-
-
 def decode_text(text: str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
-    """Decode an exchange string or plain JSON to its top-level dict (as ``factorion.blueprint.decode``)."""
-    if isinstance(text, bytes | bytearray):
-        text = text.decode("ascii", errors="replace")
-    text = text.strip() if isinstance(text, str) else ""
-    if not text:
-        raise BlueprintError("empty input")
-    if text.startswith("{"):
-        raw: bytes | str = text
-    elif text[0] != "0":
-        raise BlueprintError(f"unsupported version byte {text[0]!r} (expected '0' or plain JSON)")
-    else:
-        try:
-            data = base64.b64decode("".join(text[1:].split()), validate=True)
-        except (binascii.Error, ValueError) as e:
-            raise BlueprintError(f"bad base64: {e}") from None
-        d = zlib.decompressobj()
-        try:
-            raw = d.decompress(data, max_bytes + 1)
-        except zlib.error as e:
-            raise BlueprintError(f"bad zlib data: {e}") from None
-        if len(raw) > max_bytes or d.unconsumed_tail:
-            raise BlueprintError(f"too large: decompressed JSON exceeds {max_bytes} bytes")
-        if not d.eof:
-            raise BlueprintError("bad zlib data: truncated stream")
-    if len(raw) > max_bytes:
-        raise BlueprintError(f"too large: JSON text exceeds {max_bytes} bytes")
-    try:
-        obj = _loads(raw)
-    except (ValueError, RecursionError) as e:
-        raise BlueprintError(f"not JSON: {e}") from None
-    if not isinstance(obj, dict) or not obj or any(k not in TOP_LEVEL_KEYS for k in obj):
-        raise BlueprintError(f"unknown top-level key; expected one of {TOP_LEVEL_KEYS}")
-    return obj
+    """Decode an exchange string or plain JSON to its top-level dict (``factorion.blueprint.decode``)."""
+    return decode(text, max_bytes)
 
 
 def reason_of(message: str) -> str:
