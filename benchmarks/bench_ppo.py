@@ -1,7 +1,9 @@
 """PPO speed end to end on this machine: env steps per second of whole iterations (rollout with
 the batched env + the policy's forward, BC-reference log-probs, GAE, the clipped update) and
 the time split (env / rollout forward / update / other), for the default model and the smaller
-presets.
+presets, plus CPU seconds per step (wall-clock SPS on a shared machine depends on the load:
+compare the CPU figure across runs; ``BENCH_THREADS`` sets torch's threads, default 1, which
+measured faster than 2 on a busy 2-core machine).
 
 ``python -m benchmarks ppo`` (or ``python benchmarks/bench_ppo.py [preset ...]``). The default
 model is measured as ``make finetune`` runs it (its default arguments: a BC-initialised policy
@@ -27,22 +29,26 @@ def _one(preset: str, total_steps: int, threads: int, **kw) -> dict:
     from factorion.model import Policy, PolicyConfig
     from factorion.ppo import Args, train
 
+    cpu0 = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         init = os.path.join(tmp, "init.pt")
         torch.manual_seed(0)
         Policy(PolicyConfig.preset(preset)).save(init)
         args = Args(out=tmp, run="bench", init=init, total_steps=total_steps, minutes=0, eval=False,
-                    wandb=False, threads=threads, save_minutes=1e9, log_every=10**9, critic_warmup=0, **kw)
+                    wandb=False, threads=threads, save_minutes=1e9, log_every=10**9, critic_warmup=0,
+                    target_kl=0.0, **kw)  # (no early stop: the whole update is timed)
         t0 = time.perf_counter()
         s = train(args)
         wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     return {"preset": preset, "steps": s["steps_this_run"], "SPS": s["SPS"], "wall_s": wall,
+            "cpu_s_per_step": cpu / max(1, s["steps_this_run"]),
             "time_split": s["time_split"], "train_blocks": args.train_blocks, "threads": threads,
             "num_envs": args.num_envs, "num_steps": args.num_steps, "update_epochs": args.update_epochs}
 
 
 def run(presets: tuple[str, ...] = ("default", "small", "tiny")) -> dict:
-    threads = int(os.environ.get("BENCH_THREADS", "0")) or os.cpu_count() or 1
+    threads = int(os.environ.get("BENCH_THREADS", "1"))  # Args' default; 0 = all cores
     cases = []
     for p in presets:
         cases.append((p, {}))
@@ -56,7 +62,8 @@ def run(presets: tuple[str, ...] = ("default", "small", "tiny")) -> dict:
         results[name] = r
         split = ", ".join(f"{k} {v:.0%}" for k, v in r["time_split"].items())
         print(f"  {name:<20} {r['SPS']:8.1f} SPS ({r['SPS'] / TARGET_SPS:.1%} of target) over "
-              f"{r['steps']} steps; train_blocks {r['train_blocks']}; split: {split}", flush=True)
+              f"{r['steps']} steps; {r['cpu_s_per_step'] * 1e3:.0f} CPU-ms/step; train_blocks "
+              f"{r['train_blocks']}; split: {split}", flush=True)
     results["target_sps"] = TARGET_SPS
     results["command"] = "python -m benchmarks ppo"
     return results

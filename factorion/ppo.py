@@ -16,9 +16,15 @@ Algorithm
 * **Returns**: GAE (:func:`compute_gae`). An episode that ends by truncation (``max_steps``)
   is bootstrapped with ``V(final obs)``, never treated as terminal; ``finish`` is terminal.
 * **Loss**: clipped surrogate + clipped value loss - annealed entropy bonus + a KL penalty to the
-  frozen initial (BC) policy, ``k3 = exp(l) - 1 - l`` with ``l = log pi_bc(a) - log pi(a)`` on
-  the taken actions (the unbiased low-variance estimator of ``KL(pi || pi_bc)``), whose weight
-  decays linearly from ``bc_kl_coef`` to ``bc_kl_coef_end`` over the run.
+  frozen initial (BC) policy whose weight decays linearly from ``bc_kl_coef`` to
+  ``bc_kl_coef_end`` over the run: the exact ``KL(pi_bc || pi)`` of every stage's conditional
+  distribution along the taken path (:func:`stage_kl`; the reference's per-stage log-softmax is
+  stored at rollout). A sampled estimate on the taken action (``k3``, logged as
+  ``losses/kl_to_bc_sampled``) did not hold the policy: once ``pi(finish)`` nears 1 its gradient
+  vanishes, and runs collapsed onto ``finish`` at KL 3-4 nats.
+* **Temperature**: the trained and sampled policy is ``softmax(logits / temperature)``
+  (default 0.5; evaluation is greedy, which no temperature changes). A weak BC policy sampled at
+  temperature 1 mostly damages factories, which teaches "finish at once".
 * **Critic warm-up**: the first ``critic_warmup`` iterations train the value head only (the
   encoder and every action head are frozen: the actor does not move).
 * **Early stop**: per minibatch, once the approximate KL to the rollout policy passes
@@ -997,6 +1003,7 @@ def train(args: Args) -> dict:
     save(final=True)
     total_loop = time.perf_counter() - t_loop
     sps = (global_step - step0) / max(total_loop, 1e-9)
+    timers["other"] = max(0.0, total_loop - timers["env"] - timers["forward"] - timers["update"])  # + saves
     split = {k: timers[k] / max(total_loop, 1e-9) for k in ("env", "forward", "update", "other")}
     summary = {"run_dir": str(out), "checkpoint": str(ckpt_path), "policy": str(out / "policy.pt"),
                "iterations": iteration, "global_step": global_step, "steps_this_run": global_step - step0,
