@@ -187,20 +187,12 @@ def write_card(path: str | Path, stats: dict, card: CardStats, rejects: list, pn
 
 def write_samples_png(worlds: list, titles: list[str], path: str | Path) -> Path | None:
     """``factorion.render.render_grid_png`` to a temp file, then into place; None if it is missing."""
-    import contextlib
-    import os
     try:
         from factorion.render import render_grid_png
     except ImportError:
         return None
-    from pipeline.write import _tmp_path
+    from pipeline.write import atomic_target
     path = Path(path)
-    tmp = str(_tmp_path(path, suffix=".tmp.png"))  # the extension tells PIL the format
-    try:
-        render_grid_png(worlds, tmp, cols=4, titles=titles)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_target(path, suffix=".tmp.png") as tmp:  # the extension tells PIL the format
+        render_grid_png(worlds, str(tmp), cols=4, titles=titles)
     return path

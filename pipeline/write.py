@@ -170,18 +170,25 @@ def _tmp_path(path: Path, suffix: str = ".tmp") -> Path:
     return Path(tmp)
 
 
-def write_table_atomic(table: pa.Table, path: str | os.PathLike, compression: str = "zstd") -> Path:
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike, suffix: str = ".tmp"):
+    """Yield a temp path beside ``path``; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
+    tmp = _tmp_path(path, suffix)
     try:
-        pq.write_table(table, tmp, compression=compression)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    return path
+
+
+def write_table_atomic(table: pa.Table, path: str | os.PathLike, compression: str = "zstd") -> Path:
+    with atomic_target(path) as tmp:
+        pq.write_table(table, tmp, compression=compression)
+    return Path(path)
 
 
 def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
