@@ -35,6 +35,10 @@ stage is a real decision, i.e. its mask allows more than one value), whole-actio
 policy has learnt; masked actions are valid by construction) and a greedy roll-out in the env
 on held-out tasks: ``val/restored`` = the share of the removed throughput the policy restores,
 ``(T_end - T_start) / (T_ref - T_start)`` clipped to [0, 1].
+
+Layout: this module holds the datasets and :class:`BCDataModule`; the samples they yield are
+made in :mod:`factorion.bc_samples` and the LightningModule lives in :mod:`factorion.bc_module`.
+Every name of those modules is importable from here as before.
 """
 
 from __future__ import annotations
@@ -51,266 +55,31 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from . import env as E
-from .env import DEFAULT_ENTITIES, OP_FINISH, OP_PLACE, OP_REMOVE, STAGES, ActionLayout
-from .model import Policy, PolicyConfig, stage_mask, valid_actions
-from .world import N_CHANNELS, Entity, World
+# the LightningModule and the sample code are re-exported: ``factorion.bc.X`` works as before
+from .bc_module import BCModule as BCModule
+from .bc_module import rollout as rollout
+from .bc_samples import _LAYOUTS as _LAYOUTS
+from .bc_samples import MASK_KEYS as MASK_KEYS
+from .bc_samples import SUBSTITUTES as SUBSTITUTES
+from .bc_samples import (
+    BucketBuffer,
+    _throughput_fn,
+    expand_episode,
+    expert_actions,
+)
+from .bc_samples import build_masks as build_masks
+from .bc_samples import collate as collate
+from .bc_samples import encode_action as encode_action
+from .bc_samples import layout_for as layout_for
+from .env import DEFAULT_ENTITIES
+from .world import N_CHANNELS, World
 
-MASK_KEYS = ("op", "cell", "fit", "ed_ok", "variant")
 TRAIN_SEED0, VAL_SEED0, ROLLOUT_SEED0, TEST_SEED0 = 0, 1_000_000_000, 1_500_000_000, 2_000_000_000
 
 
-# ---------------------------------------------------------------------------------- env glue
-_LAYOUTS: dict[tuple, ActionLayout] = {}
-
-
-def layout_for(
-    height: int, width: int, entities: Sequence[str] = DEFAULT_ENTITIES, max_recipes: int = 4
-) -> ActionLayout:
-    """A cached :class:`~factorion.env.ActionLayout`."""
-    key = (height, width, tuple(entities), max_recipes)
-    if key not in _LAYOUTS:
-        _LAYOUTS[key] = ActionLayout(height, width, entities, max_recipes)
-    return _LAYOUTS[key]
-
-
-def build_masks(
-    layout: ActionLayout, grids: np.ndarray, recipes: Sequence[str], batched: bool = True
-) -> E.ActionMasks:
-    """The env's masks for a stack of grids ``(B, C, H, W)`` of one task (the env's own code;
-    ``batched=False`` as the single env gives them)."""
-    if hasattr(E, "masks_for_grids"):
-        return E.masks_for_grids(layout, grids, recipes, batched=batched)
-    B = grids.shape[0]
-    t = layout.task_tables(recipes)
-    rep = [np.broadcast_to(x[None], (B, *x.shape)) for x in (t.variant, t.ed_ok, t.fp_any)]
-    return E.ActionMasks(layout, grids, *rep, batched=batched)
-
-
-def _throughput_fn():
-    try:
-        from . import sim
-    except ImportError:
-        return None
-    return sim.throughput
-
-
-#: Modelled entities the env cannot place, and what the expert places instead (same role).
-SUBSTITUTES = {"iron-chest": "wooden-chest", "steel-chest": "wooden-chest"}
-
-
-def encode_action(a, layout: ActionLayout, recipes: Sequence[str]) -> np.ndarray | None:
-    """One expert action as the env's ``(op, cell, entity, dir, variant)`` (canonical), or
-    None when the env cannot express it (an entity outside the layout, a recipe outside the
-    task's list). Accepts env actions (5 ints), the planner's ``("place", Entity)`` /
-    ``("remove", y, x)`` / ``("finish",)`` and the Parquet ``actions`` structs (``op`` "place" |
-    "remove", ``name``, ``y``, ``x``, ``direction``, ``recipe``, ``io``)."""
-    W = layout.width
-    if isinstance(a, dict):
-        op = a.get("op")
-        if isinstance(op, str):
-            a = (
-                op,
-                Entity(
-                    a.get("name") or "",
-                    int(a.get("y") or 0),
-                    int(a.get("x") or 0),
-                    int(a.get("direction") or 0),
-                    recipe=a.get("recipe"),
-                    io=int(a.get("io") or 0),
-                ),
-            )
-        else:
-            a = [a.get(k, 0) or 0 for k in STAGES]
-    if isinstance(a, tuple | list) and a and isinstance(a[0], str):
-        kind = a[0]
-        if kind == "finish":
-            return np.array([OP_FINISH, 0, 0, 0, 0], dtype=np.int64)
-        if kind == "remove":
-            if isinstance(a[1], Entity):
-                y, x = a[1].y, a[1].x
-            else:
-                y, x = int(a[1]), int(a[2])
-            return np.array([OP_REMOVE, y * W + x, 0, 0, 0], dtype=np.int64)
-        if kind != "place":
-            raise ValueError(f"unknown action {a!r}")
-        e: Entity = a[1]
-        name = SUBSTITUTES.get(e.name, e.name)
-        if name not in layout.entities:
-            return None
-        idx = layout.entities.index(name)
-        v = 0
-        if layout.is_assembler[idx]:
-            if e.recipe not in recipes:
-                return None
-            v = list(recipes).index(e.recipe)
-        elif layout.is_underground[idx]:
-            v = max(0, int(e.io) - 1)
-        a = (OP_PLACE, e.y * W + e.x, idx, e.direction, v)
-    arr = np.asarray(a, dtype=np.int64).reshape(-1)
-    if arr.shape != (5,):
-        raise ValueError(f"an env action has 5 fields, got {a!r}")
-    ok, ca = layout.canonical(arr)
-    return ca[0] if ok[0] else None
-
-
-def expert_actions(task) -> list:
-    """The planner's edits from ``task.world`` to ``task.solution`` (planner format)."""
-    from . import planner
-
-    return list(planner.actions_to_build(task.world, task.solution))
-
-
-# ---------------------------------------------------------------------------------- samples
-def expand_episode(
-    start: World,
-    actions: Iterable,
-    recipes: Sequence[str],
-    items: Sequence[str],
-    reference: float,
-    *,
-    entities: Sequence[str] = DEFAULT_ENTITIES,
-    max_items: int = 8,
-    max_recipes: int = 4,
-    max_steps: int | None = None,
-    entity_cost: float = E.DEFAULT_ENTITY_COST,
-    throughput=None,
-    meta: dict | None = None,
-) -> list[dict]:
-    """Replay the expert's ``actions`` from ``start``: one sample dict (numpy) per step.
-
-    Invalid expert actions (under the env's masks) are skipped. ``throughput``: a
-    ``World -> float`` function (default :func:`factorion.sim.throughput` when it exists) for
-    ``ratio`` and the value target."""
-    H, W = start.shape
-    layout = layout_for(H, W, entities, max_recipes)
-    max_steps = max_steps or 2 * H * W
-    throughput = _throughput_fn() if throughput is None else throughput
-    task_ns = SimpleNamespace(items=list(items), recipes=list(recipes))
-    item_vec, rec_vec = E.task_vectors(task_ns, max_items, max_recipes)
-    world = start.copy()
-    grids, acts, thr, n_ent = [], [], [], []
-
-    def measure():
-        thr.append(float(throughput(world)) if throughput is not None else math.nan)
-        n_ent.append(int(E.count_entities(world.grid[None])[0]))
-
-    measure()
-    finished = False
-    for a in actions:
-        ca = encode_action(a, layout, recipes)
-        if ca is None:
-            continue
-        op, what = layout.decode(ca, list(recipes))
-        if op < 0 or not layout.oracle_valid(world, ca, list(recipes)):
-            continue
-        grids.append(world.grid.copy())
-        acts.append(ca)
-        if op == OP_FINISH:
-            finished = True
-            break
-        if op == OP_PLACE:
-            world.place(what)
-        elif op == OP_REMOVE:
-            world.remove(*what)
-        measure()
-    if not finished:
-        grids.append(world.grid.copy())
-        acts.append(np.array([OP_FINISH, 0, 0, 0, 0], dtype=np.int64))
-    K = len(acts)
-    ref = float(reference) if reference is not None else math.nan
-    if not (ref > 0):  # unknown (NaN) reference: the expert's final throughput
-        ref = thr[-1] if thr[-1] > 0 else 1.0
-    G = np.stack(grids)
-    A = np.stack(acts)
-    masks = build_masks(layout, G, list(recipes))
-    ok = masks.valid(A)
-    thr_k = np.array(thr + [thr[-1]] * (K - len(thr)))[:K]
-    n_k = np.array(n_ent + [n_ent[-1]] * (K - len(n_ent)))[:K]
-    value = (thr[-1] - thr_k) / ref - entity_cost * (n_ent[-1] - n_k)
-    ratio = np.clip(np.nan_to_num(thr_k / ref, nan=0.0), 0.0, E.RATIO_CLIP)
-    out = []
-    for k in range(K):
-        if not ok[k]:
-            continue
-        s = {
-            "grid": G[k],
-            "task": item_vec,
-            "recipes": rec_vec,
-            "step": np.array([min(k / max_steps, 1.0)], np.float32),
-            "ratio": np.array([ratio[k]], np.float32),
-            "action": A[k],
-            "value_target": np.float32(value[k]),
-        }
-        for key in MASK_KEYS:
-            s["m_" + key] = getattr(masks, key)[k]
-        if meta:
-            s.update(meta)
-        out.append(s)
-    return out
-
-
-def collate(samples: Sequence[dict]) -> dict:
-    """Samples of one grid size -> ``{"obs": {...}, "masks": {...}, "action", "value_target"}``."""
-
-    def st(key, dtype=None):
-        return torch.as_tensor(np.stack([s[key] for s in samples]), dtype=dtype)
-
-    return {
-        "obs": {
-            "grid": st("grid", torch.int16),
-            "task": st("task", torch.int16),
-            "recipes": st("recipes", torch.int16),
-            "step": st("step"),
-            "ratio": st("ratio"),
-        },
-        "masks": {k: st("m_" + k, torch.bool) for k in MASK_KEYS},
-        "action": st("action", torch.long),
-        "value_target": st("value_target", torch.float32),
-    }
-
-
-class BucketBuffer:
-    """A shuffle buffer that emits batches of one grid size."""
-
-    def __init__(self, batch_size: int, capacity: int, rng: random.Random):
-        self.batch_size, self.capacity, self.rng = batch_size, max(capacity, batch_size), rng
-        self.buckets: dict[tuple, list] = {}
-        self.n = 0
-
-    def add(self, samples: Iterable[dict]) -> Iterator[dict]:
-        for s in samples:
-            self.buckets.setdefault(s["grid"].shape, []).append(s)
-            self.n += 1
-        while self.n >= self.capacity:
-            yield self._pop()
-
-    def _pop(self, drain: bool = False) -> dict:
-        keys = list(self.buckets)
-        if drain:
-            key = keys[0]
-        else:
-            key = self.rng.choices(keys, weights=[len(self.buckets[k]) for k in keys])[0]
-        bucket = self.buckets[key]
-        take = min(self.batch_size, len(bucket))
-        out = []
-        for _ in range(take):
-            i = self.rng.randrange(len(bucket))
-            bucket[i], bucket[-1] = bucket[-1], bucket[i]
-            out.append(bucket.pop())
-        if not bucket:
-            del self.buckets[key]
-        self.n -= take
-        return collate(out)
-
-    def drain(self) -> Iterator[dict]:
-        while self.n:
-            yield self._pop(drain=True)
-
-
+# ---------------------------------------------------------------------------------- datasets
 def _shard() -> tuple[int, int]:
     """(index, count) of this (rank, worker) among all data readers."""
     rank, world = 0, 1
@@ -674,179 +443,6 @@ class BCDataModule(L.LightningDataModule):
         return list(
             procedural_tasks(range(ROLLOUT_SEED0, ROLLOUT_SEED0 + n), self.levels, self.sizes, self.families)
         )
-
-
-# ---------------------------------------------------------------------------------- roll-out
-def rollout(
-    policy: Policy, task, max_steps: int | None = None, greedy: bool = True, max_items: int = 8, env=None
-) -> dict:
-    """Run ``policy`` on ``task`` in :class:`factorion.env.FactorioEnv` until it finishes or
-    ``max_steps``. Returns ``world`` (final), ``restored`` (share of the removed throughput
-    restored, clipped to [0, 1]; NaN when nothing was missing), ``ratio``, ``steps``,
-    ``return``."""
-    H, W = task.world.shape
-    if env is None:
-        env = E.FactorioEnv(
-            size=(H, W),
-            max_items=max_items,
-            max_recipes=policy.config.max_recipes,
-            entities=policy.config.entities,
-        )
-    obs, info = env.reset(options={"task": task})
-    thr0 = info["throughput"]
-    ref = float(task.reference)
-    limit = max_steps or env.max_steps
-    total, steps, done = 0.0, 0, False
-    while not done and steps < limit:
-        a = policy.act(obs, env.action_masks(), greedy=greedy)
-        obs, r, term, trunc, info = env.step(a)
-        total += r
-        steps += 1
-        done = term or trunc
-    gap = ref - thr0
-    restored = float(np.clip((info["throughput"] - thr0) / gap, 0.0, 1.0)) if gap > 1e-9 else math.nan
-    return {
-        "world": env.world.copy(),
-        "restored": restored,
-        "ratio": float(info["ratio"]),
-        "steps": steps,
-        "return": total,
-        "finished": bool(done),
-    }
-
-
-# ---------------------------------------------------------------------------------- lightning module
-class BCModule(L.LightningModule):
-    """Behaviour cloning of the planner (see the module docstring). ``policy_config``: a dict
-    (:meth:`PolicyConfig.to_dict`) or ``None`` for ``preset``."""
-
-    def __init__(
-        self,
-        policy_config: dict | None = None,
-        preset: str = "default",
-        lr: float = 3e-4,
-        weight_decay: float = 0.01,
-        warmup_steps: int = 200,
-        max_steps: int = 0,
-        value_coef: float = 0.1,
-        rollout_every: int = 1,
-        rollout_max_steps: int = 0,
-    ):
-        super().__init__()
-        cfg = PolicyConfig.from_dict(policy_config) if policy_config else PolicyConfig.preset(preset)
-        self.save_hyperparameters()
-        self.hparams["policy_config"] = cfg.to_dict()  # what Policy.load_from_checkpoint reads
-        self.policy = Policy(cfg)
-        self._val_rounds = 0
-
-    # ------------------------------------------------------------------ steps
-    def _evaluate(self, batch: dict, unmasked: bool = False) -> tuple[torch.Tensor, dict]:
-        pol = self.policy
-        obs, masks, act = batch["obs"], batch["masks"], batch["action"]
-        enc = pol.encode(obs)
-        out = pol.head(enc, masks, act)
-        value = pol.value_from(enc)
-        ce = -out["stage_logprob"]  # (B, 5)
-        loss_pi = ce.sum(1).mean()
-        vt = batch["value_target"].float()
-        ok = torch.isfinite(vt)
-        loss_v = F.mse_loss(value[ok], vt[ok]) if bool(ok.any()) else value.sum() * 0.0
-        loss = loss_pi + self.hparams.value_coef * loss_v
-        B = act.shape[0]
-        m = {"loss": loss, "loss_pi": loss_pi, "loss_value": loss_v}
-        hit = out["argmax"] == act
-        for s, stage in enumerate(STAGES):
-            allowed = stage_mask(masks, stage, [act[:, i] for i in range(s)], pol.fp_index).sum(-1)
-            decision = allowed > 1
-            m[f"ce_{stage}"] = ce[:, s].mean()
-            if bool(decision.any()):
-                m[f"acc_{stage}"] = hit[decision, s].float().mean()
-        m["acc_action"] = hit.all(1).float().mean()
-        if unmasked:
-            free = pol.head(enc, None, greedy=True)["action"]
-            m["valid_unmasked"] = valid_actions(masks, free, pol.fp_index).float().mean()
-        return loss, {k: (v.detach(), B) for k, v in m.items()}
-
-    def training_step(self, batch, batch_idx):
-        loss, m = self._evaluate(batch)
-        for k, (v, B) in m.items():
-            self.log(f"train/{k}", v, batch_size=B, prog_bar=k in ("loss", "acc_action"))
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        _, m = self._evaluate(batch, unmasked=True)
-        for k, (v, B) in m.items():
-            self.log(f"val/{k}", v, batch_size=B, prog_bar=k in ("loss", "acc_action"), sync_dist=True)
-
-    def on_train_epoch_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and getattr(dm, "train_set", None) is not None:
-            dm.train_set.set_epoch(self.current_epoch)
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            return
-        self._val_rounds += 1
-        every = self.hparams.rollout_every
-        dm = getattr(self.trainer, "datamodule", None)
-        if not every or (self._val_rounds - 1) % every or dm is None or not hasattr(dm, "rollout_tasks"):
-            return
-        try:
-            tasks = self._rollout_tasks(dm)
-        except ImportError as exc:  # the simulator / task generator is not there
-            warnings.warn(f"roll-out skipped: {exc}", stacklevel=2)
-            return
-        res = []
-        for t in tasks:
-            try:
-                res.append(rollout(self.policy, t, max_steps=self._rollout_limit(t)))
-            except (ImportError, ValueError) as exc:  # no simulator; a task the env cannot take
-                warnings.warn(f"roll-out of one task skipped: {exc!r}", stacklevel=2)
-        if not res:
-            return
-        restored = [r["restored"] for r in res if not math.isnan(r["restored"])]
-        self.log("val/restored", float(np.mean(restored)) if restored else 0.0, sync_dist=True)
-        self.log("val/rollout_ratio", float(np.mean([r["ratio"] for r in res])), sync_dist=True)
-        self.log("val/rollout_finished", float(np.mean([r["finished"] for r in res])), sync_dist=True)
-
-    def _rollout_tasks(self, dm) -> list:
-        if not hasattr(self, "_rollout_cache"):
-            self._rollout_cache = dm.rollout_tasks()
-        return self._rollout_cache
-
-    def _rollout_limit(self, task) -> int:
-        if self.hparams.rollout_max_steps:
-            return self.hparams.rollout_max_steps
-        n = getattr(task, "n_expert", None)
-        if n is None:
-            n = len(getattr(task, "removed", ()) or ()) or task.world.height * task.world.width // 4
-        return 2 * int(n) + 4
-
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self):
-        decay, no_decay = [], []
-        for name, p in self.policy.named_parameters():
-            (decay if p.dim() >= 2 and "emb" not in name else no_decay).append(p)
-        opt = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.hparams.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.hparams.lr,
-            betas=(0.9, 0.95),
-        )
-        warm, total = max(1, self.hparams.warmup_steps), self.hparams.max_steps
-
-        def f(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            if total and total > warm:
-                t = min(1.0, (step - warm) / (total - warm))
-                return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
-            return 1.0
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 def default_workers() -> int:

@@ -53,31 +53,64 @@ policy's ``config`` + ``state_dict`` -- loadable by ``Policy.load_from_checkpoin
 optimizer, iteration, step count and curriculum state, for ``--resume``), ``policy.pt``
 (:meth:`Policy.save` at the end), ``eval.json`` (:func:`evaluate_policy` of the initial and the
 final policy, greedy, fixed held-out seeds) and ``wandb/`` (offline unless configured).
+
+Layout: this module holds :class:`Args` and the loop (:func:`train`); its parts live in
+:mod:`factorion.ppo_rollout` (buffer, path masks, GAE), :mod:`factorion.ppo_policy` (policy
+building, temperature, KL to BC, frozen trunk), :mod:`factorion.ppo_log` (CSV, episode stats,
+curriculum state, wandb, console) and :mod:`factorion.ppo_eval` (:func:`evaluate_policy`); every
+name they define is importable from here as before.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from .env import OP_FINISH, STAGES
-from .model import Policy, PolicyConfig, masks_to_tensors, obs_to_tensors, stage_mask
-
-OBS_KEYS = ("grid", "task", "recipes", "step", "ratio")
-MASK_STAGES = STAGES  # op, cell, entity, dir, variant
-EVAL_SEED0 = 10_000
+from .model import masks_to_tensors, obs_to_tensors
+from .ppo_eval import EVAL_SEED0 as EVAL_SEED0  # re-exported: the split-out parts stay importable from here
+from .ppo_eval import _families_for, evaluate_policy
+from .ppo_log import (
+    CSVLog,
+    EpisodeStats,
+    _console,
+    _mean,
+    _wandb,
+    curriculum_state,
+    load_curriculum_state,
+)
+from .ppo_log import _fmt as _fmt
+from .ppo_policy import _Replay as _Replay
+from .ppo_policy import _Skip as _Skip
+from .ppo_policy import (
+    _value_params,
+    build_policies,
+    capture_trunk,
+    freeze_trunk,
+    n_frozen_blocks,
+    policy_temperature,
+    replay_trunk,
+    same_trunk,
+    set_actor_frozen,
+    stage_kl,
+)
+from .ppo_rollout import (
+    MASK_STAGES,
+    OBS_KEYS,
+    Rollout,
+    _index,
+    compute_gae,
+    explained_variance,
+    path_masks,
+    taken_path_masks,
+)
 
 
 # ---------------------------------------------------------------------------------- arguments
@@ -174,417 +207,6 @@ def apply_smoke(args: Args) -> Args:
     return args
 
 
-# ---------------------------------------------------------------------------------- GAE
-def compute_gae(rewards: torch.Tensor, values: torch.Tensor, terminated: torch.Tensor,
-                truncated: torch.Tensor, final_values: torch.Tensor, next_value: torch.Tensor,
-                gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Advantages and returns ``(T, B)`` of a rollout.
-
-    ``values[t]`` = V(s_t); ``terminated[t]`` / ``truncated[t]``: the episode ended at step t
-    (by ``finish`` / by the step limit); ``final_values[t]`` = V(final observation of step t),
-    read where ``truncated[t]``; ``next_value`` ``(B,)`` = V of the observation after the last
-    step. The value after step t is 0 if terminated, ``final_values[t]`` if truncated (the
-    episode goes on in principle: bootstrap), else ``values[t+1]``; GAE does not run across an
-    episode boundary either way.
-    """
-    T = rewards.shape[0]
-    term, trunc = terminated.bool(), truncated.bool()
-    adv = torch.zeros_like(values)
-    last = torch.zeros_like(next_value)
-    for t in reversed(range(T)):
-        v_next = next_value if t == T - 1 else values[t + 1]
-        v_next = torch.where(trunc[t], final_values[t], v_next)
-        v_next = torch.where(term[t], torch.zeros_like(v_next), v_next)
-        delta = rewards[t] + gamma * v_next - values[t]
-        cont = (~(term[t] | trunc[t])).to(values.dtype)
-        last = delta + gamma * lam * cont * last
-        adv[t] = last
-    return adv, adv + values
-
-
-def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> float:
-    var = torch.var(y_true)
-    return float("nan") if var.item() == 0 else float(1 - torch.var(y_true - y_pred) / var)
-
-
-# ---------------------------------------------------------------------------------- masks
-def taken_path_masks(masks: Mapping[str, torch.Tensor], actions: torch.Tensor,
-                     fp_index: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The conditional mask of each stage along the taken ``actions`` ``(B, 5)``:
-    ``op (B,3)``, ``cell (B,N)``, ``entity (B,E)``, ``dir (B,4)``, ``variant (B,V)`` -- with
-    :func:`factorion.model.stage_mask`, the function the policy applies."""
-    pre = [actions[:, i] for i in range(len(MASK_STAGES))]
-    return {s: stage_mask(masks, s, pre[:i], fp_index) for i, s in enumerate(MASK_STAGES)}
-
-
-def path_masks(pm: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Path masks as the model's *dense* mask form, every row broadcast with ``expand`` (no
-    copy). Teacher-forced on the taken action, :func:`~factorion.model.stage_mask` then picks
-    exactly the stored rows (the ignored-stage override is idempotent)."""
-    op, cell, ent, dr, var = (pm[s] for s in MASK_STAGES)
-    B, N, E = cell.shape[0], cell.shape[1], ent.shape[1]
-    return {"op": op, "cell": cell[:, None].expand(B, op.shape[1], N),
-            "entity": ent[:, None].expand(B, N, E), "dir": dr[:, None, None].expand(B, N, E, dr.shape[1]),
-            "variant": var[:, None].expand(B, E, var.shape[1])}
-
-
-# ---------------------------------------------------------------------------------- rollout buffer
-class Rollout:
-    """``(T, B, ...)`` tensors of one iteration, on ``device``."""
-
-    def __init__(self, T: int, B: int, obs_space, n_cells: int, n_entity: int, n_variant: int, device):
-        def z(*shape, dtype=torch.float32):
-            return torch.zeros((T, B, *shape), dtype=dtype, device=device)
-
-        sp = obs_space.spaces
-        self.obs = {"grid": z(*sp["grid"].shape[1:], dtype=torch.int16),
-                    "task": z(*sp["task"].shape[1:], dtype=torch.int16),
-                    "recipes": z(*sp["recipes"].shape[1:], dtype=torch.int16),
-                    "step": z(1), "ratio": z(1)}
-        self.masks = {"op": z(3, dtype=torch.bool), "cell": z(n_cells, dtype=torch.bool),
-                      "entity": z(n_entity, dtype=torch.bool), "dir": z(4, dtype=torch.bool),
-                      "variant": z(n_variant, dtype=torch.bool)}
-        self.actions = z(len(MASK_STAGES), dtype=torch.long)
-        self.logprobs, self.bc_logprobs, self.values, self.rewards = z(), z(), z(), z()
-        self.bc_stage = {"op": z(3), "cell": z(n_cells), "entity": z(n_entity), "dir": z(4),
-                         "variant": z(n_variant)}  # the reference's log-softmax along the path
-        self.terminated, self.truncated = z(dtype=torch.bool), z(dtype=torch.bool)
-        self.final_values = z()
-        self.feats: torch.Tensor | None = None  # (T, B, tokens, d): the frozen trunk's output
-        self._z = z
-
-    def store_feats(self, t: int, x: torch.Tensor | None) -> None:
-        if x is None:
-            return
-        if self.feats is None:
-            self.feats = self._z(*x.shape[1:], dtype=x.dtype)
-        self.feats[t] = x
-
-    def flat(self, adv: torch.Tensor, ret: torch.Tensor) -> dict[str, Any]:
-        def f(x):
-            return x.reshape(-1, *x.shape[2:])
-
-        return {"obs": {k: f(v) for k, v in self.obs.items()},
-                "masks": {k: f(v) for k, v in self.masks.items()}, "actions": f(self.actions),
-                "logprobs": f(self.logprobs), "bc_logprobs": f(self.bc_logprobs),
-                "bc_stage": {k: f(v) for k, v in self.bc_stage.items()},
-                "values": f(self.values), "advantages": f(adv), "returns": f(ret),
-                **({"feats": f(self.feats)} if self.feats is not None else {})}
-
-
-def _index(batch: Mapping, idx: torch.Tensor) -> dict:
-    return {k: (_index(v, idx) if isinstance(v, Mapping) else v[idx]) for k, v in batch.items()}
-
-
-# ---------------------------------------------------------------------------------- temperature
-@contextmanager
-def policy_temperature(tau: float, record: list | None = None) -> Iterator[None]:
-    """Within: every stage's logits are divided by ``tau`` (sampling, log-probs, entropies), for
-    every policy -- PPO then trains the tempered policy (still exact: the same function in the
-    rollout and the update); ``record``: each stage's masked logits are appended to it (five per
-    forward, in stage order). A stop-gap that wraps :func:`factorion.model._masked` until the
-    model takes a temperature and returns its stage logits itself."""
-    if tau == 1.0 and record is None:
-        yield
-        return
-    from . import model as M
-
-    orig = M._masked
-
-    def tempered(logits, mask):
-        out = orig(logits.float() / tau if tau != 1.0 else logits, mask)
-        if record is not None:
-            record.append(out)
-        return out
-
-    M._masked = tempered
-    try:
-        yield
-    finally:
-        M._masked = orig
-
-
-def stage_kl(ref_logp: Sequence[torch.Tensor], logits: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``(B,)`` sum over the stages along the taken path of ``KL(pi_ref(.|prefix) || pi(.|prefix))``
-    (forward KL: its gradient ``pi - pi_ref`` does not vanish when ``pi`` collapses onto one
-    action, unlike a sampled-action estimate). ``ref_logp``: the reference's log-softmax per
-    stage; ``logits``: the policy's masked stage logits (same masks)."""
-    total = 0.0
-    for lq, lg in zip(ref_logp, logits, strict=True):
-        lp = torch.log_softmax(lg.float(), -1)
-        q = lq.exp()
-        total = total + torch.where(q > 0, q * (lq - lp), torch.zeros_like(q)).sum(-1)
-    return total
-
-
-# ---------------------------------------------------------------------------------- frozen trunk
-class _Replay(torch.nn.Module):
-    """Stands in for the frozen lower blocks: returns their cached output."""
-
-    def __init__(self, x: torch.Tensor):
-        super().__init__()
-        self.x = x
-
-    def forward(self, x, attn_mask=None):
-        return self.x
-
-
-class _Skip(torch.nn.Module):
-    def forward(self, x, attn_mask=None):
-        return x
-
-
-def n_frozen_blocks(policy: Policy, train_blocks: int) -> int:
-    """How many lower blocks a run freezes (0 = train everything)."""
-    n = len(policy.blocks)
-    return 0 if train_blocks < 0 or train_blocks >= n else n - train_blocks
-
-
-@contextmanager
-def capture_trunk(policy: Policy, k: int) -> Iterator[list]:
-    """Within: ``box[0]`` holds the output of ``policy.blocks[k-1]`` of the latest forward."""
-    box: list = [None]
-    if k <= 0:
-        yield box
-        return
-    h = policy.blocks[k - 1].register_forward_hook(lambda m, inp, out: box.__setitem__(0, out))
-    try:
-        yield box
-    finally:
-        h.remove()
-
-
-@contextmanager
-def replay_trunk(policy: Policy, k: int, feats: torch.Tensor | None) -> Iterator[None]:
-    """Within: ``policy.blocks[:k]`` are replaced by their cached output ``feats`` (the token
-    embedding still runs, it is cheap; the blocks do not)."""
-    if k <= 0 or feats is None:
-        yield
-        return
-    saved = [policy.blocks[i] for i in range(k)]
-    policy.blocks[0] = _Replay(feats)
-    for i in range(1, k):
-        policy.blocks[i] = _Skip()
-    try:
-        yield
-    finally:
-        for i, blk in enumerate(saved):
-            policy.blocks[i] = blk
-
-
-def freeze_trunk(policy: Policy, k: int, obs, masks) -> list[str]:
-    """Freeze ``blocks[:k]`` and everything that feeds only them (found by a probe backward
-    through the replayed trunk: whatever gets no gradient). Returns the frozen names."""
-    if k <= 0:
-        return []
-    for blk in policy.blocks[:k]:
-        blk.requires_grad_(False)
-    with torch.no_grad(), capture_trunk(policy, k) as box:
-        policy(obs, masks)
-    policy.zero_grad(set_to_none=True)
-    with replay_trunk(policy, k, box[0]):
-        out = policy(obs, masks)
-        (out["logprob"].sum() + out["value"].sum() + out["entropy"].sum()).backward()
-    frozen = []
-    for name, p in policy.named_parameters():
-        if p.grad is None:
-            p.requires_grad_(False)
-            frozen.append(name)
-        p.grad = None
-    return frozen
-
-
-def same_trunk(a: Policy, b: Policy, k: int) -> bool:
-    """Whether the two policies' first ``k`` blocks and token embedding are identical (then the
-    reference can reuse the cached trunk output)."""
-    sa, sb = a.state_dict(), b.state_dict()
-    pre = [n for n in sa if not n.startswith("blocks.") or int(n.split(".")[1]) < k]
-    head = ("op_", "cell_", "ctx", "ent_", "dir_", "var_", "value_head", "ln_f")
-    pre = [n for n in pre if not n.startswith(head)]
-    return all(n in sb and torch.equal(sa[n].cpu(), sb[n].cpu()) for n in pre)
-
-
-# ---------------------------------------------------------------------------------- metrics
-class CSVLog:
-    """Append-only CSV whose header grows when new keys appear (the file is rewritten then)."""
-
-    def __init__(self, path: Path, resume: bool = False):
-        self.path = path
-        self.rows: list[dict] = []
-        self.keys: list[str] = []
-        if resume and path.exists():
-            with open(path, newline="") as f:
-                r = csv.DictReader(f)
-                self.keys = list(r.fieldnames or [])
-                self.rows = list(r)
-
-    def log(self, row: Mapping[str, Any]) -> None:
-        row = {k: _fmt(v) for k, v in row.items()}
-        self.rows.append(row)
-        new = [k for k in row if k not in self.keys]
-        if new or not self.path.exists():
-            self.keys += new
-            with open(self.path, "w", newline="") as f:
-                w = csv.DictWriter(f, self.keys, restval="")
-                w.writeheader()
-                w.writerows(self.rows)
-        else:
-            with open(self.path, "a", newline="") as f:
-                csv.DictWriter(f, self.keys, restval="").writerow(row)
-
-
-def _fmt(v):
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
-    return v
-
-
-class EpisodeStats:
-    """Episode ends of one iteration: return, throughput ratio (overall, per family, per level),
-    success, steps, entities, finished vs truncated."""
-
-    def __init__(self):
-        self.rows: list[tuple] = []
-
-    def add(self, family, level, ratio, success, steps, entities, ret, terminated):
-        self.rows.append((family, int(level), float(ratio), bool(success), int(steps), int(entities),
-                          float(ret), bool(terminated)))
-
-    def summary(self) -> dict[str, float]:
-        if not self.rows:
-            return {"episode/count": 0}
-        fam, lvl, ratio, succ, steps, ents, ret, term = zip(*self.rows, strict=True)
-        ratio_a, term_a, steps_a = np.array(ratio), np.array(term), np.array(steps)
-        out = {"episode/count": len(self.rows), "episode/return": float(np.mean(ret)),
-               "episode/ratio": float(np.mean(ratio_a)), "episode/success": float(np.mean(succ)),
-               "episode/length": float(np.mean(steps_a)), "episode/entities": float(np.mean(ents)),
-               "episode/finished": float(np.mean(term_a)),
-               "episode/steps_to_finish": float(np.mean(steps_a[term_a])) if term_a.any() else float("nan")}
-        by_f, by_l = defaultdict(list), defaultdict(list)
-        for f, lv, r in zip(fam, lvl, ratio, strict=True):
-            by_f[f].append(r)
-            by_l[lv].append(r)
-        out.update({f"ratio/family/{f}": float(np.mean(v)) for f, v in sorted(by_f.items())})
-        out.update({f"ratio/level/{lv}": float(np.mean(v)) for lv, v in sorted(by_l.items())})
-        return out
-
-
-# ---------------------------------------------------------------------------------- curriculum state
-def curriculum_state(cur) -> dict:
-    """Everything needed to restore a :class:`~factorion.tasks.Curriculum` (its ``state()`` plus
-    the raw result windows)."""
-    st = {"summary": cur.state()}
-    st["level"] = dict(cur.level)
-    st["results"] = {f: [bool(x) for x in r] for f, r in cur.results.items()}
-    st["episodes"] = dict(cur.episodes)
-    return st
-
-
-def load_curriculum_state(cur, st: Mapping) -> None:
-    if hasattr(cur, "load_state"):
-        cur.load_state(st.get("summary", st))
-        return
-    for f in cur.families:
-        if f in st.get("level", {}):
-            cur.level[f] = int(st["level"][f])
-        if f in st.get("results", {}):
-            cur.results[f].clear()
-            cur.results[f].extend(bool(x) for x in st["results"][f])
-        if f in st.get("episodes", {}):
-            cur.episodes[f] = int(st["episodes"][f])
-
-
-# ---------------------------------------------------------------------------------- evaluation
-def _families_for(size: int, families: Sequence[str] | None = None) -> list[str]:
-    from . import tasks
-
-    fams = list(families) if families else list(tasks.FAMILIES)
-    return [f for f in fams if tasks.MIN_SIZE.get(f, 0) <= size]
-
-
-@torch.no_grad()
-def evaluate_policy(policy: Policy, families: Sequence[str] | None = None,
-                    levels: Sequence[int] = (1, 2, 3, 4, 5), n_seeds: int = 3, size: int = 11,
-                    seed0: int = EVAL_SEED0, max_steps: int | None = None, batch_size: int = 256,
-                    device=None) -> dict:
-    """Greedy roll-outs of ``policy`` on the fixed tasks ``make_task(family, level, size,
-    seed0 + i)``, ``i < n_seeds``, every family (that fits ``size``) and level; all episodes
-    run as one batched env (finished episodes drop out of the forward pass). Returns the
-    throughput ratio (final throughput / reference; also ``ratio_start``) and success rate
-    overall, ``by_family``, ``by_level`` and ``by_family_level`` (``"belt/3"``), the mean
-    steps, return and share finished, and every ``episodes`` row."""
-    from .env_vector import FactorioVectorEnv
-    from .tasks import make_task
-
-    t0 = time.perf_counter()
-    fams = _families_for(size, families)
-    tasks_, failed = [], []
-    for f in fams:
-        for lv in levels:
-            for i in range(n_seeds):
-                try:
-                    tasks_.append(make_task(f, int(lv), size=size, seed=seed0 + i))
-                except Exception as exc:  # a generator failure must not sink the evaluation
-                    failed.append({"family": f, "level": int(lv), "seed": seed0 + i, "error": repr(exc)})
-    if not tasks_:
-        return {"n": 0, "failed": failed}
-    cfg = policy.config
-    env = FactorioVectorEnv(len(tasks_), size, autoreset_mode="disabled", max_steps=max_steps or None,
-                            entities=cfg.entities, max_items=cfg.max_items, max_recipes=cfg.max_recipes)
-    obs, info = env.reset(seed=seed0, options={"tasks": tasks_})
-    dev = device if device is not None else next(policy.parameters()).device
-    was = policy.training
-    policy.eval()
-    n = len(tasks_)
-    active = np.ones(n, dtype=bool)
-    ratio0 = info["ratio"].copy()
-    ret = np.zeros(n)
-    res = {k: np.zeros(n) for k in ("ratio", "steps", "success", "finished", "entities")}
-    finish = np.zeros((n, len(STAGES)), dtype=np.int64)
-    finish[:, 0] = OP_FINISH
-    while active.any():
-        idx = np.nonzero(active)[0]
-        acts = finish.copy()
-        mt = masks_to_tensors(info["action_mask"], dev)
-        ot = obs_to_tensors(obs, dev)
-        for s in range(0, len(idx), batch_size):
-            j = torch.as_tensor(idx[s:s + batch_size], device=dev)
-            out = policy(_index(ot, j), _index(mt, j), greedy=True)
-            acts[idx[s:s + batch_size]] = out["action"].cpu().numpy()
-        obs, r, term, trunc, info = env.step(acts)
-        ret[active] += r[active]
-        done = active & (term | trunc)
-        for k, v in (("ratio", info["ratio"]), ("steps", info["steps"]), ("success", info["success"]),
-                     ("finished", term), ("entities", info["entities"])):
-            res[k][done] = v[done]
-        active &= ~done
-    policy.train(was)
-    rows = [{"family": t.family, "level": int(t.level), "seed": int(t.seed), "ratio": float(res["ratio"][i]),
-             "ratio_start": float(ratio0[i]), "success": bool(res["success"][i]),
-             "finished": bool(res["finished"][i]), "steps": int(res["steps"][i]), "return": float(ret[i]),
-             "entities": int(res["entities"][i])} for i, t in enumerate(tasks_)]
-
-    def agg(sel: list[dict]) -> dict:
-        return {"ratio": float(np.mean([r["ratio"] for r in sel])),
-                "ratio_start": float(np.mean([r["ratio_start"] for r in sel])),
-                "success": float(np.mean([r["success"] for r in sel])),
-                "finished": float(np.mean([r["finished"] for r in sel])),
-                "steps": float(np.mean([r["steps"] for r in sel])),
-                "return": float(np.mean([r["return"] for r in sel])), "n": len(sel)}
-
-    def group(key) -> dict:
-        g = defaultdict(list)
-        for r in rows:
-            g[key(r)].append(r)
-        return {str(k): agg(v) for k, v in g.items()}
-
-    return {**agg(rows), "by_family": group(lambda r: r["family"]), "by_level": group(lambda r: r["level"]),
-            "by_family_level": group(lambda r: f"{r['family']}/{r['level']}"), "size": size, "seed0": seed0,
-            "n_seeds": n_seeds, "levels": [int(x) for x in levels], "families": fams,
-            "max_steps": int(env.max_steps), "greedy": True, "seconds": time.perf_counter() - t0,
-            "failed": failed, "episodes": rows}
-
-
 # ---------------------------------------------------------------------------------- setup helpers
 def run_dir(args: Args) -> Path:
     name = args.run or ("smoke" if args.smoke else "scratch" if args.scratch else "finetune")
@@ -598,66 +220,6 @@ def _devices(v):
         return int(v)
     except ValueError:
         return v
-
-
-def build_policies(args: Args, ckpt: Mapping | None) -> tuple[Policy, Policy | None, str]:
-    """(policy to train, frozen KL reference or None, description of the start)."""
-    init = None if args.scratch else (args.init or None)
-    if init and not Path(init).exists():
-        if args.smoke:
-            print(f"ppo: {init} not found; --smoke falls back to a fresh '{args.preset}' policy", flush=True)
-            init = None
-        else:
-            raise FileNotFoundError(f"{init} not found: train BC first (make pretrain) or pass --scratch")
-    if ckpt is not None:  # resume: the trained weights, the same reference as the first run
-        init = ckpt.get("init") or None
-        policy = Policy(PolicyConfig.from_dict(ckpt["config"]))
-        policy.load_state_dict(ckpt["state_dict"])
-        desc = f"resumed at iteration {ckpt['iteration']}"
-    elif init:
-        policy = Policy.load_from_checkpoint(init)
-        desc = f"from {init}"
-    else:
-        policy = Policy(PolicyConfig.preset(args.preset))
-        desc = f"from scratch ({args.preset})"
-    ref = None
-    if init and args.bc_kl_coef > 0 and Path(init).exists():
-        ref = Policy.load_from_checkpoint(init)
-        ref.requires_grad_(False)
-        ref.eval()
-    args.init = init or ""
-    policy.train()
-    return policy, ref, desc
-
-
-def _value_params(policy: Policy) -> list[torch.nn.Parameter]:
-    return list(policy.value_head.parameters())
-
-
-def set_actor_frozen(policy: Policy, frozen: bool, trainable: Sequence[torch.nn.Parameter]) -> None:
-    """Critic warm-up: only the value head trains (encoder + action heads frozen); ``trainable``:
-    the parameters the run trains at all."""
-    keep = {id(p) for p in _value_params(policy)}
-    for p in trainable:
-        if id(p) not in keep:
-            p.requires_grad_(not frozen)
-
-
-def _wandb(args: Args, out: Path, config: dict):
-    if not args.wandb:
-        return None
-    try:
-        import wandb
-    except ImportError:
-        return None
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_SILENT", "true")
-    try:
-        return wandb.init(project=args.wandb_project, name=out.name, dir=str(out), config=config,
-                          mode=os.environ["WANDB_MODE"], resume="allow" if args.resume else None)
-    except Exception as exc:  # logging must never kill a run
-        print(f"ppo: wandb disabled ({exc!r})", flush=True)
-        return None
 
 
 # ---------------------------------------------------------------------------------- training
@@ -1029,27 +591,6 @@ def train(args: Args) -> dict:
         wb.finish()
     envs.close()
     return summary
-
-
-def _mean(xs: list[float]) -> float:
-    return float(np.mean(xs)) if xs else float("nan")
-
-
-def _console(row: Mapping[str, Any]) -> str:
-    def g(k, fmt="{:.3f}"):
-        v = row.get(k)
-        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
-
-    cur = " ".join(f"{k.split('/')[1][:4]}{v}" for k, v in row.items()
-                   if k.startswith("curriculum/") and k != "curriculum/mean_level")
-    return (f"it {row['iteration']:4d} step {row['global_step']:7d} sps {g('charts/SPS', '{:.1f}')} | "
-            f"env {g('time/env_frac', '{:.0%}')} fwd {g('time/forward_frac', '{:.0%}')} "
-            f"upd {g('time/update_frac', '{:.0%}')} | ep {row.get('episode/count', 0)} ret "
-            f"{g('episode/return')} ratio {g('episode/ratio')} succ {g('episode/success', '{:.2f}')} "
-            f"len {g('episode/length', '{:.1f}')} | kl {g('losses/approx_kl', '{:.4f}')} "
-            f"klbc {g('losses/kl_bc', '{:.3f}')} clip {g('losses/clipfrac', '{:.2f}')} ent "
-            f"{g('losses/entropy', '{:.2f}')} ev {g('losses/explained_variance', '{:.2f}')}"
-            + (" [warm-up]" if row.get("charts/critic_warmup") else "") + (f" | {cur}" if cur else ""))
 
 
 __all__ = ["Args", "apply_smoke", "compute_gae", "evaluate_policy", "path_masks", "taken_path_masks", "train",

@@ -1,0 +1,141 @@
+"""Task constants, the :class:`Task` record and the small geometry / recipe helpers every other
+part of :mod:`factorion.tasks` uses (cells of an entity, fronts, inserter cells, underground
+pairing, recipe products and ingredients)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import gamedata as gd
+from ..world import IO_INPUT, IO_OUTPUT, OBSTACLE, SINK, SOURCE, Entity, World
+
+FAMILIES: tuple[str, ...] = ("belt", "underground", "splitter", "smelting", "assembler1", "assembler2",
+                             "tree2")
+LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
+MIN_SIZE = {"belt": 5, "underground": 6, "splitter": 5, "smelting": 5, "assembler1": 5, "assembler2": 5,
+            "tree2": 7}
+MAX_SIZE = 32
+RECIPE_FAMILIES = ("smelting", "assembler1", "assembler2", "tree2")
+FIXED = (SOURCE, SINK, OBSTACLE)
+
+OFF = gd.DIR_OFFSETS
+BELT_ITEMS = ("iron-plate", "copper-plate", "iron-ore", "copper-ore", "stone", "coal", "iron-gear-wheel",
+              "electronic-circuit", "copper-cable", "stone-brick")
+OBSTACLE_NAMES = ("stone-wall", "stone-wall", "small-electric-pole", "pipe", "small-lamp")
+ORES = ("iron-ore", "copper-ore", "stone")
+ONE_INGREDIENT = ("iron-gear-wheel", "copper-cable")
+TWO_INGREDIENTS = ("electronic-circuit", "automation-science-pack")
+TREES = (("copper-cable", "electronic-circuit"), ("iron-gear-wheel", "automation-science-pack"))
+DIRECT_P = 0.35  # chance that a source / sink sits right at its inserter
+
+_BELTS = frozenset(gd.BELTS)
+_UGS = frozenset(gd.UNDERGROUNDS)
+_SPLITTERS = frozenset(gd.SPLITTERS)
+_BELTLIKE = _BELTS | _UGS | _SPLITTERS
+_INSERTERS = frozenset(gd.INSERTERS)
+_MACHINES = frozenset(gd.ASSEMBLERS + gd.FURNACES)
+
+
+# ============================================================================ the task
+
+
+@dataclass
+class Task:
+    family: str
+    level: int
+    seed: int
+    world: World             # the start state the agent sees
+    solution: World          # the reference solution (a complete working factory, same size)
+    reference: float         # throughput(solution) in items/s, > 0
+    removed: list[Entity]    # entities of `solution` missing from `world` (levels 3 and 4), else []
+    recipes: tuple[str, ...]  # assembler recipes the task may need; () for belt and smelting tasks
+    items: tuple[str, ...]   # items at sources and sinks
+
+
+# ============================================================================ small helpers
+
+
+def step(c: tuple[int, int], d: int, k: int = 1) -> tuple[int, int]:
+    return c[0] + k * OFF[d][0], c[1] + k * OFF[d][1]
+
+
+def cells_of(e: Entity) -> list[tuple[int, int]]:
+    w, h = e.size
+    return [(e.y + i, e.x + j) for i in range(h) for j in range(w)]
+
+
+def _inb(world: World, c: tuple[int, int]) -> bool:
+    return 0 <= c[0] < world.height and 0 <= c[1] < world.width
+
+
+def fronts(e: Entity) -> list[tuple[tuple[int, int], int]]:
+    """(cell, direction) of the cells a belt, underground output or splitter pushes into."""
+    if e.name in _BELTS or (e.name in _UGS and e.io == IO_OUTPUT):
+        return [(step((e.y, e.x), e.direction), e.direction)]
+    if e.name in _SPLITTERS:
+        return [(step(c, e.direction), e.direction) for c in cells_of(e)]
+    return []
+
+
+def inserter_cells(e: Entity) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(pickup cell, drop cell) of an inserter."""
+    (py, px), (dy, dx) = gd.inserter_offsets(e.name, e.direction)
+    return (e.y + py, e.x + px), (e.y + dy, e.x + dx)
+
+
+def ug_partner(world: World, e: Entity) -> Entity | None:
+    """The output an underground input pairs with: the nearest same-tier output with the same
+    direction in line within the tier's max distance."""
+    step_d = OFF[e.direction]
+    for k in range(1, gd.underground_max_distance(e.name) + 1):
+        c = (e.y + k * step_d[0], e.x + k * step_d[1])
+        if not _inb(world, c):
+            return None
+        o = world.entity_at(*c)
+        if o is not None and o.name == e.name and o.io == IO_OUTPUT and o.direction == e.direction:
+            return o
+    return None
+
+
+def ug_input_of(world: World, o: Entity) -> Entity | None:
+    """The underground input that pairs with output ``o``, if any."""
+    back = (o.direction + 2) % 4
+    for k in range(1, gd.underground_max_distance(o.name) + 1):
+        c = step((o.y, o.x), back, k)
+        if not _inb(world, c):
+            return None
+        i = world.entity_at(*c)
+        if i is not None and i.name == o.name and i.io == IO_INPUT and i.direction == o.direction:
+            return i if ug_partner(world, i) == o else None
+    return None
+
+
+def product_of(recipe: str) -> str:
+    return gd.recipe(recipe).results[0][0]
+
+
+def ingredients_of(recipe: str) -> tuple[str, ...]:
+    return tuple(i for i, _ in gd.recipe(recipe).ingredients)
+
+
+def smelt(item: str) -> str | None:
+    r = gd.smelting_recipe_for(item)
+    return product_of(r) if r else None
+
+
+def world_items(world: World) -> tuple[str, ...]:
+    return tuple(sorted({e.item for e in world.entities() if e.name in (SOURCE, SINK)}))
+
+
+def fixed_only(world: World) -> World:
+    """A copy of ``world`` with only its sources, sinks and obstacles."""
+    out = world.copy()
+    for e in world.entities():
+        if e.name not in FIXED:
+            out.remove(e.y, e.x)
+    return out
+
+
+def replace(world: World, e: Entity, name: str) -> None:
+    world.remove(e.y, e.x)
+    world.place(Entity(name, e.y, e.x, e.direction, e.item, e.recipe, e.io))
