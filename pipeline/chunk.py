@@ -35,7 +35,8 @@ Fix-ups of a window slice (equal to ``World.from_blueprint(bp, window=...)`` plu
      never into a splitter, to the last cell before a straight push (at most 3 steps); the cells it
      moved past become obstacles (they belong to the world outside). A side-loading entry stays put
      (and feeds nothing in the simulator);
-   * the other cell of a splitter with one cell converted becomes an obstacle.
+   * the other cell of a splitter with one cell converted (to a source, a sink, or an obstacle the
+     source moved past) becomes an obstacle, so no entity is ever left with part of its footprint.
 
    Undergrounds whose partner is outside the window convert the same way wherever they are. Inserters
    whose pickup or drop cell is outside are left as they are (they idle in the window).
@@ -314,8 +315,8 @@ def build_window(prep: Prepared, top: int, left: int, size: int) -> tuple[np.nda
         win[ITEM, y - top, x - left] = it
         win[PART, y - top, x - left] = 1
         conv.append(c)
-    # a splitter with one cell converted: its other cell becomes an obstacle
-    for c in conv:
+    # a splitter with one cell converted (or walked past): its other cell becomes an obstacle
+    for c in conv + outside_world:
         if IS_SPLITTER[gk[c]]:
             for yy in range(int(fay[c]), int(fey[c])):
                 for xx in range(int(fax[c]), int(fex[c])):
