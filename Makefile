@@ -46,7 +46,7 @@ finetune: $(STAMP)
 	$(PYTHON) -m factorion.train_ppo --init models/bc/last.ckpt --minutes $(or $(MINUTES),30)
 
 evaluate: $(STAMP)
-	$(PYTHON) -m factorion.evaluate --out reports/eval
+	$(PYTHON) -m factorion.evaluate --agents random,planner,build --out reports/eval
 
 # The whole path on the embedded default (factorion/samples + procedural tasks), in minutes.
 DEMO_OUT := reports/demo

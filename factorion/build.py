@@ -8,23 +8,28 @@ else as obstacles, see the README) or a small text spec::
     sink 5 10 iron-gear-wheel
     obstacle 3 4               # row col [height width]
 
-The search keeps the best factory found within the time budget, every candidate checked in the
-simulator: the scripted planner's, and -- with a checkpoint -- the policy's greedy roll-out
-followed by sampled roll-outs. The exported string is loaded back with factorio-draftsman to
-check the game would accept it.
+The search (:func:`build`; ``make evaluate``'s ``build`` agent runs the same function) keeps
+the best factory found within the time budget, every candidate checked in the simulator: the
+scripted planner's (two palettes), and -- with a checkpoint -- the policy's greedy roll-out
+followed by rounds of sampled roll-outs, batched, from the start and from the best so far. A
+task with a reference throughput (a benchmark task) stops as soon as a candidate reaches
+``SUCCESS`` x reference. The CLI loads the exported string back with factorio-draftsman to check
+the game would accept it.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 
 from . import gamedata as gd
-from .world import SINK, SOURCE, Entity, World, WorldError
+from .world import K_OBSTACLE, K_SINK, K_SOURCE, KIND, SINK, SOURCE, Entity, World, WorldError
 
 MAX_RECIPES = 4
+SUCCESS = 0.99  # a build within this fraction of the reference counts as solved (= evaluate.SUCCESS)
 
 
 def parse_spec(text: str) -> World:
@@ -101,7 +106,7 @@ def infer_task(world: World) -> SimpleNamespace:
             raise WorldError(f"no recipe chain of at most two steps turns {ins} into {outs}")
     return SimpleNamespace(world=world, recipes=tuple(dict.fromkeys(recipes))[:MAX_RECIPES],
                            items=tuple(sorted(set(ins) | set(outs))), family=family, level=5,
-                           reference=1.0, solution=None, removed=[])
+                           reference=0.0, solution=None, removed=[])
 
 
 @dataclass
@@ -112,6 +117,14 @@ class BuildResult:
     candidates: int
     seconds: float
     blueprint: str
+    cpu_seconds: float = 0.0
+    reference: float = 0.0  # the task's reference throughput (0: unknown, as for a CLI task)
+    stopped_early: bool = False  # the target (SUCCESS x reference) was reached before the budget ran out
+    log: list = field(default_factory=list)  # (seconds, method, throughput) of each new best
+
+    @property
+    def ratio(self) -> float | None:
+        return self.throughput / self.reference if self.reference > 0 else None
 
 
 def validate_export(text: str) -> list[str]:
@@ -123,38 +136,176 @@ def validate_export(text: str) -> list[str]:
     return [str(c.message) for c in caught]
 
 
-def build(world: World, checkpoint: str | None = None, budget_s: float = 10.0, seed: int = 0) -> BuildResult:
-    """The best factory found for the task ``world`` within ``budget_s`` seconds."""
+def load_policy(checkpoint):
+    """A :class:`factorion.model.Policy` from a path (a Policy passes through; None stays None)."""
+    if checkpoint is None or not isinstance(checkpoint, str | Path):
+        return checkpoint
+    from .model import Policy
+    return Policy.load_from_checkpoint(str(checkpoint))
+
+
+def keep_fixed(start: World, world: World) -> World | None:
+    """``world`` with ``start``'s sources, sinks and obstacles exactly as they were: the same
+    world when it kept them, a copy with the missing ones put back where their cells are still
+    empty, or None when it moved, changed or covered one (a candidate a player could not paste
+    onto the task). The planner can drop an obstacle cell of a mined window (an obstacle sharing
+    cells with a removed entity), so every planner candidate passes through here."""
+    ms, mw = _fixed_cells(start), _fixed_cells(world)
+    if (ms == mw).all() and (start.grid[:, ms] == world.grid[:, ms]).all():
+        return world
+    miss = ms & ~mw
+    if (mw & ~ms).any() or (world.grid[KIND][miss] != 0).any():
+        return None
+    out = world.copy()
+    out.grid[:, miss] = start.grid[:, miss]  # fixed entities are 1x1 (an obstacle is one per cell)
+    if (start.grid[:, ms] != out.grid[:, ms]).any():
+        return None
+    return out
+
+
+def _fixed_cells(world: World):
+    k = world.grid[KIND]
+    return (k == K_SOURCE) | (k == K_SINK) | (k == K_OBSTACLE)
+
+
+def _count(world: World) -> int:
+    """Modelled entities (what the env counts; sources, sinks and obstacles are not)."""
+    from .env import count_entities
+    return int(count_entities(world.grid[None])[0])
+
+
+class _Search:
+    """The best candidate so far, the clock and the stopping rule of one :func:`build`."""
+
+    def __init__(self, budget_s: float, target: float | None):
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+        self.budget_s, self.target = budget_s, target
+        self.key: tuple = (-1.0, 0)
+        self.world: World | None = None
+        self.method, self.log = "", []
+        self.n = 0  # candidates: planner runs and policy roll-outs
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def left(self) -> float:
+        return self.budget_s - self.elapsed()
+
+    def done(self) -> bool:
+        return self.reached() or self.left() <= 0
+
+    def reached(self) -> bool:
+        return self.target is not None and self.key[0] >= self.target
+
+    def offer(self, world: World, thr: float, n_entities: int, method: str) -> None:
+        """A simulator-checked candidate: kept if it beats the best (ties: fewer entities)."""
+        key = (float(thr), -int(n_entities))
+        if key > self.key:
+            self.key, self.world, self.method = key, world.copy(), method
+            self.log.append((round(self.elapsed(), 3), method, float(thr)))
+
+
+def _policy_rounds(search: _Search, task, policy, samples: int, max_steps: int, seed: int) -> None:
+    """Roll the policy out: one greedy roll-out from the task's start, then rounds of ``samples``
+    sampled roll-outs stepped as one batched env, alternately from the task's start and from the
+    best factory so far (the policy repairs and improves, as on levels 2-4), until the budget
+    runs out or the target is reached. Every state a roll-out passes through was simulated by
+    the env and is a candidate, so a roll-out that breaks its factory later keeps its best state."""
+    import numpy as np
+    import torch
+
+    from .env import OP_FINISH
+    from .env_vector import FactorioVectorEnv
+    cfg = policy.config
+    kw = {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes}
+    envs: dict[int, FactorioVectorEnv] = {}
+    finish = np.zeros(5, dtype=np.int64)
+    finish[0] = OP_FINISH
+
+    def rollout(start, n: int, greedy: bool, method: str) -> None:
+        if n not in envs:
+            envs[n] = FactorioVectorEnv(n, task.world.shape, max_steps=max_steps, autoreset_mode="disabled",
+                                        **kw)
+        env = envs[n]
+        obs, info = env.reset(seed=seed, options={"task": start})
+        done = np.zeros(n, dtype=bool)
+        bthr, bn = np.full(n, -1.0), np.zeros(n, dtype=np.int64)  # each roll-out's best (thr, entities)
+        while not done.all() and not search.done():
+            a = np.array(policy.act(obs, info["action_mask"], greedy=greedy)).reshape(n, 5)
+            a[done] = finish
+            obs, _, term, trunc, info = env.step(a)
+            thr, n_ent = info["throughput"], info["entities"]
+            better = ~done & ((thr > bthr) | ((thr == bthr) & (n_ent < bn)))
+            for i in np.nonzero(better)[0]:
+                bthr[i], bn[i] = thr[i], n_ent[i]
+                search.offer(env.world(i), thr[i], n_ent[i], method)
+            done |= term | trunc
+        search.n += n  # roll-outs cut short by the clock or the target count too
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        rollout(task, 1, True, "policy (greedy)")
+        k = 0
+        while not search.done():
+            start, method = task, "policy (sampled)"
+            if k % 2 == 1 and search.world is not None and search.world != task.world:
+                start = SimpleNamespace(**{**vars(task), "world": search.world.copy()})
+                method = "policy (sampled, from the best so far)"
+            rollout(start, samples, False, method)
+            k += 1
+
+
+def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, samples: int = 8,
+          max_steps: int = 48, export: bool = True) -> BuildResult:
+    """The best factory found for ``task`` within ``budget_s`` seconds.
+
+    ``task``: a :class:`World` with sources and sinks (its recipes are inferred, :func:`infer_task`)
+    or a task object (``factorion.tasks.make_task``: world, items, recipes, family, level,
+    reference). ``checkpoint``: a policy (path or :class:`factorion.model.Policy`) or None.
+
+    The search, every candidate scored by the simulator, the best kept (ties: fewer entities):
+
+    1. the scripted planner with the start world's palette, then with the top palette
+       (each at most a quarter of the budget with a policy, half without);
+    2. with a policy: its greedy roll-out, then rounds of ``samples`` sampled roll-outs (one
+       batched env) while budget is left.
+
+    It stops as soon as a candidate reaches ``SUCCESS`` (0.99) x the task's reference, when the
+    task has one (a benchmark task; a task inferred from a world has none, so the search uses
+    its budget). ``export``: also write the blueprint string (``BuildResult.blueprint``).
+    This is the one search ``factorion build`` and ``make evaluate``'s ``build`` agent run."""
     from .planner import plan
     from .sim import throughput
-    t0 = time.perf_counter()
-    task = infer_task(world)
-    best: list = [(-1.0, 0), None, ""]
-    n = 0
-
-    def consider(w: World, method: str) -> None:
-        nonlocal n
-        n += 1
-        key = (float(throughput(w)), -len(w.entities()))
-        if key > best[0]:
-            best[:] = [key, w, method]
-
-    for palette in ("top", "match"):
-        consider(plan(task, budget_s=max(0.5, budget_s / 4), palette=palette), f"planner ({palette})")
-    if checkpoint:
-        import torch
-
-        from .evaluate import BenchTask, policy_agent, run_env_agent
-        from .model import Policy
-        policy = Policy.load_from_checkpoint(checkpoint)
-        task.reference = max(best[0][0], 1e-6)  # normalisation only: the planner's throughput
-        bt = BenchTask("build", task.family, 5, max(world.shape), task)
-        act, kw = policy_agent(policy, greedy=True)
-        consider(run_env_agent(bt, act, kw, max_steps=48).world, "policy (greedy)")
-        torch.manual_seed(seed)
-        act, kw = policy_agent(policy, greedy=False)
-        while time.perf_counter() - t0 < budget_s:
-            consider(run_env_agent(bt, act, kw, max_steps=48).world, "policy (sampled)")
-    w = best[1]
-    text = w.to_string(label="factorion build")
-    return BuildResult(w, best[0][0], best[2], n, time.perf_counter() - t0, text)
+    if isinstance(task, World):
+        task = infer_task(task)
+    ref = float(getattr(task, "reference", 0.0) or 0.0)
+    search = _Search(budget_s, SUCCESS * ref if ref > 0 else None)
+    policy = load_policy(checkpoint)
+    share = 0.25 if policy is not None else 0.5
+    for palette in ("match", "top"):
+        if search.done():
+            break
+        w = keep_fixed(task.world, plan(task, budget_s=max(0.2, min(share * budget_s, search.left())),
+                                        palette=palette))
+        if w is not None:
+            search.offer(w, float(throughput(w)), _count(w), f"planner ({palette})")
+        search.n += 1
+    if search.world is None:  # no legal planner candidate: the start world itself
+        search.offer(task.world, float(throughput(task.world)), _count(task.world), "start")
+    if policy is not None and not search.done():
+        ptask = task
+        if ref <= 0:  # the policy sees throughput / reference: normalise by the planner's best
+            ptask = SimpleNamespace(**vars(task))
+            ptask.reference = max(search.key[0], 1e-6)
+        cfg = policy.config
+        n_items = len([i for i in task.items if i])
+        if n_items <= cfg.max_items and len(task.recipes) <= cfg.max_recipes:
+            _policy_rounds(search, ptask, policy, samples, max_steps, seed)
+        else:
+            warnings.warn(f"build: the task has {n_items} items and {len(task.recipes)} recipes, the policy "
+                          f"takes {cfg.max_items} and {cfg.max_recipes}: the planner only", stacklevel=2)
+    w = search.world
+    text = w.to_string(label="factorion build") if export else ""
+    return BuildResult(w, search.key[0], search.method, search.n, search.elapsed(), text,
+                       cpu_seconds=time.process_time() - search.c0, reference=ref,
+                       stopped_early=search.reached() and search.left() > 0, log=search.log)

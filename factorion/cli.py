@@ -221,14 +221,14 @@ def cmd_build(args) -> int:
         world = World.from_blueprint(bp.raw)
     else:
         world = parse_spec(text)
-    r = build(world, checkpoint=args.checkpoint, budget_s=args.budget, seed=args.seed)
+    r = build(world, checkpoint=args.checkpoint, budget_s=args.budget, seed=args.seed, samples=args.samples)
     warns = validate_export(r.blueprint)
     from .sim import simulate
     res = simulate(r.world)
     render_png(r.world, args.output, title=f"{r.throughput:.3g} items/s ({r.method})",
                flows={c: sum(f.values()) for c, f in res.flow.items()})
     print(f"throughput: {r.throughput:.4g} items/s  (best of {r.candidates} candidates, by {r.method}, "
-          f"{r.seconds:.1f} s)")
+          f"{r.seconds:.1f} s, {r.cpu_seconds:.1f} s CPU)")
     print(f"picture: {args.output}")
     print("draftsman: " + ("loads it cleanly" if not warns else f"{len(warns)} warning(s): {warns[0][:120]}"))
     print("blueprint string (paste into the game):")
@@ -276,12 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("build", help="build the best factory for a task (sources/sinks) in a time budget")
     s.add_argument("input", metavar="TASK", help="a blueprint with sources/sinks (string, file, -) or a "
                    "text spec file ('size H W', 'source Y X ITEM', 'sink Y X ITEM', 'obstacle Y X')")
-    s.add_argument("--checkpoint", metavar="CKPT", help="a policy checkpoint to sample from (default: the "
-                   "scripted planner only)")
+    s.add_argument("--checkpoint", metavar="CKPT", help="a policy checkpoint to sample from, every sample "
+                   "checked in the simulator (default: the scripted planner only)")
     s.add_argument("--budget", type=float, default=10.0, metavar="S", help="seconds to search (default 10)")
     s.add_argument("-o", "--output", default="build.png", metavar="OUT.png",
                    help="picture (default build.png)")
     s.add_argument("--index", type=int, default=0, metavar="N", help="which blueprint of a book")
+    s.add_argument("--samples", type=int, default=8, metavar="N",
+                   help="policy roll-outs per sampling round (default 8)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_build)
     return p

@@ -8,9 +8,14 @@ Benchmark (fixed seeds, disjoint from training's: procedural seeds start at ``SE
   N = 1 and N = 5 entities removed.
 
 Agents: ``random`` (uniform among valid actions), ``planner`` (the scripted baseline),
+``build`` (``factorion build``'s search, :func:`factorion.build.build`, the very function the
+CLI calls: planner candidates, then policy samples checked in the simulator, within
+``--build-budget`` seconds, stopping at success; with ``--build-checkpoint``'s policy, by
+default the PPO or else the BC checkpoint evaluated, the planner alone when there is none),
 and one entry per checkpoint given (``bc``, ``ppo``, ...: greedy roll-outs of the policy in the
 env). Per build: throughput ratio (final / reference), success (ratio >= 0.99), invalid-action
-rate, entities used, time. Writes ``report.md``, ``results.csv``, ``bars.png`` (mean ratio per
+rate, entities used, wall and CPU time (the CPU may be shared: CPU seconds count this process
+only). Writes ``report.md``, ``results.csv``, ``bars.png`` (mean ratio per
 family and agent) and ``best_worst.png`` (best and worst builds of each learned agent) under
 ``--out`` (default ``reports/eval``).
 """
@@ -27,7 +32,7 @@ import pandas as pd
 
 SEED0 = 20_000
 DEFAULT_CHECKPOINTS = {"bc": "models/bc/last.ckpt", "ppo": "models/ppo/finetune/policy.pt"}
-SUCCESS = 0.99
+SUCCESS = 0.99  # = factorion.build.SUCCESS, where build stops searching
 
 
 @dataclass
@@ -41,6 +46,9 @@ class EvalConfig:
     checkpoints: dict[str, str] = field(default_factory=dict)
     agents: tuple[str, ...] = ("random", "planner")
     planner_budget_s: float = 2.0
+    build_budget_s: float = 10.0  # the build agent's time budget per task
+    build_checkpoint: str | None = None  # the build agent's policy (None: the planner only)
+    build_samples: int = 8  # policy roll-outs per sampling round of the build agent
     max_steps: int = 48  # episode limit for env agents (PPO trains with the same truncation)
     out: str = "reports/eval"
     seed: int = 0
@@ -62,6 +70,10 @@ class Build:
     steps: int
     invalid: int
     seconds: float
+    method: str = ""  # build agent: which candidate won
+    candidates: int = 0  # build agent: planner runs + policy roll-outs tried
+    export_ok: bool | None = None  # build agent: factorio-draftsman loaded the exported string
+    cpu_seconds: float | None = None  # CPU seconds of the build itself (None: measured around the agent)
 
 
 # ----------------------------------------------------------------------------- the benchmark
@@ -122,12 +134,29 @@ def run_env_agent(bt: BenchTask, act: Callable, env_kwargs: dict | None = None, 
 
 
 def run_planner(bt: BenchTask, budget_s: float) -> Build:
+    from .build import keep_fixed
     from .planner import actions_to_build, plan
     from .sim import throughput
     t0 = time.perf_counter()
     world = plan(bt.task, budget_s=budget_s)
+    # a plan that lost a source, sink or obstacle is repaired, or else scores as the start world
+    world = keep_fixed(bt.task.world, world) or bt.task.world
     dt = time.perf_counter() - t0
     return Build(world, float(throughput(world)), len(actions_to_build(bt.task.world, world)), 0, dt)
+
+
+def run_build(bt: BenchTask, policy, budget_s: float, samples: int = 8, max_steps: int = 48,
+              seed: int = 0) -> Build:
+    """``factorion build``'s search on the benchmark task (its own reference, so it stops at
+    success), the exported string loaded back with factorio-draftsman (not timed)."""
+    from .build import build, validate_export
+    r = build(bt.task, checkpoint=policy, budget_s=budget_s, seed=seed, samples=samples, max_steps=max_steps)
+    try:
+        validate_export(r.blueprint)
+        ok = True
+    except Exception:  # noqa: BLE001 - any draftsman failure is a failed export
+        ok = False
+    return Build(r.world, r.throughput, r.candidates, 0, r.seconds, r.method, r.candidates, ok, r.cpu_seconds)
 
 
 def policy_agent(policy, greedy: bool = True) -> tuple[Callable, dict]:
@@ -159,6 +188,16 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
         agents["random"] = lambda bt: run_env_agent(bt, lambda o, m: rnd.act(m), max_steps=cfg.max_steps)
     if "planner" in cfg.agents:
         agents["planner"] = lambda bt: run_planner(bt, cfg.planner_budget_s)
+    if "build" in cfg.agents:
+        from .build import load_policy
+        pol = None
+        if cfg.build_checkpoint:
+            if Path(cfg.build_checkpoint).exists():
+                pol = load_policy(cfg.build_checkpoint)
+            else:
+                print(f"evaluate: build: no checkpoint at {cfg.build_checkpoint}; the planner only")
+        agents["build"] = lambda bt: run_build(bt, pol, cfg.build_budget_s, cfg.build_samples, cfg.max_steps,
+                                               cfg.seed)
     for name, path in cfg.checkpoints.items():
         if not Path(path).exists():
             print(f"evaluate: {name}: no checkpoint at {path}; skipped")
@@ -169,13 +208,16 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
     bar = tqdm(total=len(bench) * len(agents), desc="evaluate", disable=not progress)
     for name, run in agents.items():
         for bt in bench:
+            c0 = time.process_time()
             b = run(bt)
+            cpu = time.process_time() - c0 if b.cpu_seconds is None else b.cpu_seconds
             ratio = b.throughput / bt.task.reference
             rows.append({"agent": name, "task": bt.id, "family": bt.family, "level": bt.level,
                          "size": bt.size, "ratio": ratio, "success": ratio >= SUCCESS,
                          "invalid_rate": b.invalid / max(1, b.steps), "entities": _entities(b.world),
-                         "steps": b.steps, "seconds": b.seconds, "throughput": b.throughput,
-                         "reference": bt.task.reference})
+                         "steps": b.steps, "seconds": b.seconds, "cpu_seconds": cpu,
+                         "throughput": b.throughput, "reference": bt.task.reference, "method": b.method,
+                         "candidates": b.candidates, "export_ok": b.export_ok})
             builds[(name, bt.id)] = b.world
             bar.update()
     bar.close()
@@ -197,6 +239,33 @@ def summary(df: pd.DataFrame, by: Iterable[str] = ("agent",)) -> pd.DataFrame:
     return pd.DataFrame({"ratio": g["ratio"].mean(), "success": g["success"].mean(),
                          "invalid_rate": g["invalid_rate"].mean(), "entities": g["entities"].mean(),
                          "seconds": g["seconds"].mean(), "n": g.size()}).round(3)
+
+
+def timing(df: pd.DataFrame) -> pd.DataFrame:
+    """Per agent: success rate, mean ratio, and median / p90 wall and CPU seconds per build."""
+    g = df.groupby("agent")
+    q = {f"{k}_{n}": g[c].quantile(p) for c, k in (("seconds", "s"), ("cpu_seconds", "cpu_s"))
+         for n, p in (("median", 0.5), ("p90", 0.9))}
+    out = pd.DataFrame({"success": g["success"].mean(), "ratio": g["ratio"].mean(), **q, "n": g.size()})
+    return out.round(3)
+
+
+def build_tables(b: pd.DataFrame) -> list[str]:
+    """Markdown lines on the build agent's rows: success, ratio and time by family and by level,
+    success by family x level, which candidate won, how many exports draftsman loaded."""
+    def by(col):
+        g = b.groupby(col)
+        return pd.DataFrame({"success": g["success"].mean(), "ratio": g["ratio"].mean(),
+                             "s_median": g["seconds"].median(), "s_p90": g["seconds"].quantile(0.9),
+                             "cpu_median": g["cpu_seconds"].median(),
+                             "cpu_p90": g["cpu_seconds"].quantile(0.9),
+                             "n": g.size()}).round(3)
+    ok = int(b.export_ok.eq(True).sum())
+    return ["## `factorion build` (the build agent)", "", "### By family", "", markdown(by("family")), "",
+            "### By level", "", markdown(by("level")), "", "### Success rate, family x level", "",
+            markdown(b.groupby(["family", "level"])["success"].mean().unstack("level").round(3)), "",
+            "Winning candidate: " + ", ".join(f"{m}: {n}" for m, n in b.method.value_counts().items())
+            + f". Exported strings factorio-draftsman loads: {ok}/{len(b)}.", ""]
 
 
 def bar_chart(df: pd.DataFrame, path: Path) -> None:
@@ -241,20 +310,44 @@ def write_report(df: pd.DataFrame, builds: dict, cfg: EvalConfig) -> Path:
              f"Sizes {list(cfg.sizes)}, levels {list(cfg.levels)}, {cfg.n_seeds} seeds per family/level "
              f"(seeds from {SEED0}); mined test windows: {n_mined}.",
              f"Success = throughput >= {SUCCESS} x reference. Ratios above 1 mean a build beat the "
-             "reference construction.", "", "## By agent", "", markdown(summary(df)), "",
-             "## By agent and level", "", markdown(summary(df, ("agent", "level"))["ratio"].unstack("agent")),
-             "", "## By agent and family", "",
-             markdown(summary(df, ("agent", "family"))["ratio"].unstack("agent")), "",
-             "![mean ratio per family](bars.png)", "", "![best and worst builds](best_worst.png)", ""]
+             "reference construction.",
+             f"Planner budget {cfg.planner_budget_s:g} s; env agents stop after {cfg.max_steps} steps"
+             + (f"; build: {cfg.build_budget_s:g} s budget, policy "
+                f"{cfg.build_checkpoint or 'none (planner only)'}, {cfg.build_samples} samples a round"
+                if "build" in set(df.agent) else "") + ".",
+             "", "## By agent", "", markdown(summary(df)), "",
+             "## Success and time per build", "",
+             "Wall seconds per build (median, p90) and CPU seconds of this process (the machine may "
+             "be shared).", "", markdown(timing(df)), ""]
+    if "build" in set(df.agent):
+        lines += build_tables(df[df.agent == "build"])
+    lines += ["## Mean ratio by agent and level", "",
+              markdown(summary(df, ("agent", "level"))["ratio"].unstack("agent")), "",
+              "## Success rate by agent and level", "",
+              markdown(summary(df, ("agent", "level"))["success"].unstack("agent")), "",
+              "## Mean ratio by agent and family", "",
+              markdown(summary(df, ("agent", "family"))["ratio"].unstack("agent")), "",
+              "## Success rate by agent and family", "",
+              markdown(summary(df, ("agent", "family"))["success"].unstack("agent")), "",
+              "![mean ratio per family](bars.png)", "", "![best and worst builds](best_worst.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
     return out / "report.md"
+
+
+def _build_checkpoint(arg: str | None, ckpts: dict[str, str]) -> str | None:
+    if arg is not None:
+        return None if arg.lower() == "none" else arg
+    for name in ("ppo", "bc"):
+        if name in ckpts and Path(ckpts[name]).exists():
+            return ckpts[name]
+    return next((p for p in ckpts.values() if Path(p).exists()), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m factorion.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                    help="a policy to evaluate (repeatable), e.g. bc=models/bc/last.ckpt; default: "
-                   "bc and ppo from make pretrain / make finetune when they exist")
+                   "bc and ppo from make pretrain / make finetune when they exist; 'none': no policy agents")
     p.add_argument("--sizes", default="11,16")
     p.add_argument("--levels", default="1,2,3,4,5")
     p.add_argument("--families", default=None, help="comma list (default: all)")
@@ -263,6 +356,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="data/out")
     p.add_argument("--agents", default="random,planner", help="baselines to run (comma list, or none)")
     p.add_argument("--planner-budget", type=float, default=2.0)
+    p.add_argument("--build-budget", type=float, default=10.0, metavar="S",
+                   help="seconds per task for the build agent (factorion build's search)")
+    p.add_argument("--build-checkpoint", default=None, metavar="PATH",
+                   help="the build agent's policy (default: the ppo, else the bc checkpoint evaluated; "
+                   "'none': the planner only)")
+    p.add_argument("--build-samples", type=int, default=8, help="policy roll-outs per sampling round")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=48, help="episode limit for the env agents")
     p.add_argument("--out", default="reports/eval")
     a = p.parse_args(argv)
@@ -270,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     if not a.checkpoint:  # the default outputs of make pretrain / make finetune, when present
         a.checkpoint = [f"{n}={p}" for n, p in DEFAULT_CHECKPOINTS.items() if Path(p).exists()]
     for c in a.checkpoint:
+        if c.lower() == "none":  # no policy agents (the build agent may still have one)
+            continue
         name, sep, path = c.partition("=")
         if not sep:
             p.error(f"--checkpoint wants NAME=PATH, got {c!r}")
@@ -279,7 +381,9 @@ def main(argv: list[str] | None = None) -> int:
                      families=tuple(a.families.split(",")) if a.families else None, n_seeds=a.n_seeds,
                      data=a.data, n_mined=a.n_mined, checkpoints=ckpts,
                      agents=tuple(x for x in a.agents.split(",") if x and x != "none"),
-                     planner_budget_s=a.planner_budget, max_steps=a.max_steps, out=a.out)
+                     planner_budget_s=a.planner_budget, max_steps=a.max_steps, out=a.out,
+                     build_budget_s=a.build_budget, build_samples=a.build_samples, seed=a.seed,
+                     build_checkpoint=_build_checkpoint(a.build_checkpoint, ckpts))
     df, builds = evaluate(cfg)
     path = write_report(df, builds, cfg)
     print(summary(df).to_string())
