@@ -7,7 +7,9 @@ For 1, 64 and 256 sub-envs, medians over repeats of
 * ``sps_env``   counting only the wall time inside ``step`` (physics, resets, masks);
 * ``sim_share`` the part of ``step`` spent in ``sim.throughput_batch``;
 * ``resets_per_1k`` episode resets per 1,000 env steps (the uniform random agent finishes
-  about one step in four).
+  about one step in four);
+* ``skip_share`` the part of the valid places/removes not re-simulated because they provably
+  keep the throughput (a detached entity, ``factorion.sim.locality``).
 
 Three task settings: ``fresh`` (``tasks.make_task`` at every reset, uniform family and level:
 what the env does by default), ``pool0.1`` (``task_pool=256, task_pool_refresh=0.1``: one
@@ -73,6 +75,7 @@ def _stand_in_task(rng):
 
 def _measure(B: int, steps: int, repeats: int, env_kw: dict, pools: dict | None) -> dict:
     from factorion.baselines import RandomAgent
+    from factorion.env import OP_FINISH
     from factorion.env_vector import FactorioVectorEnv
     venv = FactorioVectorEnv(B, SIZE, **env_kw)
     if pools is not None:  # share one pre-made pool between runs (each gets its own copy)
@@ -81,10 +84,11 @@ def _measure(B: int, steps: int, repeats: int, env_kw: dict, pools: dict | None)
     agent = RandomAgent(0)
     for _ in range(2):
         venv.step(agent.act(venv.action_masks()))
-    loop, cpu, inside, sim, resets = [], [], [], [], []
+    loop, cpu, inside, sim, resets, skips = [], [], [], [], [], []
     for _ in range(repeats):
         t_step = t_sim = 0.0
-        n_reset = 0
+        n_reset = n_edit = 0
+        skipped0 = int(venv.n_skipped.sum()) if hasattr(venv, "n_skipped") else 0
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             a = agent.act(venv.action_masks())
@@ -93,17 +97,21 @@ def _measure(B: int, steps: int, repeats: int, env_kw: dict, pools: dict | None)
             t_step += time.perf_counter() - t1
             t_sim += info["sim_time_s"]
             n_reset += int(info["autoreset"].sum())
+            n_edit += int((~info["invalid"] & ~info["autoreset"] & (a[:, 0] != OP_FINISH)).sum())
         loop.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         inside.append(t_step)
         sim.append(t_sim / t_step)
         resets.append(1000 * n_reset / (B * steps))
+        skipped = (int(venv.n_skipped.sum()) if hasattr(venv, "n_skipped") else 0) - skipped0
+        skips.append(skipped / max(n_edit, 1))
     n = B * steps
     sps = n / statistics.median(loop)
     return {"num_envs": B, "sps": round(sps), "sps_cpu": round(n / statistics.median(cpu)),
             "sps_env": round(n / statistics.median(inside)),
             "sim_share": round(statistics.median(sim), 3),
             "resets_per_1k": round(statistics.median(resets), 1),
+            "skip_share": round(statistics.median(skips), 3),
             "ratio_to_target": round(sps / TARGET_SPS, 3)}
 
 
@@ -133,7 +141,8 @@ def run(repeats: int = 3) -> dict:
             out["runs"][f"{setting}/{B}"] = r
             print(f"  {setting:>7} B={B:>3}: {r['sps']:>7,} steps/s = {r['ratio_to_target']:.3f} x target "
                   f"(median of {repeats}; cpu-time {r['sps_cpu']:,}; in step {r['sps_env']:,}; "
-                  f"sim {100 * r['sim_share']:.0f}% of step; {r['resets_per_1k']} resets/1k steps)")
+                  f"sim {100 * r['sim_share']:.0f}% of step, {100 * r['skip_share']:.0f}% of edits skipped; "
+                  f"{r['resets_per_1k']} resets/1k steps)")
     return out
 
 

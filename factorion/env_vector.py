@@ -4,8 +4,8 @@ Same observation, action, mask and reward definitions as :mod:`factorion.env` (r
 docstring); every sub-env's grid lives in one ``(B, C, H, W)`` int16 array. Validity comes from
 the cached :class:`~factorion.env.ActionMasks`, places and removes are each one fancy-index
 assignment over every footprint cell of every acting sub-env, and the rewards use one
-``sim.throughput_batch`` call over the sub-envs whose grid changed. Only task drawing at reset
-is a per-env Python loop.
+``sim.throughput_batch`` call over the sub-envs whose throughput may have changed (below). Only
+task drawing at reset is a per-env Python loop.
 
 Autoreset (``autoreset_mode``, also in ``metadata["autoreset_mode"]``):
 
@@ -19,7 +19,7 @@ Autoreset (``autoreset_mode``, also in ``metadata["autoreset_mode"]``):
   arrays), each with a ``_final_obs`` / ``_final_info`` mask. No junk transitions.
 * ``"disabled"``: never resets by itself; call ``reset(options={"reset_mask": done})``.
 
-Task generation (``tasks.make_task``: ~7-40 ms a task at 11x11, against ~0.05 ms for a batched
+Task generation (``tasks.make_task``: ~20-30 ms a task at 11x11, against ~0.01 ms of CPU for a batched
 step of one sub-env) dominates whenever episodes are short: for training pass ``task_pool`` /
 ``task_pool_refresh`` (:class:`~factorion.env.TaskSource`); a replayed task also skips the
 simulator call at reset (its start throughput is cached).
@@ -27,6 +27,13 @@ simulator call at reset (its start throughput is cached).
 ``reset(options=...)`` accepts what the single env does (``task`` / ``family`` / ``level`` /
 ``n_missing``, applied to every sub-env being reset), ``tasks`` (one Task per sub-env) and
 ``reset_mask`` ((B,) bool: reset only those).
+
+Physics: one ``sim.throughput_batch`` call per step over the sub-envs whose grid changed, except
+edits of a *detached* entity (``sim.locality``: a belt, underground, splitter, inserter or chest
+that links to nothing and changes no other link) -- those provably keep the throughput and are
+not re-simulated (``skip_detached=False`` turns this off; ``n_skipped`` counts them per sub-env).
+Resets copy a task's arrays from :class:`~factorion.env.PrepCache`'s stacked tables, one fancy
+index per field.
 
 ``info`` holds ``(B,)`` arrays (``throughput``, ``ratio``, ``entities``, ``n_placed``,
 ``n_removed``, ``n_invalid``, ``invalid``, ``steps``, ``success`` (meaningful where an
@@ -46,6 +53,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from . import env as _env
+from . import env_kernels
 from .env import (
     DEFAULT_ENTITIES,
     DEFAULT_ENTITY_COST,
@@ -62,6 +70,8 @@ from .env import (
     render_world,
 )
 from .world import DIR, IO, ITEM, KIND, N_CHANNELS, PART, RECIPE, World
+
+assert (KIND, DIR, ITEM, RECIPE, IO, PART) == tuple(range(6))  # env_kernels.edit_pass writes them so
 
 _MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP,
           "disabled": AutoresetMode.DISABLED}
@@ -121,7 +131,8 @@ class FactorioVectorEnv(VectorEnv):
                  entities: Sequence[str] = DEFAULT_ENTITIES, max_items: int = 8, max_recipes: int = 4,
                  max_steps: int | None = None, entity_cost: float = DEFAULT_ENTITY_COST,
                  invalid_penalty: float = 0.0, success_threshold: float = 0.95,
-                 autoreset_mode: str | AutoresetMode = "next_step", render_mode: str | None = None):
+                 autoreset_mode: str | AutoresetMode = "next_step", render_mode: str | None = None,
+                 skip_detached: bool = True):
         if num_envs < 1:
             raise ValueError("num_envs must be at least 1")
         H, W = _size(size)
@@ -150,6 +161,7 @@ class FactorioVectorEnv(VectorEnv):
         self.grids = np.zeros((B, N_CHANNELS, H, W), dtype=np.int16)
         self.tasks: list = [None] * B
         self.rates: list[dict] = [{} for _ in range(B)]
+        self.rate_grids = np.full((B, H, W), np.inf)
         self.items = np.zeros((B, max_items), dtype=np.int16)
         self.recipes = np.zeros((B, L.max_recipes), dtype=np.int16)
         self.variant = np.zeros((B, L.n_entity, L.n_variant), dtype=bool)
@@ -166,20 +178,58 @@ class FactorioVectorEnv(VectorEnv):
         self.levels = np.zeros(B, dtype=np.int64)
         self.families = np.full(B, None, dtype=object)
         self._needs_reset = np.zeros(B, dtype=bool)
+        self.skip_detached = bool(skip_detached)
+        self.use_kernels = True            # False: the numpy reference path (tests compare the two)
+        self._kernels: tuple | None = None
+        self.n_skipped = np.zeros(B, dtype=np.int64)  # edits not re-simulated (all episodes)
         self._masks: ActionMasks | None = None
         self._sim_time = 0.0
-        self._prep = PrepCache(L, max_items)
+        self._prep = PrepCache(L, max_items, capacity=max(4096, 2 * B))
 
     # ------------------------------------------------------------------ helpers
     def _throughput(self, idx: np.ndarray) -> None:
         """Simulate the sub-envs ``idx`` (one batch call) into ``self.thr``."""
         if len(idx) == 0:
             return
-        rates = [self.rates[i] for i in idx]
         t0 = time.perf_counter()
-        out = _env._sim().throughput_batch(self.grids[idx], rates=rates if any(rates) else None)
+        out = _env._sim().throughput_batch(self.grids[idx], rates=self.rate_grids[idx])
         self._sim_time += time.perf_counter() - t0
         self.thr[idx] = np.asarray(out, dtype=np.float64)
+
+    def _edit(self, actions: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Canonicalise, validate and apply this step's actions: (canonical actions ``(B, 5)``,
+        valid ``(B,)``, keep ``(B,)``: a valid place/remove of a detached entity, whose
+        throughput provably stays -- ``sim.locality``; not re-simulated)."""
+        L, B, masks = self.layout, self.num_envs, self._masks
+        if self._kernels is None:
+            self._kernels = (env_kernels.compiled("edit_pass"), env_kernels.compiled("remove_pass")) \
+                if self.use_kernels else (None, None)
+        place_k, remove_k = self._kernels
+        if place_k is not None:
+            a = np.empty((B, 5), dtype=np.int64)
+            valid = np.empty(B, dtype=bool)
+            place_k(self.grids, np.ascontiguousarray(actions, dtype=np.int64), active, masks.fit, masks.cell,
+                    masks.ed_ok, masks.variant, self.recipe_ids, L.nvec, L.kind, L.directional,
+                    L.has_variants, L.is_assembler, L.is_underground, L.fp_index, L.fp_w, L.fp_h, a, valid)
+        else:
+            ok, a = L.canonical(actions)
+            valid = masks.valid_canonical(ok, a) & active
+            pi = np.nonzero(valid & (a[:, 0] == OP_PLACE))[0]
+            apply_place(L, self.grids, pi, a[pi], self.recipe_ids)
+        ri = np.nonzero(valid & (a[:, 0] == OP_REMOVE))[0]
+        # the locality test sees the placed entities in and the removed ones still there
+        keep = np.zeros(B, dtype=bool)
+        sim = _env._sim()
+        if self.skip_detached and hasattr(sim, "detached_batch"):
+            ei = np.nonzero(valid & (a[:, 0] != OP_FINISH))[0]
+            if len(ei):
+                keep[ei] = sim.detached_batch(self.grids, ei, a[ei, 1])
+        if len(ri):
+            if remove_k is not None:
+                remove_k(self.grids, ri, a[ri, 1], L.kind_w, L.kind_h)
+            else:
+                apply_remove(L, self.grids, ri, a[ri, 1])
+        return a, valid, keep
 
     def _reset_envs(self, idx: np.ndarray, options: dict | None = None) -> None:
         if len(idx) == 0:
@@ -191,29 +241,33 @@ class FactorioVectorEnv(VectorEnv):
         else:
             drawn = [self.task_source.draw(self.np_random, {**options, "task": tasks[i]}) for i in idx]
         preps = [self._prep.get(t) for t in drawn]
-        for i, p in zip(idx, preps, strict=True):
+        for i, p in zip(idx.tolist(), preps, strict=True):
             self.tasks[i] = p.task
             self.rates[i] = p.rates
             self.families[i] = p.family
+        slots = np.fromiter((p.slot for p in preps), dtype=np.int64, count=len(preps))
+        T = self._prep.tab
         # copy on write: earlier ActionMasks objects (maybe kept in a rollout buffer) hold these
         self.variant, self.ed_ok = self.variant.copy(), self.ed_ok.copy()
-        self.grids[idx] = [p.grid for p in preps]
-        self.items[idx] = [p.items for p in preps]
-        self.recipes[idx] = [p.recipes for p in preps]
-        self.variant[idx] = [p.tables.variant for p in preps]
-        self.recipe_ids[idx] = [p.tables.recipe_ids for p in preps]
-        self.ed_ok[idx] = [p.tables.ed_ok for p in preps]
-        self.fp_any[idx] = [p.tables.fp_any for p in preps]
-        self.ref[idx] = [p.ref for p in preps]
-        self.levels[idx] = [p.level for p in preps]
-        self.n_ent[idx] = [p.n_entities for p in preps]
+        self.grids[idx] = T["grid"][slots]
+        self.items[idx] = T["items"][slots]
+        self.recipes[idx] = T["recipes"][slots]
+        self.variant[idx] = T["variant"][slots]
+        self.recipe_ids[idx] = T["recipe_ids"][slots]
+        self.ed_ok[idx] = T["ed_ok"][slots]
+        self.fp_any[idx] = T["fp_any"][slots]
+        self.ref[idx] = T["ref"][slots]
+        self.levels[idx] = T["level"][slots]
+        self.n_ent[idx] = T["n_entities"][slots]
+        self.rate_grids[idx] = T["rate_grid"][slots]
         self.steps[idx] = self.n_placed[idx] = self.n_removed[idx] = self.n_invalid[idx] = 0
-        known = np.array([p.throughput is not None for p in preps])
-        self.thr[idx[known]] = [p.throughput for p in preps if p.throughput is not None]
-        todo = idx[~known]
-        self._throughput(todo)
-        for k in np.nonzero(~known)[0]:
-            preps[k].throughput = float(self.thr[idx[k]])
+        thr = T["thr"][slots]
+        self.thr[idx] = thr
+        unknown = np.nonzero(np.isnan(thr))[0]
+        if len(unknown):
+            self._throughput(idx[unknown])
+            for k in unknown.tolist():
+                self._prep.set_throughput(preps[k], self.thr[idx[k]])
 
     def _obs(self) -> dict:
         return {"grid": self.grids.copy(), "task": self.items.copy(), "recipes": self.recipes.copy(),
@@ -263,7 +317,7 @@ class FactorioVectorEnv(VectorEnv):
     def step(self, actions):
         if self._masks is None:
             raise RuntimeError("call reset() before step()")
-        L, B = self.layout, self.num_envs
+        B = self.num_envs
         self._sim_time = 0.0
         actions = np.asarray(actions).reshape(B, 5)
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
@@ -271,16 +325,14 @@ class FactorioVectorEnv(VectorEnv):
         else:
             auto = np.zeros(B, dtype=bool)
         active = ~auto
-        ok, a = L.canonical(actions)
-        valid = self._masks.valid_canonical(ok, a) & active
+        a, valid, keep = self._edit(actions, active)
         op = a[:, 0]
         place, remove = valid & (op == OP_PLACE), valid & (op == OP_REMOVE)
-        pi, ri = np.nonzero(place)[0], np.nonzero(remove)[0]
-        apply_place(L, self.grids, pi, a[pi], self.recipe_ids)
-        apply_remove(L, self.grids, ri, a[ri, 1])
+        edit = place | remove
         thr0, n0 = self.thr.copy(), self.n_ent.copy()
         self.n_ent += place.astype(np.int64) - remove
-        self._throughput(np.nonzero(place | remove)[0])
+        self.n_skipped += keep
+        self._throughput(np.nonzero(edit & ~keep)[0])
         invalid = active & ~valid
         reward = (self.thr - thr0) / self.ref - self.entity_cost * (self.n_ent - n0) \
             - self.invalid_penalty * invalid

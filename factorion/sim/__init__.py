@@ -21,10 +21,12 @@ import numpy as np
 from .. import gamedata as gd
 from ..world import DIR, ITEM, K_OBSTACLE, KIND, KINDS, PART, SINK, SOURCE, World
 from .graph import ROLE_HUB, njit
+from .locality import detached_batch
 from .solver import solve
 from .tables import C_SPLITTER, tables
 
-__all__ = ["simulate", "SimResult", "throughput", "throughput_batch", "MAXIT", "TOL"]
+__all__ = ["simulate", "SimResult", "throughput", "throughput_batch", "rate_grid", "detached_batch", "MAXIT",
+           "TOL"]
 
 MAXIT = 2000      # rate sweeps at most (loops converge geometrically; typical factories take 2-4)
 TOL = 1e-12       # items/s: a sweep that changes no link flow by more than this ends the fixpoint
@@ -37,12 +39,17 @@ def _targs():
             t.r_energy, t.r_ning, t.r_ing, t.r_ingamt, t.r_nres, t.r_res, t.r_resamt, t.smelt, t.dirs)
 
 
-def _rate_grid(shape: tuple[int, int], rates: Mapping | None) -> np.ndarray:
+def rate_grid(shape: tuple[int, int], rates: Mapping | None) -> np.ndarray:
+    """``World.rates`` as a float ``(H, W)`` array of source caps (``inf`` = unlimited; what
+    :func:`throughput_batch` takes as ``rates``)."""
     g = np.full(shape, np.inf)
     for (y, x), r in (rates or {}).items():
         if 0 <= y < shape[0] and 0 <= x < shape[1] and r is not None and math.isfinite(r) and r >= 0:
             g[y, x] = float(r)
     return g
+
+
+_rate_grid = rate_grid
 
 
 def _solve_world(world: World):

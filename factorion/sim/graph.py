@@ -27,11 +27,52 @@ if os.environ.get("FACTORION_NOJIT"):
             return a[0]
         return lambda f: f
 else:
+    import hashlib
+
     import numba
+    from numba.core import caching as _caching
+
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+
+    def _package_stamp() -> str:
+        """A hash of every source file of this package (memoised on their stat)."""
+        names = sorted(n for n in os.listdir(_HERE) if n.endswith(".py"))
+        key = tuple((n, os.stat(os.path.join(_HERE, n)).st_mtime_ns) for n in names)
+        if _STAMP.get("key") != key:
+            h = hashlib.sha256()
+            for n in names:
+                with open(os.path.join(_HERE, n), "rb") as f:
+                    h.update(n.encode() + b"\0" + f.read() + b"\0")
+            _STAMP.update(key=key, stamp=h.hexdigest())
+        return _STAMP["stamp"]
+
+    _STAMP: dict = {}
+
+    class PackageCacheLocator(_caching.InTreeCacheLocator):
+        """numba's in-tree cache, stamped with the whole package's sources. numba stamps a cached
+        function with its own file only, so a function that calls a compiled function of another
+        file (``_batch`` -> ``solve`` -> ``build``) would keep that callee's stale code after an
+        edit there; with this stamp any edit in the package recompiles everything in it."""
+
+        def get_source_stamp(self):
+            return _package_stamp()
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if numba.config.CACHE_DIR or os.path.dirname(os.path.abspath(py_file)) != _HERE:
+                return None  # numba's own locators (NUMBA_CACHE_DIR, other packages)
+            return super().from_function(py_func, py_file)
+
+    try:
+        if PackageCacheLocator not in _caching.CacheImpl._locator_classes:
+            _caching.CacheImpl._locator_classes.insert(0, PackageCacheLocator)
+    except AttributeError:  # another numba: its default locators (stamp: the function's own file)
+        pass
 
     def njit(*a, **k):
-        """numba.njit with this package's defaults: cached, and numpy's error model (no
-        zero-division checks; the solver never divides by a zero it would care about)."""
+        """numba.njit with this package's defaults: cached (stamped with the package's sources,
+        see :class:`PackageCacheLocator`), and numpy's error model (no zero-division checks; the
+        solver never divides by a zero it would care about)."""
         k.setdefault("cache", True)
         k.setdefault("error_model", "numpy")
         return numba.njit(*a, **k)
