@@ -40,7 +40,7 @@ data: $(STAMP)
 	$(PYTHON) -m pipeline.run --out $(DATA) $(if $(BLUEPRINTS),--blueprints $(BLUEPRINTS))
 
 pretrain: $(STAMP)
-	$(PYTHON) -m factorion.train_bc --data $(DATA) --max-minutes $(or $(MINUTES),20)
+	$(PYTHON) -m factorion.train_bc --data $(DATA) --max-minutes $(or $(MINUTES),20) --preset $(or $(PRESET),small)
 
 finetune: $(STAMP)
 	$(PYTHON) -m factorion.train_ppo --init models/bc/last.ckpt --minutes $(or $(MINUTES),30)
@@ -56,7 +56,7 @@ demo: $(STAMP)
 	$(PYTHON) -m factorion.train_bc --data data/demo --out models/demo/bc --preset small --max-minutes 3
 	$(PYTHON) -m factorion.train_ppo --init models/demo/bc/last.ckpt --out models/demo/ppo --run demo --minutes 4
 	$(PYTHON) -m factorion.evaluate --sizes 11 --levels 1,3,5 --n-seeds 1 --n-mined 5 --data data/demo \
-		--out $(DEMO_OUT) \
+		--out $(DEMO_OUT) --agents random,planner,build --build-budget 5 \
 		--checkpoint bc=models/demo/bc/last.ckpt --checkpoint ppo=models/demo/ppo/demo/policy.pt
 	$(BIN)/factorion build data/tasks/gears.txt --checkpoint models/demo/ppo/demo/policy.pt --budget 20 \
 		-o $(DEMO_OUT)/build.png | tee $(DEMO_OUT)/build.txt

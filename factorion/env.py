@@ -69,12 +69,14 @@ fit[layout.fp_index[e, d], c] & ed_ok[e, d]``.
 
 Reward
 ------
-``r_t = (T_t - T_{t-1}) / task.reference - entity_cost * (N_t - N_{t-1})`` with ``T`` the
-simulated throughput (:func:`factorion.sim.throughput`) and ``N`` the number of modelled
-entities on the grid (sources, sinks and obstacles excluded; task-given entities included, so
-removing clutter pays ``+entity_cost``). Default ``entity_cost = 0.01``. An episode's rewards
-sum to ``(T_final - T_0) / reference - entity_cost * (N_final - N_0)`` exactly (plus
-``invalid_penalty`` per invalid action, default 0). Finishing an untouched level-1 task (a
+``r_t = (T_t - T_{t-1}) / task.reference - entity_cost * (X_t - X_{t-1})`` with ``T`` the
+simulated throughput (:func:`factorion.sim.throughput`), ``N`` the number of modelled entities
+on the grid (sources, sinks and obstacles excluded) and ``X = max(N - N_0, 0)`` the entities
+beyond the task's start count: every entity added costs ``entity_cost``, removing one you
+added refunds it, and removing a task-given entity is free (not paid: paying for it let a
+policy earn by emptying a factory it could not repair). Default ``entity_cost = 0.01``. An
+episode's rewards sum to ``(T_final - T_0) / reference - entity_cost * max(N_final - N_0, 0)``
+exactly (plus ``invalid_penalty`` per invalid action, default 0). Finishing an untouched level-1 task (a
 working factory) earns 0; breaking it costs the lost fraction. The simulator runs only after a
 valid place/remove (the vector env also skips those that provably keep the throughput, see
 :mod:`factorion.sim.locality`).
@@ -466,7 +468,7 @@ class FactorioEnv(gym.Env):
             thr, sim_time = self._throughput()
             self._prep.set_throughput(p, thr)
         self.thr = p.throughput
-        self.n_entities = p.n_entities
+        self.n_entities = self.n_start = p.n_entities
         self._refresh_masks()
         return self._obs(), self._info(False, sim_time)
 
@@ -489,7 +491,8 @@ class FactorioEnv(gym.Env):
             self._refresh_masks()
         self.steps += 1
         self.n_invalid += invalid
-        reward = (self.thr - thr0) / self.ref - self.entity_cost * (self.n_entities - n0) \
+        extra0, extra = max(n0 - self.n_start, 0), max(self.n_entities - self.n_start, 0)
+        reward = (self.thr - thr0) / self.ref - self.entity_cost * (extra - extra0) \
             - (self.invalid_penalty if invalid else 0.0)
         terminated = (not invalid) and op == OP_FINISH
         truncated = (not terminated) and self.steps >= self.max_steps

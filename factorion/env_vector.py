@@ -171,6 +171,7 @@ class FactorioVectorEnv(VectorEnv):
         self.ref = np.ones(B)
         self.thr = np.zeros(B)
         self.n_ent = np.zeros(B, dtype=np.int64)
+        self.n_start = np.zeros(B, dtype=np.int64)  # entities at reset: the clutter cost counts those beyond
         self.steps = np.zeros(B, dtype=np.int64)
         self.n_placed = np.zeros(B, dtype=np.int64)
         self.n_removed = np.zeros(B, dtype=np.int64)
@@ -258,7 +259,7 @@ class FactorioVectorEnv(VectorEnv):
         self.fp_any[idx] = T["fp_any"][slots]
         self.ref[idx] = T["ref"][slots]
         self.levels[idx] = T["level"][slots]
-        self.n_ent[idx] = T["n_entities"][slots]
+        self.n_ent[idx] = self.n_start[idx] = T["n_entities"][slots]
         self.rate_grids[idx] = T["rate_grid"][slots]
         self.steps[idx] = self.n_placed[idx] = self.n_removed[idx] = self.n_invalid[idx] = 0
         thr = T["thr"][slots]
@@ -334,7 +335,8 @@ class FactorioVectorEnv(VectorEnv):
         self.n_skipped += keep
         self._throughput(np.nonzero(edit & ~keep)[0])
         invalid = active & ~valid
-        reward = (self.thr - thr0) / self.ref - self.entity_cost * (self.n_ent - n0) \
+        extra = np.maximum(self.n_ent - self.n_start, 0) - np.maximum(n0 - self.n_start, 0)
+        reward = (self.thr - thr0) / self.ref - self.entity_cost * extra \
             - self.invalid_penalty * invalid
         self.steps += active
         self.n_placed += place

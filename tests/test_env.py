@@ -18,6 +18,7 @@ from factorion.env_vector import FactorioVectorEnv
 from factorion.world import DIR, KIND, KIND_ID, PART, Entity, World
 
 HAVE_SIM = importlib.util.find_spec("factorion.sim") is not None
+FIXED_NAMES = ("source", "sink", "obstacle")
 HAVE_TASKS = importlib.util.find_spec("factorion.tasks") is not None
 
 
@@ -311,6 +312,21 @@ def test_place_and_remove_multi_tile():
     assert np.isclose(r, env.entity_cost)
 
 
+def test_removing_a_task_entity_is_free_and_clutter_costs_once():
+    """The clutter cost counts entities beyond the start: removing a task-given one neither pays
+    nor costs (only the throughput change counts), re-adding it is free, one more costs."""
+    env = make_env(11, n_missing=2, entity_cost=0.01)
+    _, info = env.reset(seed=3)
+    assert info["throughput"] == 0.0  # two entities missing: nothing flows
+    given = [e for e in env.world.entities() if e.name not in FIXED_NAMES]
+    e = given[0]
+    _, r, _, _, info = env.step(np.array([OP_REMOVE, e.y * env.layout.width + e.x, 0, 0, 0]))
+    assert not info["invalid"] and r == 0.0 and info["entities"] == env.n_start - 1
+    from factorion.bc_samples import encode_action
+    _, r, _, _, info = env.step(encode_action(("place", e), env.layout, env.task.recipes))
+    assert not info["invalid"] and np.isclose(r, 0.0) and info["entities"] == env.n_start
+
+
 def test_remove_rules_and_invalid_actions_are_flagged_noops():
     env = make_env(11, n_missing=0, invalid_penalty=0.0)
     obs0, _ = env.reset(seed=5)
@@ -350,7 +366,7 @@ def test_finish_terminates_level1_finish_is_zero_and_breaking_costs():
     env.reset(seed=2)
     belt_cell = int(np.nonzero(env.world.grid[KIND].ravel() == KIND_ID["transport-belt"])[0][3])
     _, r, term, _, info = env.step(np.array([OP_REMOVE, belt_cell, 0, 0, 0]))
-    assert not term and np.isclose(r, -1.0 + env.entity_cost) and info["ratio"] == 0.0
+    assert not term and r == -1.0 and info["ratio"] == 0.0  # a task entity: its removal is not paid
 
 
 def test_truncation_is_not_termination():
@@ -379,7 +395,7 @@ def test_reward_telescopes(seed):
         rs.append(r)
         total += r
         done = term or trunc
-    want = (info["throughput"] - thr0) / ref - 0.01 * (info["entities"] - n0)
+    want = (info["throughput"] - thr0) / ref - 0.01 * max(info["entities"] - n0, 0)
     assert np.isclose(total, want, atol=1e-9) and len(rs) > 3
     assert info["entities"] == E.count_entities(env.world.grid[None])[0]
 
@@ -562,7 +578,7 @@ def test_vector_reward_telescopes_and_agent_never_invalid():
         for i in np.nonzero(term | trunc)[0]:
             fin = info["final_info"]
             want = ((fin["throughput"][i] - thr0[i]) / venv.ref[i]
-                    - venv.entity_cost * (fin["entities"][i] - n0[i]))
+                    - venv.entity_cost * max(fin["entities"][i] - n0[i], 0))
             assert np.isclose(ret[i], want)
             ret[i], thr0[i], n0[i] = 0.0, info["throughput"][i], info["entities"][i]
             checked += 1
