@@ -43,6 +43,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -78,12 +79,22 @@ class WorldError(ValueError):
     """A world operation that cannot be done (overlap, out of bounds, bad recipe...)."""
 
 
+@cache
+def _item_ids() -> dict[str, int]:
+    return {n: i + 1 for i, n in enumerate(gd.item_names())}
+
+
+@cache
+def _recipe_ids() -> dict[str, int]:
+    return {n: i + 1 for i, n in enumerate(gd.recipe_names())}
+
+
 def item_id(item: str | None) -> int:
     if not item:
         return 0
     try:
-        return gd.item_names().index(item) + 1
-    except ValueError:
+        return _item_ids()[item]
+    except KeyError:
         raise WorldError(f"unknown item {item!r}") from None
 
 
@@ -95,8 +106,8 @@ def recipe_id(recipe: str | None) -> int:
     if not recipe:
         return 0
     try:
-        return gd.recipe_names().index(recipe) + 1
-    except ValueError:
+        return _recipe_ids()[recipe]
+    except KeyError:
         raise WorldError(f"recipe {recipe!r} is not one a modelled machine can make") from None
 
 
@@ -124,6 +135,16 @@ class Entity:
         if self.name == OBSTACLE:
             return obstacle_size(self.obstacle_name or "", self.direction)
         return gd.footprint(self.name, self.direction)
+
+
+def _entity(name: str, y: int, x: int, direction: int, item: str | None, recipe: str | None,
+            io: int) -> Entity:
+    """``Entity(name, y, x, direction, item, recipe, io)`` without the frozen dataclass's
+    ``__init__`` (a third of the time of :meth:`World.entities`); the same object in every way."""
+    e = object.__new__(Entity)
+    e.__dict__.update(name=name, y=y, x=x, direction=direction, item=item, recipe=recipe, io=io,
+                      obstacle_name=None)
+    return e
 
 
 def obstacle_size(name: str, direction: int) -> tuple[int, int]:
@@ -196,18 +217,34 @@ class World:
         return y - (part - 1) // w, x - (part - 1) % w
 
     def entity_at(self, y: int, x: int) -> Entity | None:
-        if not (0 <= y < self.height and 0 <= x < self.width) or self.grid[PART, y, x] == 0:
+        g = self.grid
+        if not (0 <= y < g.shape[1] and 0 <= x < g.shape[2]):
             return None
-        ay, ax = self.anchor(y, x)
-        g = self.grid[:, ay, ax]
-        kind = KINDS[int(g[KIND])]
-        return Entity(kind, ay, ax, int(g[DIR]), item_name(int(g[ITEM])), recipe_name(int(g[RECIPE])),
-                      int(g[IO]))
+        col = g[:, y, x].tolist()
+        part = col[PART]
+        if part == 0:
+            return None
+        if part != 1:  # the anchor (as :meth:`anchor`)
+            w = gd.footprint(KINDS[col[KIND]], col[DIR])[0]
+            y, x = y - (part - 1) // w, x - (part - 1) % w
+            col = g[:, y, x].tolist()
+        items, recipes = gd.item_names(), gd.recipe_names()
+        it, rc = col[ITEM], col[RECIPE]
+        return _entity(KINDS[col[KIND]], y, x, col[DIR], items[it - 1] if it else None,
+                       recipes[rc - 1] if rc else None, col[IO])
 
-    def entities(self) -> list[Entity]:
-        """All entities (each obstacle cell counts as one), by anchor in row-major order."""
-        ys, xs = np.nonzero(self.grid[PART] == 1)
-        return [self.entity_at(int(y), int(x)) for y, x in zip(ys, xs, strict=True)]
+    def entities(self, obstacles: bool = True) -> list[Entity]:
+        """All entities (each obstacle cell counts as one), by anchor in row-major order;
+        ``obstacles=False``: all but the obstacles."""
+        g = self.grid
+        ys, xs = np.nonzero((g[PART] == 1) & (g[KIND] != K_OBSTACLE) if not obstacles else g[PART] == 1)
+        if not len(ys):
+            return []
+        kinds, dirs, its, rcs, ios = g[:PART, ys, xs].tolist()
+        items, recipes = gd.item_names(), gd.recipe_names()
+        return [_entity(KINDS[k], y, x, d, items[it - 1] if it else None, recipes[rc - 1] if rc else None, io)
+                for y, x, k, d, it, rc, io in zip(ys.tolist(), xs.tolist(), kinds, dirs, its, rcs, ios,
+                                                  strict=True)]
 
     def counts(self) -> Counter:
         """Number of entities of each kind name (obstacles: cells)."""
@@ -223,11 +260,16 @@ class World:
         w, h = e.size
         if e.y < 0 or e.x < 0 or e.y + h > self.height or e.x + w > self.width:
             return f"{e.name} at ({e.y}, {e.x}) size {w}x{h} is outside the {self.height}x{self.width} world"
-        cells = self.grid[:, e.y:e.y + h, e.x:e.x + w]
-        busy = cells[PART] != 0
-        if e.name == OBSTACLE:  # obstacles may overlap obstacles (rails do), nothing else
-            busy &= cells[KIND] != K_OBSTACLE
-        if busy.any():
+        if w == 1 and h == 1:  # the common case, without array slices
+            g = self.grid
+            busy = g[PART, e.y, e.x] != 0 and (e.name != OBSTACLE or g[KIND, e.y, e.x] != K_OBSTACLE)
+        else:
+            cells = self.grid[:, e.y:e.y + h, e.x:e.x + w]
+            busy = cells[PART] != 0
+            if e.name == OBSTACLE:  # obstacles may overlap obstacles (rails do), nothing else
+                busy &= cells[KIND] != K_OBSTACLE
+            busy = busy.any()
+        if busy:
             return f"{e.name} at ({e.y}, {e.x}) overlaps another entity"
         if e.name in (SOURCE, SINK) and not e.item:
             return f"a {e.name} needs an item"
@@ -247,10 +289,31 @@ class World:
         if reason:
             raise WorldError(reason)
         w, h = e.size
+        one = w == 1 and h == 1
+        if one:  # the common case: one write of the cell's channels
+            col = [0] * N_CHANNELS
+            if e.name == OBSTACLE:
+                col[KIND], col[PART] = K_OBSTACLE, 1
+            else:
+                try:
+                    col[ITEM] = item_id(e.item) if e.name in (SOURCE, SINK) else 0
+                    col[RECIPE] = recipe_id(e.recipe) if e.name in gd.ASSEMBLERS else 0
+                except WorldError:  # the general path below raises it (after the same writes)
+                    col = None
+                else:
+                    col[KIND] = KIND_ID[e.name]
+                    col[DIR] = e.direction % 4 if e.name in DIRECTIONAL else 0
+                    col[IO] = e.io if e.name in gd.UNDERGROUNDS else 0
+                    col[PART] = 1
+            if col is not None:
+                self.grid[:, e.y, e.x] = col
+                if e.name != OBSTACLE:
+                    return e
         cells = self.grid[:, e.y:e.y + h, e.x:e.x + w]
         if e.name == OBSTACLE:
-            cells[:] = 0
-            cells[KIND], cells[PART] = K_OBSTACLE, 1
+            if not one:
+                cells[:] = 0
+                cells[KIND], cells[PART] = K_OBSTACLE, 1
             if e.obstacle_name:
                 raw = {"name": e.obstacle_name, "position": {"x": e.x + w / 2, "y": e.y + h / 2}}
                 if e.direction:

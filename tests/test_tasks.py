@@ -12,7 +12,7 @@ import pytest
 from factorion import blueprint as B
 from factorion import gamedata as gd
 from factorion import tasks as T
-from factorion.world import IO_INPUT, IO_OUTPUT, OBSTACLE, SINK, SOURCE, Entity, World
+from factorion.world import IO_INPUT, IO_OUTPUT, OBSTACLE, PART, SINK, SOURCE, Entity, World
 
 SAMPLES = Path(__file__).resolve().parents[1] / "factorion" / "samples"
 
@@ -181,6 +181,115 @@ def test_route_to_a_dead_end_for_an_inserter():
     assert T.fill(w, 0) == []
     belt = w.entity_at(4, 1)
     assert belt is not None and belt.name == "transport-belt"
+
+
+def _random_route_problem(rng: np.random.Generator):
+    """A task world with some of its entities removed, and a random goal and starts."""
+    fam = T.FAMILIES[int(rng.integers(len(T.FAMILIES)))]
+    w = T.solved_factory(fam, int(rng.choice([7, 11, 16])), int(rng.integers(1000)))
+    ents = non_fixed(w)
+    for i in rng.permutation(len(ents))[: int(rng.integers(len(ents) + 1))]:
+        w.remove(ents[i].y, ents[i].x)
+    H, W = w.shape
+    free = [(int(y), int(x)) for y, x in zip(*np.nonzero(w.grid[PART] == 0), strict=True)]
+    heads = [e for e in w.entities() if T.enter_pred(e) is not None]
+    enter = {}
+    for e in [heads[i] for i in rng.permutation(len(heads))[: int(rng.integers(0, 3))]]:
+        for c in T.cells_of(e):
+            enter[c] = T.enter_pred(e)
+    end = {free[i] for i in rng.permutation(len(free))[: int(rng.integers(0, 3))]}
+    if rng.random() < 0.1:  # a goal cell outside the world: the fast router hands over
+        end.add((-1, int(rng.integers(W))))
+    starts = [(y, x, int(rng.integers(-1, 4)), bool(rng.random() < 0.5))
+              for y, x in [free[i] for i in rng.permutation(len(free))[:3]]]
+    for s in [e for e in w.entities() if e.name == SOURCE][:1]:
+        starts += T.source_starts(w, (s.y, s.x))
+    exclude = {free[i] for i in rng.permutation(len(free))[:2]} if rng.random() < 0.3 else ()
+    return w, starts, T.Goal(enter, end), exclude
+
+
+def test_fast_route_matches_the_reference_router():
+    """route (flat tables, integer states) against _route_simple (the plain A*): the same paths and
+    the same draws from rng, on random problems."""
+    from factorion.tasks.routing import _route_simple
+    rng = np.random.default_rng(0)
+    found = 0
+    for k in range(150):
+        w, starts, goal, exclude = _random_route_problem(rng)
+        tier, ug = int(rng.integers(4)), bool(rng.random() < 0.7)
+        outs = []
+        for fn in (T.route, _route_simple):
+            r = np.random.default_rng(k)
+            outs.append((fn(w, starts, goal, tier, underground=ug, rng=r, exclude=exclude), r.random()))
+        assert outs[0] == outs[1], k
+        assert T.route(w, starts, goal, tier, underground=ug, exclude=exclude) == \
+            _route_simple(w, starts, goal, tier, underground=ug, exclude=exclude)
+        found += bool(outs[0][0])
+    assert found > 30
+
+
+def test_pick_and_draws_are_numpys_draws():
+    """pick(rng, seq) is rng.choice(seq); Draws(rng, n).integers(lo, hi) are rng.integers(lo, hi)
+    calls one by one (values and the generator's state after, rejections included)."""
+    for seed in range(60):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        names = ("a", "b", "b", "c", "d")[: 1 + seed % 5]
+        assert [str(a.choice(names)) for _ in range(20)] == [T.pick(b, names) for _ in range(20)]
+        if seed % 2:
+            a.integers(5)
+            b.integers(5)  # a half-used 32-bit buffer in the bit generator
+        spans = [1, 2, 3, 4, 5, 7, 11, 16, 3 * 2**30, 2**31 + 1, 2**32 - 1]
+        c = np.random.default_rng(1000 + seed)
+        bounds = [(lo, lo + spans[int(c.integers(len(spans)))]) for lo in range(-3, 60)]
+        want = [int(a.integers(lo, hi)) for lo, hi in bounds]
+        draws = T.Draws(b, sum(hi - lo > 1 for lo, hi in bounds) - seed % 3)
+        assert [draws.integers(lo, hi) for lo, hi in bounds] == want
+        draws.close()
+        assert a.bit_generator.state == b.bit_generator.state
+    with pytest.raises(RuntimeError):
+        T.Draws(np.random.default_rng(0), 3).close()
+
+
+def test_batched_draws_build_what_one_by_one_draws_build():
+    """scatter_obstacles and place_splitter (batched draws, bulk writes) against the plain loops
+    they replace (one rng call and one world.place at a time)."""
+    for seed in range(40):
+        base = T.solved_factory("belt", 11, seed)
+        avoid = {(int(seed) % 11, 3)}
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        w1 = base.copy()
+        T.scatter_obstacles(w1, a, 0.3, avoid)
+        w2 = base.copy()
+        free = T._free_cells(w2, set(avoid))
+        for i in b.choice(len(free), size=int(round(0.3 * len(free))), replace=False):
+            y, x = free[int(i)]
+            w2.place(Entity(OBSTACLE, y, x, obstacle_name=str(b.choice(T.OBSTACLE_NAMES))))
+        assert w1 == w2 and w1.obstacles == w2.obstacles
+        assert a.bit_generator.state == b.bit_generator.state
+        tier = seed % 4
+        sp = T.place_splitter(w1, a, tier, tries=50)
+        order = []
+        for _ in range(50):
+            d = int(b.integers(4))
+            fw, fh = gd.footprint(gd.SPLITTERS[tier], d)
+            y, x = int(b.integers(0, 11 - fh + 1)), int(b.integers(0, 11 - fw + 1))
+            order.append(Entity(gd.SPLITTERS[tier], y, x, d))
+        want = None
+        for e in order:
+            cs = T.cells_of(e)
+            around = [T.step(c, e.direction, k) for k in (1, 2) for c in cs] + [
+                T.step(c, (e.direction + 2) % 4) for c in cs]
+            if all(T._inb(w2, c) and not w2.grid[PART][c] for c in cs + around):
+                want = e
+                break
+        assert sp == want
+        assert a.bit_generator.state == b.bit_generator.state
+
+
+def test_entities_without_obstacles():
+    for fam in T.FAMILIES:
+        w = T.solved_factory(fam, 11, 3)
+        assert w.entities(obstacles=False) == [e for e in w.entities() if e.name != OBSTACLE]
 
 
 # ----------------------------------------------------------------------------- curriculum

@@ -4,7 +4,10 @@ pairing, recipe products and ingredients)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from .. import gamedata as gd
 from ..world import IO_INPUT, IO_OUTPUT, OBSTACLE, SINK, SOURCE, Entity, World
@@ -50,6 +53,62 @@ class Task:
     removed: list[Entity]    # entities of `solution` missing from `world` (levels 3 and 4), else []
     recipes: tuple[str, ...]  # assembler recipes the task may need; () for belt and smelting tasks
     items: tuple[str, ...]   # items at sources and sinks
+
+
+# ============================================================================ random draws
+
+
+def pick(rng: np.random.Generator, seq: Sequence):
+    """``rng.choice(seq)`` of a tuple (as a plain element): the very same draw, since numpy's
+    ``choice`` without ``p`` draws ``rng.integers(0, len(seq))``, without turning the tuple into an
+    array first (a fifth of the time). tests/test_tasks.py checks the two agree."""
+    return seq[int(rng.integers(0, len(seq)))]
+
+
+class Draws:
+    """``rng.integers(lo, hi)`` draws (``hi - lo`` at most 2**32) served from one batch of raw
+    32-bit draws: the same values and the same generator state after, as many scalar calls.
+
+    numpy draws a bounded integer whose range fits 32 bits by Lemire's method over the bit
+    generator's ``next_uint32`` (one call, more only on a rare rejection); a full-range ``uint32``
+    array draw is ``next_uint32`` call after call. So the first ``n`` raw draws are taken at once
+    (``n``: the fewest the caller will surely use; never more) and any further (rejections, draws
+    past ``n``) one at a time. tests/test_tasks.py checks it against scalar calls."""
+
+    def __init__(self, rng: np.random.Generator, n: int):
+        self.rng = rng
+        self.buf = rng.integers(0, 1 << 32, size=n, dtype=np.uint32).tolist() if n > 0 else []
+        self.i = 0
+
+    def _u32(self) -> int:
+        i = self.i
+        if i < len(self.buf):
+            self.i = i + 1
+            return self.buf[i]
+        return int(self.rng.integers(0, 1 << 32, dtype=np.uint32))
+
+    def integers(self, lo: int, hi: int | None = None) -> int:
+        if hi is None:
+            lo, hi = 0, lo
+        r = hi - lo - 1
+        if r < 0 or r >= 0xFFFFFFFF:
+            raise ValueError(f"Draws.integers takes 1 <= hi - lo < 2**32, got [{lo}, {hi})")
+        if r == 0:  # numpy draws nothing for a single value
+            return lo
+        excl = r + 1
+        m = self._u32() * excl
+        left = m & 0xFFFFFFFF
+        if left < excl:
+            threshold = (0xFFFFFFFF - r) % excl
+            while left < threshold:
+                m = self._u32() * excl
+                left = m & 0xFFFFFFFF
+        return lo + (m >> 32)
+
+    def close(self) -> None:
+        """Check that every batched draw was used (else the generator ran ahead)."""
+        if self.i < len(self.buf):
+            raise RuntimeError(f"Draws: {len(self.buf) - self.i} batched draws unused")
 
 
 # ============================================================================ small helpers
@@ -124,13 +183,13 @@ def smelt(item: str) -> str | None:
 
 
 def world_items(world: World) -> tuple[str, ...]:
-    return tuple(sorted({e.item for e in world.entities() if e.name in (SOURCE, SINK)}))
+    return tuple(sorted({e.item for e in world.entities(obstacles=False) if e.name in (SOURCE, SINK)}))
 
 
 def fixed_only(world: World) -> World:
     """A copy of ``world`` with only its sources, sinks and obstacles."""
     out = world.copy()
-    for e in world.entities():
+    for e in world.entities(obstacles=False):
         if e.name not in FIXED:
             out.remove(e.y, e.x)
     return out

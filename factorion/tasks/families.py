@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import gamedata as gd
-from ..world import OBSTACLE, PART, SINK, SOURCE, Entity, World
+from ..world import K_OBSTACLE, KIND, OBSTACLE, PART, SINK, SOURCE, Entity, World, obstacle_size
 from .base import (
     _UGS,
     BELT_ITEMS,
@@ -24,9 +24,11 @@ from .base import (
     ORES,
     TREES,
     TWO_INGREDIENTS,
+    Draws,
     _inb,
     cells_of,
     ingredients_of,
+    pick,
     product_of,
     smelt,
     step,
@@ -37,7 +39,8 @@ from .routing import Goal, place_all, route, source_starts
 
 def _free_cells(world: World, avoid: set) -> list[tuple[int, int]]:
     ys, xs = np.nonzero(world.grid[PART] == 0)
-    return [(int(y), int(x)) for y, x in zip(ys, xs, strict=True) if (int(y), int(x)) not in avoid]
+    cells = zip(ys.tolist(), xs.tolist(), strict=True)
+    return [c for c in cells if c not in avoid] if avoid else list(cells)
 
 
 def scatter_obstacles(world: World, rng: np.random.Generator, density: float,
@@ -47,9 +50,21 @@ def scatter_obstacles(world: World, rng: np.random.Generator, density: float,
     n = int(round(density * len(free)))
     if n <= 0:
         return
-    for i in rng.choice(len(free), size=n, replace=False):
-        y, x = free[int(i)]
-        world.place(Entity(OBSTACLE, y, x, obstacle_name=str(rng.choice(OBSTACLE_NAMES))))
+    cells = [free[i] for i in rng.choice(len(free), size=n, replace=False).tolist()]
+    draws = Draws(rng, n)  # rng.choice(OBSTACLE_NAMES) per obstacle, drawn at once
+    names = [OBSTACLE_NAMES[draws.integers(0, len(OBSTACLE_NAMES))] for _ in cells]
+    draws.close()
+    if all(obstacle_size(name, 0) == (1, 1) for name in set(names)):
+        # what world.place does for 1x1 obstacles on free cells, at once
+        ys, xs = [y for y, _ in cells], [x for _, x in cells]
+        world.grid[:, ys, xs] = 0
+        world.grid[KIND, ys, xs] = K_OBSTACLE
+        world.grid[PART, ys, xs] = 1
+        world.obstacles.extend({"name": name, "position": {"x": x + 1 / 2, "y": y + 1 / 2}}
+                               for (y, x), name in zip(cells, names, strict=True))
+        return
+    for (y, x), name in zip(cells, names, strict=True):
+        world.place(Entity(OBSTACLE, y, x, obstacle_name=name))
 
 
 def _random_free(world: World, rng, avoid: set, need_free_neighbour: bool = True) -> tuple[int, int] | None:
@@ -70,7 +85,7 @@ def _neighbours(world: World, c) -> set:
 def _build_belt(size: int, rng, throttle: bool) -> World | None:
     w = World(size, size)
     tier = int(rng.integers(1 if throttle else 0, 4))
-    item = str(rng.choice(BELT_ITEMS))
+    item = pick(rng, BELT_ITEMS)
     src = _random_free(w, rng, set())
     w.place(Entity(SOURCE, *src, item=item))
     far = [c for c in _free_cells(w, _neighbours(w, src))
@@ -121,7 +136,7 @@ def _build_underground(size: int, rng, throttle: bool) -> World | None:
     scatter_obstacles(w, rng, float(rng.uniform(0.0, 0.15)), _neighbours(w, src) | _neighbours(w, snk))
     if fill(w, tier, rng=rng, underground=True):
         return None
-    if not any(e.name in _UGS for e in w.entities()):
+    if not any(e.name in _UGS for e in w.entities(obstacles=False)):
         return None
     return w.transformed(int(rng.integers(4)), bool(rng.random() < 0.5))
 
@@ -139,24 +154,30 @@ def place_splitter(world: World, rng, tier: int, near: tuple[int, int] | None = 
             c = step(near, d)
             for k in range(2):
                 y, x = (c[0], c[1] - k) if w == 2 else (c[0] - k, c[1])
-                cands.append(Entity(name, y, x, d))
+                cands.append((y, x, d))
         order = [cands[i] for i in rng.permutation(len(cands))]
-    else:
+    else:  # tries x (direction, row, column), as scalar rng.integers calls would draw them
         order = []
+        draws = Draws(rng, tries * (1 + (H >= 3) + (W >= 3)))
         for _ in range(tries):
-            d = int(rng.integers(4))
+            d = draws.integers(4)
             w, h = gd.footprint(name, d)
-            order.append(Entity(name, int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1)), d))
-    for e in order:
-        d = e.direction
-        cs = cells_of(e)
-        around = [step(c, d) for c in cs] + [step(c, d, 2) for c in cs] + [step(c, (d + 2) % 4) for c in cs]
-        if not all(_inb(world, c) for c in cs + around):
+            order.append((draws.integers(0, H - h + 1), draws.integers(0, W - w + 1), d))
+        draws.close()
+    part = world.grid[PART].tolist()
+    for y, x, d in order:
+        w, h = gd.footprint(name, d)
+        cs = [(y + i, x + j) for i in range(h) for j in range(w)]
+        dy, dx = OFF[d]
+        around = ([(cy + dy, cx + dx) for cy, cx in cs] + [(cy + 2 * dy, cx + 2 * dx) for cy, cx in cs]
+                  + [(cy - dy, cx - dx) for cy, cx in cs])
+        if not all(0 <= cy < H and 0 <= cx < W for cy, cx in cs + around):
             continue
-        if any(world.grid[PART][c] or c in avoid for c in cs):
+        if any(part[cy][cx] or (cy, cx) in avoid for cy, cx in cs):
             continue
-        if any(world.grid[PART][c] for c in around if c != near):
+        if any(part[c[0]][c[1]] for c in around if c != near):
             continue
+        e = Entity(name, y, x, d)
         world.place(e)
         return e
     return None
@@ -199,7 +220,7 @@ def connect_splitter(world: World, sp: Entity, srcs: Sequence[tuple[int, int]], 
 def _build_splitter(size: int, rng, throttle: bool) -> World | None:
     w = World(size, size)
     tier = int(rng.integers(1 if throttle else 0, 4))
-    item = str(rng.choice(BELT_ITEMS))
+    item = pick(rng, BELT_ITEMS)
     merge = bool(rng.random() < 0.5)
     srcs = []
     for _ in range(2 if merge else 1):
@@ -254,13 +275,13 @@ class Stage:
 def recipe_stages(family: str, rng) -> tuple[list[Stage], str | None]:
     """(stages, furnace ore) of a random recipe of ``family`` (first stage feeds the second)."""
     if family == "smelting":
-        ore = str(rng.choice(ORES))
+        ore = pick(rng, ORES)
         return [Stage(None, smelt(ore), (ore,), True)], ore
     if family == "assembler1":
-        r = str(rng.choice(ONE_INGREDIENT))
+        r = pick(rng, ONE_INGREDIENT)
         return [Stage(r, product_of(r), ingredients_of(r), True)], None
     if family == "assembler2":
-        r = str(rng.choice(TWO_INGREDIENTS))
+        r = pick(rng, TWO_INGREDIENTS)
         return [Stage(r, product_of(r), ingredients_of(r), True)], None
     if family == "tree2":
         a, b = TREES[int(rng.integers(len(TREES)))]
@@ -289,15 +310,15 @@ def inserter_for(name: str, cell: tuple[int, int], side: int, into_machine: bool
 
 
 def _pick_inserter_name(rng) -> str:
-    return str(rng.choice(("inserter", "fast-inserter", "fast-inserter", "bulk-inserter")))
+    return pick(rng, ("inserter", "fast-inserter", "fast-inserter", "bulk-inserter"))
 
 
 def _build_recipe(family: str, size: int, rng, throttle: bool) -> World | None:
     stages, ore = recipe_stages(family, rng)
     w = World(size, size)
     tier = int(rng.integers(0, 4))
-    furnace = str(rng.choice(("stone-furnace", "steel-furnace")))
-    asm = str(rng.choice(gd.ASSEMBLERS))
+    furnace = pick(rng, ("stone-furnace", "steel-furnace"))
+    asm = pick(rng, gd.ASSEMBLERS)
     machines: list[Entity] = []
     final = stages[-1]
     # final machine anywhere; tree2's first machine one cell away from it
@@ -363,7 +384,8 @@ def _build_recipe(family: str, size: int, rng, throttle: bool) -> World | None:
     if fill(w, tier, rng=rng, underground=bool(rng.random() < 0.5), furnace_ore=ore):
         return None
     if throttle and not any(e.name in ("fast-inserter", "bulk-inserter") or e.name in (
-            "assembling-machine-2", "assembling-machine-3", "steel-furnace") for e in w.entities()):
+            "assembling-machine-2", "assembling-machine-3", "steel-furnace")
+            for e in w.entities(obstacles=False)):
         return None
     return w
 

@@ -4,93 +4,260 @@ consumer still lacks) and :func:`fill`, which routes belt lines until every cons
 from __future__ import annotations
 
 from collections import deque
+from functools import cache, cached_property
 
 import numpy as np
 
 from .. import gamedata as gd
-from ..world import IO_INPUT, OBSTACLE, PART, SINK, SOURCE, Entity, World
+from ..world import IO_INPUT, IO_OUTPUT, PART, SINK, SOURCE, Entity, World
 from .base import (
     _BELTLIKE,
     _BELTS,
     _INSERTERS,
-    _MACHINES,
     _SPLITTERS,
     _UGS,
-    _inb,
+    OFF,
     cells_of,
     fronts,
     ingredients_of,
     inserter_cells,
     product_of,
     smelt,
-    step,
-    ug_input_of,
-    ug_partner,
 )
-from .routing import Goal, enter_pred, place_all, route, source_starts
+from .routing import Goal, _Ctx, enter_pred, route, source_starts
+
+# entity classes of the flow analysis
+_C_OTHER, _C_SOURCE, _C_SINK, _C_ASM, _C_FURN, _C_INS, _C_BELT, _C_UG_IN, _C_UG_OUT, _C_SPLIT = range(10)
+_FURNACES = frozenset(gd.FURNACES)
+_ASSEMBLERS = frozenset(gd.ASSEMBLERS)
+_CHESTS = frozenset(gd.CHESTS)
+
+
+def _cls(e: Entity) -> int:
+    n = e.name
+    if n == SOURCE:
+        return _C_SOURCE
+    if n == SINK:
+        return _C_SINK
+    if n in _BELTS:
+        return _C_BELT
+    if n in _UGS:
+        return _C_UG_IN if e.io == IO_INPUT else _C_UG_OUT
+    if n in _SPLITTERS:
+        return _C_SPLIT
+    if n in _INSERTERS:
+        return _C_INS
+    if n in _ASSEMBLERS:
+        return _C_ASM
+    if n in _FURNACES:
+        return _C_FURN
+    return _C_OTHER
+
+
+@cache
+def _ug_reach(name: str) -> int:
+    return gd.underground_max_distance(name)
+
+
+@cache
+def _smeltable() -> frozenset[str]:
+    return frozenset(i for i in gd.item_names() if smelt(i))
+
+
+# item sets as int bit masks in the analysis: bit _BITS[name] stands for item ``name``
+_BITS: dict[str, int] = {}
+_NAMES: list[str] = []
+_SMELT: list[int] = []  # by bit index: the bit of what smelting the item gives (0: nothing)
+
+
+def _bit(name: str) -> int:
+    i = _BITS.get(name)
+    if i is None:
+        i = _BITS[name] = len(_NAMES)
+        _NAMES.append(name)
+        _SMELT.append(-1)
+    return 1 << i
+
+
+def _mask(names) -> int:
+    m = 0
+    for x in names:
+        m |= _bit(x)
+    return m
+
+
+def _names(m: int) -> set[str]:
+    out = set()
+    while m:
+        low = m & -m
+        out.add(_NAMES[low.bit_length() - 1])
+        m ^= low
+    return out
+
+
+def _smelted(m: int) -> int:
+    """The plates the items of mask ``m`` smelt into."""
+    out = 0
+    while m:
+        low = m & -m
+        i = low.bit_length() - 1
+        if _SMELT[i] < 0:
+            p = smelt(_NAMES[i])
+            _SMELT[i] = _bit(p) if p else 0
+        out |= _SMELT[i]
+        m ^= low
+    return out
 
 
 class Flow:
     """Which items reach which entity (optimistic about machines: an assembler is taken to make
     its product, a furnace the plate of what it is fed or of ``furnace_ore``), what each consumer
-    still lacks, and where lines end or begin without being joined."""
+    still lacks, and where lines end or begin without being joined.
+
+    ``ents``, ``at``, ``dangling`` and ``orphans`` are built at once; ``out``, ``inp``, ``items``
+    and ``demand`` (dicts keyed by entity) on first use, from index lists the analysis runs on
+    (hashing entities is most of what a dict-based analysis costs)."""
 
     def __init__(self, world: World, furnace_ore: str | None = None):
         self.world = world
         self.furnace_ore = furnace_ore
-        ents = [e for e in world.entities() if e.name != OBSTACLE]
+        H, W = world.shape
+        ents = world.entities(obstacles=False)
         self.ents = ents
+        n = len(ents)
+        cls = [_cls(e) for e in ents]
+        self._cls = cls
         at: dict[tuple[int, int], Entity] = {}
-        for e in ents:
-            for c in cells_of(e):
+        ati: dict[tuple[int, int], int] = {}
+        for i, e in enumerate(ents):
+            if cls[i] in (_C_ASM, _C_FURN, _C_SPLIT, _C_OTHER):
+                for c in cells_of(e):
+                    at[c] = e
+                    ati[c] = i
+            else:
+                c = (e.y, e.x)
                 at[c] = e
+                ati[c] = i
         self.at = at
-        out: dict[Entity, list[Entity]] = {e: [] for e in ents}
-        inp: dict[Entity, list[Entity]] = {e: [] for e in ents}
-        self.dangling: list[tuple[Entity, tuple[int, int], int, bool]] = []
-        self.orphans: list[Entity] = []
+        self._ati = ati
+        out: list[list[int]] = [[] for _ in range(n)]
+        inp: list[list[int]] = [[] for _ in range(n)]
+        dangling: list[tuple[int, tuple[int, int], int, bool]] = []
+        orphans: list[int] = []
 
-        def link(a, b):
-            out[a].append(b)
-            inp[b].append(a)
+        def partner(i: int) -> int | None:  # ug_partner, on the cell map
+            e = ents[i]
+            dy, dx = OFF[e.direction]
+            y, x = e.y, e.x
+            for _ in range(_ug_reach(e.name)):
+                y += dy
+                x += dx
+                if not (0 <= y < H and 0 <= x < W):
+                    return None
+                j = ati.get((y, x))
+                if j is not None and cls[j] == _C_UG_OUT:
+                    o = ents[j]
+                    if o.name == e.name and o.io == IO_OUTPUT and o.direction == e.direction:
+                        return j
+            return None
 
-        for e in ents:
-            n = e.name
-            if n == SOURCE:
+        def input_of(j: int) -> int | None:  # ug_input_of, on the cell map
+            o = ents[j]
+            dy, dx = OFF[(o.direction + 2) % 4]
+            y, x = o.y, o.x
+            for _ in range(_ug_reach(o.name)):
+                y += dy
+                x += dx
+                if not (0 <= y < H and 0 <= x < W):
+                    return None
+                i = ati.get((y, x))
+                if i is not None and cls[i] == _C_UG_IN:
+                    e = ents[i]
+                    if e.name == o.name and e.direction == o.direction:
+                        return i if partner(i) == j else None
+            return None
+
+        for i, e in enumerate(ents):
+            k = cls[i]
+            if k == _C_SOURCE:
                 for d in range(4):
-                    t = at.get(step((e.y, e.x), d))
-                    if t is not None and t.direction == d and (t.name in _BELTS or t.name in _SPLITTERS
-                                                               or (t.name in _UGS and t.io == IO_INPUT)):
-                        link(e, t)
-            elif n in _BELTLIKE:
+                    dy, dx = OFF[d]
+                    j = ati.get((e.y + dy, e.x + dx))
+                    if j is not None and ents[j].direction == d and cls[j] in (_C_BELT, _C_SPLIT, _C_UG_IN):
+                        out[i].append(j)
+                        inp[j].append(i)
+            elif k in (_C_BELT, _C_UG_IN, _C_UG_OUT, _C_SPLIT):
                 for c, d in fronts(e):
-                    t = at.get(c)
-                    if t is None:
-                        if _inb(world, c):
-                            self.dangling.append((e, c, d, n not in _BELTS))
-                    elif self._accepts_belt(t, d):
-                        link(e, t)
-                if n in _UGS and e.io == IO_INPUT:
-                    o = ug_partner(world, e)
-                    if o is None:
-                        self.orphans.append(e)
+                    j = ati.get(c)
+                    if j is None:
+                        if 0 <= c[0] < H and 0 <= c[1] < W:
+                            dangling.append((i, c, d, k != _C_BELT))
+                        continue
+                    kj = cls[j]
+                    if kj == _C_BELT:
+                        ok = ents[j].direction != (d + 2) % 4
+                    elif kj in (_C_SPLIT, _C_UG_IN):
+                        ok = ents[j].direction == d
                     else:
-                        link(e, o)
-                elif n in _UGS and ug_input_of(world, e) is None:
-                    self.orphans.append(e)
-            elif n in _INSERTERS:
+                        ok = kj == _C_SINK
+                    if ok:
+                        out[i].append(j)
+                        inp[j].append(i)
+                if k == _C_UG_IN:
+                    o = partner(i)
+                    if o is None:
+                        orphans.append(i)
+                    else:
+                        out[i].append(o)
+                        inp[o].append(i)
+                elif k == _C_UG_OUT and input_of(i) is None:
+                    orphans.append(i)
+            elif k == _C_INS:
                 p, q = inserter_cells(e)
-                pe, qe = at.get(p), at.get(q)
-                if pe is not None and pe.name not in _INSERTERS and pe.name != SINK:
-                    link(pe, e)
-                if qe is not None and qe.name not in _INSERTERS and qe.name != SOURCE:
-                    link(e, qe)
-                elif qe is None and _inb(world, q):
-                    self.dangling.append((e, q, -1, False))
-        self.out, self.inp = out, inp
-        self.items = self._forward()
-        self.demand = self._backward()
+                pj, qj = ati.get(p), ati.get(q)
+                if pj is not None and cls[pj] not in (_C_INS, _C_SINK):
+                    out[pj].append(i)
+                    inp[i].append(pj)
+                if qj is not None and cls[qj] not in (_C_INS, _C_SOURCE):
+                    out[i].append(qj)
+                    inp[qj].append(i)
+                elif qj is None and 0 <= q[0] < H and 0 <= q[1] < W:
+                    dangling.append((i, q, -1, False))
+        self._out, self._inp = out, inp
+        self._dangling = dangling
+        self.dangling: list[tuple[Entity, tuple[int, int], int, bool]] = [(ents[i], c, d, f)
+                                                                          for i, c, d, f in dangling]
+        self.orphans: list[Entity] = [ents[i] for i in orphans]
+        self._furnace_needs = ({furnace_ore} if furnace_ore else
+                               {s.item for s, k in zip(ents, cls, strict=True)
+                                if k == _C_SOURCE and smelt(s.item)})
+        self._items = self._forward_i()
+        self._demand = self._backward_i()
 
+    # ------------------------------------------------------------------ entity-keyed views
+    @cached_property
+    def out(self) -> dict[Entity, list[Entity]]:
+        ents = self.ents
+        return {e: [ents[j] for j in js] for e, js in zip(ents, self._out, strict=True)}
+
+    @cached_property
+    def inp(self) -> dict[Entity, list[Entity]]:
+        ents = self.ents
+        return {e: [ents[j] for j in js] for e, js in zip(ents, self._inp, strict=True)}
+
+    @cached_property
+    def items(self) -> dict[Entity, set[str]]:
+        return {e: _names(m) for e, m in zip(self.ents, self._items, strict=True)}
+
+    @cached_property
+    def demand(self) -> dict[Entity, set[str]]:
+        return {e: _names(m) for e, m in zip(self.ents, self._demand, strict=True)}
+
+    @cached_property
+    def _index(self) -> dict[Entity, int]:
+        return {e: i for i, e in enumerate(self.ents)}
+
+    # ------------------------------------------------------------------ the analysis
     @staticmethod
     def _accepts_belt(t: Entity, d: int) -> bool:
         if t.name in _BELTS:
@@ -106,9 +273,7 @@ class Flow:
         if m.name in gd.ASSEMBLERS:
             return set(ingredients_of(m.recipe)) if m.recipe else set()
         if m.name in gd.FURNACES:
-            if self.furnace_ore:
-                return {self.furnace_ore}
-            return {s.item for s in self.ents if s.name == SOURCE and smelt(s.item)}
+            return set(self._furnace_needs)
         return set()
 
     def accepts(self, t: Entity | None) -> set[str] | None:
@@ -116,94 +281,125 @@ class Flow:
         if t is None or t.name in _BELTLIKE or t.name in gd.CHESTS:
             return None
         if t.name in gd.FURNACES:
-            return {i for i in gd.item_names() if smelt(i)} if not self.furnace_ore else {self.furnace_ore}
+            return set(_smeltable()) if not self.furnace_ore else {self.furnace_ore}
         return self.needs(t)
 
-    def _products(self, m: Entity, items) -> set[str]:
-        if m.name in gd.ASSEMBLERS:
-            return {product_of(m.recipe)} if m.recipe else set()
-        got = set().union(*(items[i] for i in self.inp[m])) if self.inp[m] else set()
-        if self.furnace_ore:
-            got.add(self.furnace_ore)
-        return {p for p in map(smelt, got) if p}
-
-    def _forward(self) -> dict[Entity, set[str]]:
-        items: dict[Entity, set[str]] = {e: set() for e in self.ents}
-        for e in self.ents:
-            if e.name == SOURCE:
-                items[e] = {e.item}
-        for _ in range(4 * len(self.ents) + 4):
-            changed = False
-            for e in self.ents:
-                if e.name == SOURCE:
-                    continue
-                if e.name in _MACHINES:
-                    new = self._products(e, items)
-                elif e.name in _INSERTERS:
-                    src = self.inp[e]
-                    new = set().union(*(items[s] for s in src)) if src else set()
-                    acc = self.accepts(self.out[e][0] if self.out[e] else None)
-                    if acc is not None:
-                        new &= acc
-                else:
-                    src = self.inp[e]
-                    new = set().union(*(items[s] for s in src)) if src else set()
-                if new != items[e]:
-                    items[e] = new
-                    changed = True
-            if not changed:
-                break
+    def _forward_i(self) -> list[int]:
+        """Items reaching each entity (bit masks, :func:`_bit`): the least fixpoint of the
+        transfer rules (sources give their item; an assembler its product, a furnace the plates of
+        what it gets; an inserter what it picks up that its target accepts; anything else what it
+        gets), by a worklist."""
+        ents, cls, inp, out = self.ents, self._cls, self._inp, self._out
+        n = len(ents)
+        ore = _bit(self.furnace_ore) if self.furnace_ore else 0
+        items = [0] * n
+        acc: list[int] = [-1] * n  # -1: takes anything
+        queued = [True] * n
+        for i, e in enumerate(ents):
+            if cls[i] == _C_SOURCE:
+                items[i] = _bit(e.item)
+                queued[i] = False
+            elif cls[i] == _C_INS and out[i]:
+                a = self.accepts(ents[out[i][0]])
+                if a is not None:
+                    acc[i] = _mask(a)
+        todo = deque(i for i in range(n) if queued[i])
+        while todo:
+            i = todo.popleft()
+            queued[i] = False
+            k = cls[i]
+            if k == _C_ASM:
+                r = ents[i].recipe
+                new = _bit(product_of(r)) if r else 0
+            else:
+                new = 0
+                for s in inp[i]:
+                    new |= items[s]
+                if k == _C_FURN:
+                    new = _smelted(new | ore)
+                elif k == _C_INS:
+                    new &= acc[i]
+            if new != items[i]:
+                items[i] = new
+                for j in out[i]:
+                    if not queued[j] and cls[j] != _C_SOURCE:
+                        queued[j] = True
+                        todo.append(j)
         return items
 
-    def _backward(self) -> dict[Entity, set[str]]:
-        dem: dict[Entity, set[str]] = {e: set() for e in self.ents}
-        for _ in range(4 * len(self.ents) + 4):
-            changed = False
-            for e in self.ents:
-                if e.name in (SINK, *_MACHINES):
-                    new = self.needs(e)
-                elif e.name == SOURCE:
-                    continue
-                else:
-                    new = set().union(*(dem[t] for t in self.out[e])) if self.out[e] else set()
-                if new != dem[e]:
-                    dem[e] = new
-                    changed = True
-            if not changed:
-                break
+    def _backward_i(self) -> list[int]:
+        """Items each entity's outputs lead to a consumer of (bit masks; least fixpoint, by a
+        worklist)."""
+        ents, cls, inp, out = self.ents, self._cls, self._inp, self._out
+        n = len(ents)
+        dem = [0] * n
+        queued = [False] * n
+        for i, e in enumerate(ents):
+            k = cls[i]
+            if k in (_C_SINK, _C_ASM, _C_FURN):
+                dem[i] = _mask(self.needs(e))
+            elif k != _C_SOURCE:
+                queued[i] = True
+        todo = deque(i for i in range(n) if queued[i])
+        while todo:
+            i = todo.popleft()
+            queued[i] = False
+            new = 0
+            for t in out[i]:
+                new |= dem[t]
+            if new != dem[i]:
+                dem[i] = new
+                for j in inp[i]:
+                    if not queued[j] and cls[j] not in (_C_SINK, _C_ASM, _C_FURN, _C_SOURCE):
+                        queued[j] = True
+                        todo.append(j)
         return dem
 
     # ------------------------------------------------------------------ what is missing
+    def _got(self, i: int) -> int:
+        items = self._items
+        got = 0
+        for s in self._inp[i]:
+            got |= items[s]
+        return got
+
+    def _unmet_i(self) -> list[tuple[int, str]]:
+        res = []
+        for i, e in enumerate(self.ents):
+            k = self._cls[i]
+            if k == _C_SINK:
+                if not self._got(i) & _bit(e.item):
+                    res.append((i, e.item))
+            elif k in (_C_ASM, _C_FURN):
+                have = self._got(i)
+                if k == _C_FURN and have:
+                    continue
+                for x in sorted(self.needs(e) - _names(have)):
+                    res.append((i, x))
+        return res
+
     def unmet(self) -> list[tuple[Entity, str]]:
         """(consumer, item) pairs: sinks that get nothing of their item, machines lacking an
         ingredient."""
-        res = []
-        for e in self.ents:
-            if e.name == SINK:
-                got = set().union(*(self.items[i] for i in self.inp[e])) if self.inp[e] else set()
-                if e.item not in got:
-                    res.append((e, e.item))
-            elif e.name in _MACHINES:
-                have = set().union(*(self.items[i] for i in self.inp[e])) if self.inp[e] else set()
-                if e.name in gd.FURNACES and have:
-                    continue
-                for x in sorted(self.needs(e) - have):
-                    res.append((e, x))
-        return res
+        ents = self.ents
+        return [(ents[i], x) for i, x in self._unmet_i()]
 
-    def heads(self, e: Entity) -> list[Entity]:
-        """First entities of the (item-less) belt lines that end in ``e``."""
-        out, seen, todo = [], {e}, deque([e])
+    def _heads_i(self, i0: int) -> list[int]:
+        inp, cls, items = self._inp, self._cls, self._items
+        out, seen, todo = [], {i0}, deque([i0])
         while todo:
             a = todo.popleft()
-            feeders = [b for b in self.inp[a] if b.name in _BELTLIKE]
-            if a.name in _BELTLIKE and not self.inp[a]:
+            if cls[a] in (_C_BELT, _C_UG_IN, _C_UG_OUT, _C_SPLIT) and not inp[a]:
                 out.append(a)
-            for b in feeders:
-                if b not in seen and not self.items[b]:
+            for b in inp[a]:
+                if cls[b] in (_C_BELT, _C_UG_IN, _C_UG_OUT, _C_SPLIT) and b not in seen and not items[b]:
                     seen.add(b)
                     todo.append(b)
         return out
+
+    def heads(self, e: Entity) -> list[Entity]:
+        """First entities of the (item-less) belt lines that end in ``e``."""
+        return [self.ents[i] for i in self._heads_i(self._index[e])]
 
     def input_inserters(self, m: Entity) -> list[Entity]:
         return [i for i in self.inp[m] if i.name in _INSERTERS]
@@ -211,26 +407,31 @@ class Flow:
     def output_inserters(self, m: Entity) -> list[Entity]:
         return [i for i in self.out[m] if i.name in _INSERTERS]
 
-    def goal_for(self, consumer: Entity, item: str) -> Goal:
+    def _goal_for_i(self, ci: int) -> Goal:
         goal = Goal()
-        world = self.world
-        if consumer.name == SINK:
+        ents, cls, items = self.ents, self._cls, self._items
+        consumer = ents[ci]
+        if cls[ci] == _C_SINK:
             goal.enter[(consumer.y, consumer.x)] = enter_pred(consumer)
-            for hd in self.heads(consumer):
-                self._add_head(goal, hd)
+            for hd in self._heads_i(ci):
+                self._add_head(goal, ents[hd])
             return goal
-        for ins in self.input_inserters(consumer):
-            if self.items[ins]:
+        H, W = self.world.shape
+        for ins in self._inp[ci]:
+            if cls[ins] != _C_INS or items[ins]:
                 continue
-            p, _ = inserter_cells(ins)
-            pe = self.at.get(p)
+            p, _ = inserter_cells(ents[ins])
+            pe = self._ati.get(p)
             if pe is None:
-                if _inb(world, p):
+                if 0 <= p[0] < H and 0 <= p[1] < W:
                     goal.end.add(p)
-            elif pe.name in _BELTLIKE and not self.items[pe]:
-                for hd in self.heads(pe):
-                    self._add_head(goal, hd)
+            elif cls[pe] in (_C_BELT, _C_UG_IN, _C_UG_OUT, _C_SPLIT) and not items[pe]:
+                for hd in self._heads_i(pe):
+                    self._add_head(goal, ents[hd])
         return goal
+
+    def goal_for(self, consumer: Entity, item: str) -> Goal:
+        return self._goal_for_i(self._index[consumer])
 
     @staticmethod
     def _add_head(goal: Goal, hd: Entity) -> None:
@@ -243,12 +444,15 @@ class Flow:
     def supplies(self, item: str) -> tuple[list, list]:
         """(line ends carrying ``item``, starts in front of sources of ``item``)."""
         ends = []
-        for e, c, d, flag in self.dangling:
-            if item in self.items[e] and self.world.grid[PART][c] == 0:
+        part = self.world.grid[PART]
+        items = self._items
+        b = _bit(item)
+        for i, c, d, flag in self._dangling:
+            if items[i] & b and part[c] == 0:
                 ends.append((c[0], c[1], d, flag))
         srcs = []
-        for e in self.ents:
-            if e.name == SOURCE and e.item == item:
+        for e, k in zip(self.ents, self._cls, strict=True):
+            if k == _C_SOURCE and e.item == item:
                 srcs += source_starts(self.world, (e.y, e.x))
         return ends, srcs
 
@@ -259,32 +463,38 @@ def fill(world: World, tier: int, *, rng: np.random.Generator | None = None, und
     its ingredients, joining line ends to line heads, sources to sinks and inserter pickups,
     inserter drops to sinks. Returns the consumers it could not feed."""
     failed: set[tuple[Entity, str]] = set()
+    flow = None  # the analysis of the world as it is now (None: the world changed since)
     for _ in range(max_rounds):
         flow = Flow(world, furnace_ore)
-        todo = [u for u in flow.unmet() if u not in failed]
+        unmet = flow._unmet_i()
+        ents = flow.ents
+        todo = [(i, x) for i, x in unmet if (ents[i], x) not in failed]
         if not todo:
             break
         if rng is not None:
             todo = [todo[i] for i in rng.permutation(len(todo))]
         progressed = False
-        for consumer, item in todo:
-            goal = flow.goal_for(consumer, item)
+        ctx = None  # the router's view of the world, built once per round (the world is unchanged)
+        for ci, item in todo:
+            goal = flow._goal_for_i(ci)
             ends, srcs = flow.supplies(item)
             path = None
             for starts in (ends, srcs):
                 if starts and goal:
-                    path = route(world, starts, goal, tier, underground=underground, rng=rng)
+                    ctx = ctx or _Ctx(world)
+                    path = route(world, starts, goal, tier, underground=underground, rng=rng, ctx=ctx)
                     if path is not None:
                         break
-            if path is None:
-                failed.add((consumer, item))
+            if path is None or not path:  # no route / already joined (a source right behind a line head)
+                failed.add((ents[ci], item))
                 continue
-            if not path:  # already joined (a source right behind a line head)
-                failed.add((consumer, item))
-                continue
-            place_all(world, path)
+            for e in path:
+                world.place(e)
+            flow = None
             progressed = True
             break
         if not progressed:
             break
-    return [u for u in Flow(world, furnace_ore).unmet()]
+    if flow is None:
+        flow = Flow(world, furnace_ore)
+    return flow.unmet()

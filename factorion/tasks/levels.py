@@ -3,6 +3,8 @@ sources and sinks), source caps, and :func:`make_task`."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from .. import gamedata as gd
@@ -20,6 +22,7 @@ from .base import (
     Task,
     fixed_only,
     ingredients_of,
+    pick,
     product_of,
     replace,
     step,
@@ -44,10 +47,16 @@ def throttle_candidates(solution: World, rng) -> list[World]:
     """Worlds with one part of ``solution`` made slower: a run of belts, an underground pair or a
     splitter a tier lower, an inserter slower, a machine a tier lower (shuffled). A lowered belt
     tier or inserter kind stays in use elsewhere in the world, so the fix can be read off it."""
-    out: list[World] = []
-    ents = solution.entities()
+    return [_throttled(solution, plan) for plan in _throttle_plans(solution, rng)]
+
+
+def _throttle_plans(solution: World, rng) -> list[list[tuple[Entity, str]]]:
+    """The candidates of :func:`throttle_candidates` as (entity, lower name) replacements, with the
+    same draws, filters and shuffle, and no world built (level 2 builds the few it simulates)."""
+    plans: list[list[tuple[Entity, str]]] = []
+    ents = solution.entities(obstacles=False)
+    count = Counter(e.name for e in ents)
     for e in ents:
-        w = solution.copy()
         if e.name in _BELTS and gd.tier(e.name) > 0:
             low = gd.BELTS[int(rng.integers(0, gd.tier(e.name)))]
             run, c = [e], e
@@ -57,42 +66,53 @@ def throttle_candidates(solution: World, rng) -> list[World]:
                     break
                 run.append(n)
                 c = n
-            for r in run:
-                replace(w, r, low)
+            plan = [(r, low) for r in run]
         elif e.name in _UGS and e.io == IO_INPUT and gd.tier(e.name) > 0:
             o = ug_partner(solution, e)
             if o is None:
                 continue
             low = gd.UNDERGROUNDS[int(rng.integers(0, gd.tier(e.name)))]
-            replace(w, e, low)
-            replace(w, o, low)
+            plan = [(e, low), (o, low)]
         elif e.name in _SPLITTERS and gd.tier(e.name) > 0:
-            replace(w, e, gd.SPLITTERS[int(rng.integers(0, gd.tier(e.name)))])
+            plan = [(e, gd.SPLITTERS[int(rng.integers(0, gd.tier(e.name)))])]
         elif e.name in _INSERTER_DOWN:
-            replace(w, e, str(rng.choice(_INSERTER_DOWN[e.name])))
+            plan = [(e, pick(rng, _INSERTER_DOWN[e.name]))]
         elif e.name in _MACHINE_DOWN:
-            replace(w, e, str(rng.choice(_MACHINE_DOWN[e.name])))
+            plan = [(e, pick(rng, _MACHINE_DOWN[e.name]))]
         else:
             continue
+        # the entity names of the world after the plan (a cell replaced twice counts once)
+        after = count.copy()
+        for r, name in {(r.y, r.x): (r, name) for r, name in plan}.values():
+            after[r.name] -= 1
+            after[name] += 1
         # a belt tier or inserter kind lowered must still be seen elsewhere (the clue the fix needs)
-        if e.name in _BELTLIKE and gd.tier(e.name) not in {gd.tier(o.name) for o in w.entities()
-                                                            if o.name in _BELTLIKE}:
+        if e.name in _BELTLIKE and gd.tier(e.name) not in {gd.tier(n) for n, k in after.items()
+                                                            if k > 0 and n in _BELTLIKE}:
             continue
-        if e.name in _INSERTERS and not any(o.name == e.name for o in w.entities()):
+        if e.name in _INSERTERS and after[e.name] <= 0:
             continue
-        out.append(w)
-    return [out[i] for i in rng.permutation(len(out))]
+        plans.append(plan)
+    return [plans[i] for i in rng.permutation(len(plans))]
+
+
+def _throttled(solution: World, plan: list[tuple[Entity, str]]) -> World:
+    w = solution.copy()
+    for r, name in plan:
+        replace(w, r, name)
+    return w
 
 
 def removable(world: World) -> list[Entity]:
-    return [e for e in world.entities() if e.name not in FIXED]
+    return [e for e in world.entities(obstacles=False) if e.name not in FIXED]
 
 
 def _apply_level(solution: World, ref: float, level: int, rng, n_missing: int) -> tuple[World, list] | None:
     if level == 1:
         return solution.copy(), []
     if level == 2:
-        for w in throttle_candidates(solution, rng)[:16]:
+        for plan in _throttle_plans(solution, rng)[:16]:
+            w = _throttled(solution, plan)
             t = _throughput(w)
             if 0 < t < ref * (1 - 1e-6):
                 return w, []
@@ -113,20 +133,21 @@ def _apply_level(solution: World, ref: float, level: int, rng, n_missing: int) -
         return None
     for _ in range(12):
         n = int(rng.integers(2, hi + 1))
-        pick = sorted(int(i) for i in rng.choice(len(ents), size=n, replace=False))
+        chosen = sorted(int(i) for i in rng.choice(len(ents), size=n, replace=False))
         w = solution.copy()
-        for i in pick:
+        for i in chosen:
             w.remove(ents[i].y, ents[i].x)
         if _throughput(w) < ref * (1 - 1e-6):
-            return w, [ents[i] for i in pick]
+            return w, [ents[i] for i in chosen]
     return None
 
 
 def task_recipes(family: str, solution: World) -> tuple[str, ...]:
     if family not in RECIPE_FAMILIES:
         return ()
-    rs = {e.recipe for e in solution.entities() if e.recipe}
-    ms = [e for e in solution.entities() if e.name in gd.ASSEMBLERS]
+    ents = solution.entities(obstacles=False)
+    rs = {e.recipe for e in ents if e.recipe}
+    ms = [e for e in ents if e.name in gd.ASSEMBLERS]
     # producers first: a recipe whose product another machine here takes comes first
     prods = {product_of(r) for r in rs}
     return tuple(sorted(rs, key=lambda r: (any(i in prods for i in ingredients_of(r)), r))) if ms else ()
@@ -140,8 +161,12 @@ def cap_sources(solution: World) -> None:
     is the best any build can do with this supply (a build can only tie it), and a throughput
     ratio of 1 means solved."""
     from ..sim import simulate
-    res = simulate(solution)
-    for e in solution.entities():
+    _cap(solution, simulate(solution))
+
+
+def _cap(solution: World, res) -> None:
+    """:func:`cap_sources` from ``res``, the simulation of ``solution`` (as it is: uncapped)."""
+    for e in solution.entities(obstacles=False):
         if e.name == "source":
             used = sum(res.flow.get((e.y, e.x), {}).values())
             if used > 0:
@@ -152,6 +177,7 @@ def make_task(family: str, level: int, size: int = 11, seed: int | None = None,
               n_missing: int | None = None) -> Task:
     """A task of ``family`` at ``level`` on a ``size`` x ``size`` grid; the same seed gives the
     same task (and, level 2 aside, the same reference solution at every level)."""
+    from ..sim import simulate
     _check(family, size)
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level}")
@@ -165,10 +191,11 @@ def make_task(family: str, level: int, size: int = 11, seed: int | None = None,
     for attempt in range(60):
         rng = np.random.default_rng([seed, fam, size, attempt])
         solution = solved_factory(family, size, rng, throttle=level == 2)
-        ref = _throughput(solution)
+        res = simulate(solution)  # its total is throughput(solution), and it gives the caps
+        ref = res.total
         if ref <= 0:
             continue
-        cap_sources(solution)
+        _cap(solution, res)
         got = _apply_level(solution, ref, level, np.random.default_rng([seed, fam, size, attempt, level]),
                            n_missing)
         if got is None:

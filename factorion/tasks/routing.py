@@ -10,7 +10,23 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from .. import gamedata as gd
-from ..world import IO_INPUT, IO_OUTPUT, PART, SINK, SOURCE, Entity, World
+from ..world import (
+    BELT_KINDS,
+    DIR,
+    INSERTER_KINDS,
+    IO,
+    IO_INPUT,
+    IO_OUTPUT,
+    K_SOURCE,
+    KIND,
+    KINDS,
+    PART,
+    SINK,
+    SPLITTER_KINDS,
+    UNDERGROUND_KINDS,
+    Entity,
+    World,
+)
 from .base import (
     _BELTLIKE,
     _BELTS,
@@ -19,7 +35,6 @@ from .base import (
     _UGS,
     OFF,
     _inb,
-    fronts,
     inserter_cells,
     step,
     ug_partner,
@@ -71,30 +86,57 @@ class _Ctx:
         self.ug: list[set[tuple[int, int]]] = [set() for _ in gd.UNDERGROUNDS]
         self.tunnel = np.zeros((len(gd.UNDERGROUNDS), H, W), dtype=bool)
 
-        def block(c):
-            if 0 <= c[0] < H and 0 <= c[1] < W:
-                self.blocked[c] = True
-
-        for e in world.entities():
-            if e.name == SOURCE:
-                self.sources.add((e.y, e.x))
-            elif e.name in _INSERTERS:
+        g = world.grid
+        kind, part = g[KIND], g[PART]
+        ys, xs = np.nonzero((kind == K_SOURCE) & (part == 1))
+        self.sources.update(zip(ys.tolist(), xs.tolist(), strict=True))
+        # cells a belt, an underground output or a splitter cell pushes into (every splitter cell
+        # carries its kind and direction)
+        push = _IS_PUSH[kind] | (_IS_UG[kind] & (g[IO] == IO_OUTPUT))
+        ys, xs = np.nonzero(push)
+        if len(ys):
+            d = g[DIR][ys, xs]
+            ty, tx = ys + _DY[d], xs + _DX[d]
+            ok = (ty >= 0) & (ty < H) & (tx >= 0) & (tx < W)
+            self.blocked[ty[ok], tx[ok]] = True
+        # inserters (pickup and drop cells) and undergrounds, entity by entity
+        ys, xs = np.nonzero(_IS_ONE_BY_ONE[kind] & (part == 1))
+        for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
+            e = world.entity_at(y, x)
+            if e.name in _INSERTERS:
                 for c in inserter_cells(e):
-                    block(c)
-            elif e.name in _BELTLIKE:
-                for c, _ in fronts(e):
-                    block(c)
-                if e.name in _UGS:
-                    t = gd.tier(e.name)
-                    self.ug[t].add((e.y, e.x))
-                    if e.io == IO_INPUT:
-                        o = ug_partner(world, e)
-                        reach = (abs(o.y - e.y) + abs(o.x - e.x) - 1) if o else gd.underground_max_distance(
-                            e.name)
-                        for k in range(1, reach + 1):
-                            c = step((e.y, e.x), e.direction, k)
-                            if 0 <= c[0] < H and 0 <= c[1] < W:
-                                self.tunnel[t][c] = True
+                    if 0 <= c[0] < H and 0 <= c[1] < W:
+                        self.blocked[c] = True
+                continue
+            t = gd.tier(e.name)
+            self.ug[t].add((e.y, e.x))
+            if e.io == IO_INPUT:
+                o = ug_partner(world, e)
+                reach = (abs(o.y - e.y) + abs(o.x - e.x) - 1) if o else gd.underground_max_distance(e.name)
+                for k in range(1, reach + 1):
+                    c = step((e.y, e.x), e.direction, k)
+                    if 0 <= c[0] < H and 0 <= c[1] < W:
+                        self.tunnel[t][c] = True
+
+
+def _kind_table(*kinds: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(KINDS), dtype=bool)
+    for k in kinds:
+        out[k] = True
+    return out
+
+
+_IS_PUSH = _kind_table(BELT_KINDS, SPLITTER_KINDS)
+_IS_UG = _kind_table(UNDERGROUND_KINDS)
+_IS_ONE_BY_ONE = _kind_table(INSERTER_KINDS, UNDERGROUND_KINDS)
+_DY = np.array([dy for dy, _ in OFF])
+_DX = np.array([dx for _, dx in OFF])
+
+
+# directions a line may leave a cell in, by (din, flag) of the state (see :func:`route`)
+_DIRS_FOR = {(din, flag): tuple(d for d in range(4)
+                                if not (flag and d != din) and not (din >= 0 and d == (din + 2) % 4))
+             for din in range(-1, 4) for flag in (False, True)}
 
 
 def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal, tier: int, *,
@@ -110,6 +152,201 @@ def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal
     A belt is never put where something already pushes into or an inserter reaches (except at
     the starts and goals), never points away from a source other than its own, and never
     points into anything but the next cell of the line or the goal.
+
+    Runs on flat cell indices of the world padded by one cell (precomputed free / goal / cost /
+    heuristic tables, integer states); the same search, pops and tie-breaks as
+    :func:`_route_simple`, which it hands over to when a goal cell lies outside the world.
+    """
+    ctx = ctx or _Ctx(world)
+    H, W = ctx.H, ctx.W
+    gcells = goal.cells()
+    if not gcells:
+        return None
+    if not all(0 <= gy < H and 0 <= gx < W for gy, gx in gcells):
+        return _route_simple(world, starts, goal, tier, underground=underground, rng=rng, ctx=ctx,
+                             ug_cost=ug_cost, exclude=exclude)
+    belt = gd.BELTS[tier]
+    ugname = gd.UNDERGROUNDS[tier]
+    maxd = gd.underground_max_distance(ugname)
+    exclude = set(exclude)
+    P = W + 2  # padded row length: flat index of (y, x) is (y + 1) * P + x + 1
+    N = (H + 2) * P
+    DF = (-P, 1, P, -1)  # flat offsets of the four directions (OFF)
+
+    def pad(a) -> list:
+        out = np.zeros((H + 2, W + 2), dtype=a.dtype)
+        out[1:-1, 1:-1] = a
+        return out.ravel().tolist()
+
+    free = ~ctx.occ & ~ctx.blocked
+    for ey, ex in exclude:
+        if 0 <= ey < H and 0 <= ex < W:
+            free[ey, ex] = False
+    endok = np.zeros((H, W), dtype=bool)
+    gend = set()
+    for gy, gx in goal.end:
+        gend.add((gy + 1) * P + gx + 1)
+        endok[gy, gx] = not ctx.occ[gy, gx]
+    pushable = pad(free | endok)
+    free = pad(free)
+    genter: list = [None] * N
+    for (gy, gx), pred in goal.enter.items():
+        genter[(gy + 1) * P + gx + 1] = pred
+    tunnel = pad(ctx.tunnel[tier])
+    ugcell = [False] * N
+    for uy, ux in ctx.ug[tier]:
+        ugcell[(uy + 1) * P + ux + 1] = True
+    srcback = set()  # cell * 4 + d where the cell behind (against d) is a source
+    for sy, sx in ctx.sources:
+        for d in range(4):
+            srcback.add(((sy + 1) * P + sx + 1 + DF[d]) * 4 + d)
+    gy_, gx_ = np.array(gcells).T  # the heuristic (distance to the nearest goal cell), padded
+    hh = (np.abs(np.arange(-1, H + 1)[:, None, None] - gy_)
+          + np.abs(np.arange(-1, W + 1)[None, :, None] - gx_)).min(-1).ravel().tolist()
+    dirs_for = _DIRS_FOR
+
+    tie = 0
+    heap: list = []
+    inf = float("inf")
+    best = [inf] * (N * 10)  # by state (cell * 5 + din + 1) * 2 + flag
+    parent: dict = {}
+    for y, x, din, flag in starts:
+        c = (y, x)
+        if c in goal.enter and goal.enter[c](din, flag):
+            return []
+        if not (0 <= y < H and 0 <= x < W) or ctx.occ[c] or c in exclude:
+            continue
+        cf = (y + 1) * P + x + 1
+        flag = bool(flag)
+        s = (cf * 5 + din + 1) * 2 + flag
+        if best[s] == inf:
+            best[s] = 0.0
+            parent[s] = None
+            heapq.heappush(heap, (hh[cf], tie, 0.0, s, cf, din, flag))
+            tie += 1
+
+    def entity(spec) -> list[Entity]:
+        if len(spec) == 2:  # (cell, d): a belt; (cell, output cell, d): an underground pair
+            cf, d = spec
+            return [Entity(belt, cf // P - 1, cf % P - 1, d)]
+        cf, of, d = spec
+        return [Entity(ugname, cf // P - 1, cf % P - 1, d, io=IO_INPUT),
+                Entity(ugname, of // P - 1, of % P - 1, d, io=IO_OUTPUT)]
+
+    def chain(s, last):
+        out = list(last)
+        while parent[s] is not None:
+            s, spec = parent[s]
+            out[:0] = entity(spec)
+        return out
+
+    def valid(path):
+        seen = set()
+        for e in path:
+            c = (e.y, e.x)
+            if c in seen:
+                return False
+            seen.add(c)
+        ug_cells = {(e.y, e.x) for e in path if e.name in _UGS}
+        for i, e in enumerate(path):
+            if e.name in _UGS and e.io == IO_INPUT:
+                o = path[i + 1]
+                k = abs(o.y - e.y) + abs(o.x - e.x)
+                for j in range(1, k):
+                    if step((e.y, e.x), e.direction, j) in ug_cells:
+                        return False
+        return True
+
+    # random cell costs (constructions) vary the routes a seed gives without making them silly
+    cost = pad(1.0 + 0.6 * rng.random((H, W)) if rng is not None else np.ones((H, W)))
+    heappush, heappop = heapq.heappush, heapq.heappop
+
+    while heap:
+        _, _, g, s, cf, din, flag = heappop(heap)
+        if g > best[s]:
+            continue
+        if cf in gend:
+            y, x = cf // P - 1, cf % P - 1
+            c = (y, x)
+            dirs = [din] if flag else [d for d in range(4) if din < 0 or d != (din + 2) % 4]
+            options = []
+            for d in dirs:
+                if (cf * 4 + d) in srcback and not (flag and din == d):
+                    continue
+                f = step(c, d)
+                if 0 <= f[0] < H and 0 <= f[1] < W:
+                    fe = world.entity_at(*f)
+                    if fe is not None and (fe.name in _BELTLIKE or fe.name == SINK):
+                        continue
+                    if fe is None and (ctx.blocked[f] or f in exclude):
+                        continue
+                    rank = 0 if fe is not None else (1 if d == din else 2)
+                else:
+                    rank = 0
+                options.append((rank, d))
+            for _, d in sorted(options):
+                path = chain(s, [Entity(belt, y, x, d)])
+                f = step(c, d)
+                if valid(path) and all((e.y, e.x) != f for e in path):
+                    return path
+            continue
+        gc = g + cost[cf]
+        for d in dirs_for[din, flag]:
+            if (cf * 4 + d) in srcback and not (flag and din == d):
+                continue
+            n = cf + DF[d]
+            pred = genter[n]
+            if pred is not None and pred(d, False):
+                path = chain(s, entity((cf, d)))
+                if valid(path):
+                    return path
+                continue
+            if pushable[n]:
+                s2 = (n * 5 + d + 1) * 2
+                if gc < best[s2]:
+                    best[s2] = gc
+                    parent[s2] = (s, (cf, d))
+                    heappush(heap, (gc + hh[n], tie, gc, s2, n, d, False))
+                    tie += 1
+        if underground and din >= 0 and not tunnel[cf] and not (
+                (cf * 4 + din) in srcback and not flag):
+            d = din
+            dy, dx = OFF[d]
+            y, x = cf // P - 1, cf % P - 1
+            step_f = DF[d]
+            gu = g + ug_cost * cost[cf]
+            for k in range(2, maxd + 1):
+                oy, ox = y + k * dy, x + k * dx
+                if not (0 <= oy < H and 0 <= ox < W):
+                    break
+                of = cf + k * step_f
+                if ugcell[of]:
+                    break
+                if not free[of] or tunnel[of]:
+                    continue
+                n = of + step_f
+                pred = genter[n]
+                if pred is not None and pred(d, True):
+                    path = chain(s, entity((cf, of, d)))
+                    if valid(path):
+                        return path
+                    continue
+                if pushable[n]:
+                    g2 = gu + 0.01 * k
+                    s2 = (n * 5 + d + 1) * 2 + 1
+                    if g2 < best[s2]:
+                        best[s2] = g2
+                        parent[s2] = (s, (cf, of, d))
+                        heappush(heap, (g2 + hh[n], tie, g2, s2, n, d, True))
+                        tie += 1
+    return None
+
+
+def _route_simple(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal, tier: int, *,
+          underground: bool = True, rng: np.random.Generator | None = None, ctx: _Ctx | None = None,
+          ug_cost: float = 5.0, exclude: Iterable[tuple[int, int]] = ()) -> list[Entity] | None:
+    """:func:`route` as first written: the reference :func:`route` must equal, and what it runs when
+    a goal cell lies outside the world (never in the families' constructions).
     """
     ctx = ctx or _Ctx(world)
     H, W = ctx.H, ctx.W
