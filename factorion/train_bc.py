@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers", type=int, default=None, help="DataLoader workers (default: cores-1, at most 8)"
     )
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: on CPU, every core for Parquet, cores minus workers for procedural tasks)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0: CPU: all cores for Parquet, cores - workers for procedural)")
     p.add_argument("--shuffle-buffer", type=int, default=2048)
     p.add_argument("--levels", type=int, nargs="+", default=[3, 4], help="procedural task levels")
     p.add_argument("--sizes", type=int, nargs="+", default=[11], help="procedural grid sizes")

@@ -43,10 +43,11 @@ def test_build_samples_the_policy_within_the_budget(tiny_policy):
     planner alone."""
     w = parse_spec(SPEC)
     alone = build(w, budget_s=0.5)
-    r = build(w, checkpoint=tiny_policy, budget_s=2.0, samples=4)
+    build(w, checkpoint=tiny_policy, budget_s=0.5, samples=4)  # warm-up: a fresh clone compiles kernels
+    r = build(w, checkpoint=tiny_policy, budget_s=3.0, samples=4)
     assert r.reference == 0 and r.ratio is None and not r.stopped_early
     assert r.candidates > 3  # 2 planner runs + the greedy roll-out + sampled ones
-    assert 1.5 < r.seconds < 6.0 and r.cpu_seconds > 0
+    assert 2.5 < r.seconds < 8.0 and r.cpu_seconds > 0
     assert r.throughput >= alone.throughput > 0
     assert throughput(r.world) == pytest.approx(r.throughput)
     assert validate_export(r.blueprint) == []
