@@ -59,6 +59,25 @@ class Goal:
         return [*self.enter, *self.end]
 
 
+def _path_ok(path) -> bool:
+    """No cell used twice, and no underground passes under another underground of the path."""
+    seen = set()
+    for e in path:
+        c = (e.y, e.x)
+        if c in seen:
+            return False
+        seen.add(c)
+    ug_cells = {(e.y, e.x) for e in path if e.name in _UGS}
+    for i, e in enumerate(path):
+        if e.name in _UGS and e.io == IO_INPUT:
+            o = path[i + 1]
+            k = abs(o.y - e.y) + abs(o.x - e.x)
+            for j in range(1, k):
+                if step((e.y, e.x), e.direction, j) in ug_cells:
+                    return False
+    return True
+
+
 def enter_pred(e: Entity) -> Callable[[int, bool], bool] | None:
     """How a route may enter entity ``e`` (the head of a line) without side-loading."""
     if e.name == SINK:
@@ -240,23 +259,6 @@ def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal
             out[:0] = entity(spec)
         return out
 
-    def valid(path):
-        seen = set()
-        for e in path:
-            c = (e.y, e.x)
-            if c in seen:
-                return False
-            seen.add(c)
-        ug_cells = {(e.y, e.x) for e in path if e.name in _UGS}
-        for i, e in enumerate(path):
-            if e.name in _UGS and e.io == IO_INPUT:
-                o = path[i + 1]
-                k = abs(o.y - e.y) + abs(o.x - e.x)
-                for j in range(1, k):
-                    if step((e.y, e.x), e.direction, j) in ug_cells:
-                        return False
-        return True
-
     # random cell costs (constructions) vary the routes a seed gives without making them silly
     cost = pad(1.0 + 0.6 * rng.random((H, W)) if rng is not None else np.ones((H, W)))
     heappush, heappop = heapq.heappush, heapq.heappop
@@ -287,7 +289,7 @@ def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal
             for _, d in sorted(options):
                 path = chain(s, [Entity(belt, y, x, d)])
                 f = step(c, d)
-                if valid(path) and all((e.y, e.x) != f for e in path):
+                if _path_ok(path) and all((e.y, e.x) != f for e in path):
                     return path
             continue
         gc = g + cost[cf]
@@ -298,7 +300,7 @@ def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal
             pred = genter[n]
             if pred is not None and pred(d, False):
                 path = chain(s, entity((cf, d)))
-                if valid(path):
+                if _path_ok(path):
                     return path
                 continue
             if pushable[n]:
@@ -328,7 +330,7 @@ def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal
                 pred = genter[n]
                 if pred is not None and pred(d, True):
                     path = chain(s, entity((cf, of, d)))
-                    if valid(path):
+                    if _path_ok(path):
                         return path
                     continue
                 if pushable[n]:
@@ -394,23 +396,6 @@ def _route_simple(world: World, starts: Sequence[tuple[int, int, int, bool]], go
             out[:0] = ents
         return out
 
-    def valid(path):
-        seen = set()
-        for e in path:
-            c = (e.y, e.x)
-            if c in seen:
-                return False
-            seen.add(c)
-        ug_cells = {(e.y, e.x) for e in path if e.name in _UGS}
-        for i, e in enumerate(path):
-            if e.name in _UGS and e.io == IO_INPUT:
-                o = path[i + 1]
-                k = abs(o.y - e.y) + abs(o.x - e.x)
-                for j in range(1, k):
-                    if step((e.y, e.x), e.direction, j) in ug_cells:
-                        return False
-        return True
-
     # random cell costs (constructions) vary the routes a seed gives without making them silly
     cost = 1.0 + 0.6 * rng.random((H, W)) if rng is not None else np.ones((H, W))
 
@@ -446,7 +431,7 @@ def _route_simple(world: World, starts: Sequence[tuple[int, int, int, bool]], go
             for _, d in sorted(options):
                 path = chain(s, [Entity(belt, y, x, d)])
                 f = step(c, d)
-                if valid(path) and all((e.y, e.x) != f for e in path):
+                if _path_ok(path) and all((e.y, e.x) != f for e in path):
                     return path
             continue
         for d in range(4):
@@ -460,7 +445,7 @@ def _route_simple(world: World, starts: Sequence[tuple[int, int, int, bool]], go
             ents = [Entity(belt, y, x, d)]
             if n in goal.enter and goal.enter[n](d, False):
                 path = chain(s, ents)
-                if valid(path):
+                if _path_ok(path):
                     return path
                 continue
             if free(n) or (n in goal.end and not ctx.occ[n]):
@@ -477,7 +462,7 @@ def _route_simple(world: World, starts: Sequence[tuple[int, int, int, bool]], go
                 ents = [Entity(ugname, y, x, d, io=IO_INPUT), Entity(ugname, o[0], o[1], d, io=IO_OUTPUT)]
                 if n in goal.enter and goal.enter[n](d, True):
                     path = chain(s, ents)
-                    if valid(path):
+                    if _path_ok(path):
                         return path
                     continue
                 if free(n) or (n in goal.end and not ctx.occ[n]):
