@@ -73,7 +73,7 @@ from .bc_samples import build_masks as build_masks
 from .bc_samples import collate as collate
 from .bc_samples import encode_action as encode_action
 from .bc_samples import layout_for as layout_for
-from .env import DEFAULT_ENTITIES
+from .env import DEFAULT_ENTITIES, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECIPES
 from .world import N_CHANNELS, World
 
 TRAIN_SEED0, VAL_SEED0, ROLLOUT_SEED0, TEST_SEED0 = 0, 1_000_000_000, 1_500_000_000, 2_000_000_000
@@ -373,8 +373,8 @@ class BCDataModule(L.LightningDataModule):
         val_tasks: int = 64,
         rollout_tasks: int = 4,
         seed: int = 0,
-        max_items: int = 8,
-        max_recipes: int = 4,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        max_recipes: int = DEFAULT_MAX_RECIPES,
         entities: Sequence[str] = DEFAULT_ENTITIES,
         procedural: bool = False,
     ):

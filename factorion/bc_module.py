@@ -13,13 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from . import env as E
-from .env import STAGES
+from .env import DEFAULT_MAX_ITEMS, STAGES
 from .model import Policy, PolicyConfig, stage_mask, valid_actions
 
 
 # ---------------------------------------------------------------------------------- roll-out
 def rollout(
-    policy: Policy, task, max_steps: int | None = None, greedy: bool = True, max_items: int = 8, env=None
+    policy: Policy, task, max_steps: int | None = None, greedy: bool = True,
+    max_items: int = DEFAULT_MAX_ITEMS, env=None,
 ) -> dict:
     """Run ``policy`` on ``task`` in :class:`factorion.env.FactorioEnv` until it finishes or
     ``max_steps``. Returns ``world`` (final), ``restored`` (share of the removed throughput

@@ -14,7 +14,16 @@ import numpy as np
 import torch
 
 from . import env as E
-from .env import DEFAULT_ENTITIES, OP_FINISH, OP_PLACE, OP_REMOVE, STAGES, ActionLayout
+from .env import (
+    DEFAULT_ENTITIES,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_RECIPES,
+    OP_FINISH,
+    OP_PLACE,
+    OP_REMOVE,
+    STAGES,
+    ActionLayout,
+)
 from .world import Entity, World
 
 MASK_KEYS = ("op", "cell", "fit", "ed_ok", "variant")
@@ -25,7 +34,8 @@ _LAYOUTS: dict[tuple, ActionLayout] = {}
 
 
 def layout_for(
-    height: int, width: int, entities: Sequence[str] = DEFAULT_ENTITIES, max_recipes: int = 4
+    height: int, width: int, entities: Sequence[str] = DEFAULT_ENTITIES,
+    max_recipes: int = DEFAULT_MAX_RECIPES,
 ) -> ActionLayout:
     """A cached :class:`~factorion.env.ActionLayout`."""
     key = (height, width, tuple(entities), max_recipes)
@@ -130,8 +140,8 @@ def expand_episode(
     reference: float,
     *,
     entities: Sequence[str] = DEFAULT_ENTITIES,
-    max_items: int = 8,
-    max_recipes: int = 4,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    max_recipes: int = DEFAULT_MAX_RECIPES,
     max_steps: int | None = None,
     entity_cost: float = E.DEFAULT_ENTITY_COST,
     throughput=None,

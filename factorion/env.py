@@ -102,6 +102,8 @@ from gymnasium import spaces
 from . import gamedata as gd
 from .env_masks import (  # noqa: F401  (re-exported: the env's public names live here too)
     DEFAULT_ENTITIES,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_RECIPES,
     N_MODELLED,
     N_OPS,
     OP_FINISH,
@@ -398,7 +400,8 @@ class FactorioEnv(gym.Env):
     def __init__(self, size: int | tuple[int, int] = 11, *, family: str | None = None,
                  level: int | None = None, curriculum=None, task_sampler: Callable | None = None,
                  task_kwargs: dict | None = None, task_pool: int = 0, task_pool_refresh: float = 0.1,
-                 entities: Sequence[str] = DEFAULT_ENTITIES, max_items: int = 8, max_recipes: int = 4,
+                 entities: Sequence[str] = DEFAULT_ENTITIES, max_items: int = DEFAULT_MAX_ITEMS,
+                 max_recipes: int = DEFAULT_MAX_RECIPES,
                  max_steps: int | None = None,
                  entity_cost: float = DEFAULT_ENTITY_COST, invalid_penalty: float = 0.0,
                  success_threshold: float = 0.95, render_mode: str | None = None):

@@ -44,6 +44,8 @@ STAGES = ("op", "cell", "entity", "dir", "variant")
 DEFAULT_ENTITIES: tuple[str, ...] = (gd.BELTS + gd.UNDERGROUNDS + gd.SPLITTERS + gd.INSERTERS
                                      + gd.ASSEMBLERS + gd.FURNACES + ("wooden-chest",))
 N_MODELLED = len(gd.MODELLED)  # kind ids 1..N_MODELLED are modelled entities (removable)
+DEFAULT_MAX_ITEMS = 8  # items a task may name (observation ``task`` vector)
+DEFAULT_MAX_RECIPES = 4  # recipes a task may use (the ``variant`` stage; 0.8% of mined windows use more)
 
 
 # ---------------------------------------------------------------------------------- layout
@@ -71,7 +73,7 @@ class ActionLayout:
     """The action encoding for one grid size and entity list (static tables, no state)."""
 
     def __init__(self, height: int, width: int, entities: Sequence[str] = DEFAULT_ENTITIES,
-                 max_recipes: int = 4):
+                 max_recipes: int = DEFAULT_MAX_RECIPES):
         unknown = [e for e in entities if e not in gd.MODELLED]
         if unknown:
             raise ValueError(f"not placeable (not modelled): {unknown}")

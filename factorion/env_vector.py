@@ -57,6 +57,8 @@ from . import env_kernels
 from .env import (
     DEFAULT_ENTITIES,
     DEFAULT_ENTITY_COST,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_RECIPES,
     OP_FINISH,
     OP_PLACE,
     OP_REMOVE,
@@ -128,7 +130,8 @@ class FactorioVectorEnv(VectorEnv):
                  family: str | None = None, level: int | None = None, curriculum=None,
                  task_sampler: Callable | None = None, task_kwargs: dict | None = None,
                  task_pool: int = 0, task_pool_refresh: float = 0.1,
-                 entities: Sequence[str] = DEFAULT_ENTITIES, max_items: int = 8, max_recipes: int = 4,
+                 entities: Sequence[str] = DEFAULT_ENTITIES, max_items: int = DEFAULT_MAX_ITEMS,
+                 max_recipes: int = DEFAULT_MAX_RECIPES,
                  max_steps: int | None = None, entity_cost: float = DEFAULT_ENTITY_COST,
                  invalid_penalty: float = 0.0, success_threshold: float = 0.95,
                  autoreset_mode: str | AutoresetMode = "next_step", render_mode: str | None = None,

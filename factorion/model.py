@@ -62,7 +62,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import gamedata as gd
-from .env import DEFAULT_ENTITIES, N_OPS, OP_PLACE, STAGES, ActionLayout
+from .env import (
+    DEFAULT_ENTITIES,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_RECIPES,
+    N_OPS,
+    OP_PLACE,
+    STAGES,
+    ActionLayout,
+)
 from .world import DIR, IO, ITEM, KIND, KINDS, PART, RECIPE
 
 __all__ = [
@@ -92,9 +100,9 @@ class PolicyConfig:
     head_hidden: int = 0  # 0 = d_model
     conv_stem: int = 2  # residual 3x3 conv layers over the cell tokens before attention (local shape)
     max_part: int = 16  # PART channel clipped to this
-    max_items: int = 8  # env max_items
-    max_recipes: int = 4  # env max_recipes
-    n_variant: int = 4  # env ActionLayout.n_variant = max(2, max_recipes)
+    max_items: int = DEFAULT_MAX_ITEMS
+    max_recipes: int = DEFAULT_MAX_RECIPES
+    n_variant: int = max(2, DEFAULT_MAX_RECIPES)  # env ActionLayout.n_variant = max(2, max_recipes)
     entities: tuple[str, ...] = DEFAULT_ENTITIES
     n_kinds: int = len(KINDS)
     n_items: int = 0  # 0 = len(gamedata.item_names())
