@@ -138,19 +138,11 @@ def _fed(world):
             by, bx = y - dy, x - dx
             for (cy, cx), role in (((fy, fx), "sink"), ((by, bx), "source")):
                 inside = 0 <= cy < H and 0 <= cx < W
-                if not inside and role == "sink" and world.entity_at(y, x) is not None:
-                    # the belt leaves the window: replace it with a sink
+                if not inside and world.entity_at(y, x) is not None and e.name in gd.BELTS:
+                    # the belt leaves (enters) the window: replace it with a sink (source)
                     try:
-                        if e.name in gd.BELTS:
-                            world.remove(y, x)
-                            world.place("sink", y, x, item="iron-plate")
-                    except WorldError:
-                        pass
-                elif not inside and role == "source" and world.entity_at(y, x) is not None:
-                    try:
-                        if e.name in gd.BELTS:
-                            world.remove(y, x)
-                            world.place("source", y, x, item="iron-plate")
+                        world.remove(y, x)
+                        world.place(role, y, x, item="iron-plate")
                     except WorldError:
                         pass
     return world

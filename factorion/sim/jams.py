@@ -50,6 +50,21 @@ def _popcount(m):
 
 
 @njit
+def _admit_results(r, r_nres, r_res, g2l, loc, K):
+    """Give recipe ``r``'s results a local bit if they have none (while bits are left).
+    Returns (K, whether any was added)."""
+    added = False
+    for j in range(r_nres[r]):
+        g = r_res[r, j]
+        if g2l[g] < 0 and K < MAXK:
+            g2l[g] = K
+            loc[K] = g
+            K += 1
+            added = True
+    return K, added
+
+
+@njit
 def _universe(ntype, nitem, nrec, nkind, kcls, can_make, r_ning, r_ing, r_nres, r_res, smelt):
     """Items that can exist: source items and, transitively, what machines can make of them.
     Returns (g2l global -> local bit or -1, loc local -> global, K, has_sink)."""
@@ -79,24 +94,14 @@ def _universe(ntype, nitem, nrec, nkind, kcls, can_make, r_ning, r_ing, r_nres, 
                     if g2l[r_ing[r, j]] < 0:
                         ok = False
                 if ok:
-                    for j in range(r_nres[r]):
-                        g = r_res[r, j]
-                        if g2l[g] < 0 and K < MAXK:
-                            g2l[g] = K
-                            loc[K] = g
-                            K += 1
-                            changed = True
+                    K, added = _admit_results(r, r_nres, r_res, g2l, loc, K)
+                    changed |= added
             elif kcls[nkind[n]] == C_FURNACE:
                 for q in range(K):
                     rr = smelt[loc[q]]
                     if rr > 0 and can_make[nkind[n], rr]:
-                        for j in range(r_nres[rr]):
-                            g = r_res[rr, j]
-                            if g2l[g] < 0 and K < MAXK:
-                                g2l[g] = K
-                                loc[K] = g
-                                K += 1
-                                changed = True
+                        K, added = _admit_results(rr, r_nres, r_res, g2l, loc, K)
+                        changed |= added
     return g2l, loc, K, has_sink
 
 
