@@ -1,52 +1,18 @@
 """PPO fine-tuning of the policy on the batched env (one readable loop in the spirit of CleanRL's
 ``ppo.py``). Entry point: :mod:`factorion.train_ppo`; everything is configured by :class:`Args`.
 
-Algorithm
----------
-* **Rollout**: ``num_envs`` factories in one :class:`~factorion.env_vector.FactorioVectorEnv`
-  (``autoreset_mode="same_step"``: no junk transitions), ``num_steps`` steps per iteration. Each
-  step stores the observation, the action, its log-prob, the value and the **path masks**: the
-  conditional mask of every stage along the taken action (``op (3,)``, the ``cell`` row of the
-  taken op ``(N,)``, the ``entity`` row of the taken cell ``(E,)``, the ``dir`` row of (cell,
-  entity) ``(4,)``, the ``variant`` row of the entity ``(V,)``), computed with
-  :func:`factorion.model.stage_mask` -- the very function the policy applied. In the update
-  they are re-applied as a dense mask built with ``expand`` (no copy; see :func:`path_masks`),
-  which under teacher forcing gives the model exactly the stage masks of the rollout, so the
-  log-prob of the taken action is the same function of the parameters (tested).
-* **Returns**: GAE (:func:`compute_gae`). An episode that ends by truncation (``max_steps``)
-  is bootstrapped with ``V(final obs)``, never treated as terminal; ``finish`` is terminal.
-* **Loss**: clipped surrogate + clipped value loss - annealed entropy bonus + a KL penalty to the
-  frozen initial (BC) policy whose weight decays linearly from ``bc_kl_coef`` to
-  ``bc_kl_coef_end`` over the run: the exact ``KL(pi_bc || pi)`` of every stage's conditional
-  distribution along the taken path (:func:`stage_kl`; the reference's per-stage log-softmax is
-  stored at rollout). A sampled estimate on the taken action (``k3``, logged as
-  ``losses/kl_to_bc_sampled``) did not hold the policy: once ``pi(finish)`` nears 1 its gradient
-  vanishes, and runs collapsed onto ``finish`` at KL 3-4 nats.
-* **Temperature**: the trained and sampled policy is ``softmax(logits / temperature)``
-  (default 0.5; evaluation is greedy, which no temperature changes). A weak BC policy sampled at
-  temperature 1 mostly damages factories, which teaches "finish at once".
-* **Critic warm-up**: the first ``critic_warmup`` iterations train the value head only (the
-  encoder and every action head are frozen: the actor does not move).
-* **Early stop**: per minibatch, once the approximate KL to the rollout policy passes
-  ``target_kl`` the update of this iteration stops.
-* **Curriculum**: a :class:`factorion.tasks.Curriculum` is handed to the env, which draws
-  (family, level) from it at every reset and reports each episode's success to it.
-* **Devices**: Lightning Fabric (``accelerator`` / ``devices`` / ``strategy`` / ``precision``);
-  every rank runs its own envs and curriculum, gradients are averaged by the strategy (DDP),
-  the KL early-stop decision is all-reduced so ranks stay in step. Rank 0 logs and saves.
-
-Speed on a CPU: the update trains the top ``train_blocks`` transformer blocks and the heads
-only; the frozen lower blocks' output is captured during the rollout forward, stored, and
-replayed in every update minibatch (and for the BC reference, whose lower blocks are the same),
-so the update and the reference cost a fraction of a full forward. ``train_blocks=-1`` trains
-everything (and a policy from scratch always does).
-
-Defaults (for ``make finetune``: 30 minutes on 2 CPU cores, ~15-20 SPS with the default model)
-start the curriculum at level 3 with a quarter of rehearsal on levels 1-2: a run that sat on
-level 2 (working but throttled factories, where the sampled BC policy mostly breaks things)
-learnt to ``finish`` at once everywhere (episode length 1.1, KL to BC 3 nats), which also
-throws away the level-3 repairs BC had. Hence also a strong, slowly decaying KL to BC and almost
-no entropy bonus.
+The algorithm, its choices and the runs that led to them are written up in ``docs/ppo.md``.
+In short: masked autoregressive actions whose per-stage **path masks** are stored at rollout
+and re-applied in the update (the log-prob is the same function of the parameters: tested);
+GAE with truncation bootstrapped by ``V(final obs)``, never terminal; clipped surrogate +
+clipped value loss - annealed entropy + an exact per-stage KL to the frozen BC policy with a
+decaying weight; a tempered policy (``temperature``; evaluation is greedy); a critic warm-up
+with the actor frozen; a per-minibatch ``target_kl`` early stop; the env's curriculum;
+optional auxiliary terms -- expert labels on visited states (:mod:`factorion.ppo_expert`) and
+self-imitation (:mod:`factorion.ppo_sil`); Lightning Fabric for devices (DDP: every rank runs
+its own envs, the early stop is all-reduced, rank 0 logs and saves). On a CPU only the top
+``train_blocks`` blocks train: the frozen trunk's output is cached at rollout and replayed in
+the update and for the BC reference.
 
 Outputs (``<out>/<run>/``): ``metrics.csv`` (one row per iteration), ``last.ckpt`` (the
 policy's ``config`` + ``state_dict`` -- loadable by ``Policy.load_from_checkpoint`` -- plus
@@ -57,8 +23,8 @@ final policy, greedy, fixed held-out seeds) and ``wandb/`` (offline unless confi
 Layout: this module holds :class:`Args` and the loop (:func:`train`); its parts live in
 :mod:`factorion.ppo_rollout` (buffer, path masks, GAE), :mod:`factorion.ppo_policy` (policy
 building, temperature, KL to BC, frozen trunk), :mod:`factorion.ppo_log` (CSV, episode stats,
-curriculum state, wandb, console) and :mod:`factorion.ppo_eval` (:func:`evaluate_policy`); every
-name they define is importable from here as before.
+curriculum state, wandb, console), :mod:`factorion.ppo_eval` (:func:`evaluate_policy`),
+:mod:`factorion.ppo_expert` and :mod:`factorion.ppo_sil`.
 """
 
 from __future__ import annotations
@@ -77,6 +43,7 @@ import torch
 from .model import masks_to_tensors, obs_to_tensors
 from .ppo_eval import EVAL_SEED0 as EVAL_SEED0  # re-exported: the split-out parts stay importable from here
 from .ppo_eval import _families_for, evaluate_policy
+from .ppo_expert import expert_nll, store_expert_labels
 from .ppo_log import (
     CSVLog,
     EpisodeStats,
@@ -111,6 +78,7 @@ from .ppo_rollout import (
     path_masks,
     taken_path_masks,
 )
+from .ppo_sil import SelfImitation
 
 
 # ---------------------------------------------------------------------------------- arguments
@@ -146,7 +114,7 @@ class Args:
     window: int = 32
     rehearse: float = 0.25
     # PPO
-    lr: float = 5e-5
+    lr: float = 3e-4
     anneal_lr: bool = True
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -158,13 +126,22 @@ class Args:
     vf_coef: float = 0.5
     ent_coef: float = 0.001  # annealed linearly to ent_coef_end
     ent_coef_end: float = 0.0
-    bc_kl_coef: float = 0.5  # KL(pi || pi_bc) weight, decays linearly to bc_kl_coef_end
-    bc_kl_coef_end: float = 0.1
+    bc_kl_coef: float = 0.05  # KL(pi || pi_bc) weight, decays linearly to bc_kl_coef_end
+    bc_kl_coef_end: float = 0.0
     max_grad_norm: float = 0.5
     target_kl: float = 0.05  # per-minibatch early stop (<= 0: off)
     critic_warmup: int = 3  # iterations training the value head only
     temperature: float = 0.5  # the trained (and sampled) policy is softmax(logits / temperature)
-    train_blocks: int = 2  # top transformer blocks trained (+ heads); the rest frozen and cached; -1: all
+    train_blocks: int = -1  # top transformer blocks trained (+ heads); the rest frozen and cached; -1: all
+    # expert labels on visited states (factorion.ppo_expert): + expert_coef * NLL of the label; 0 = off
+    expert_coef: float = 1.0
+    # self-imitation (factorion.ppo_sil): replay good past episodes, weighted by (R - V)+; 0 = off
+    sil_coef: float = 0.0
+    sil_updates: int = 2  # minibatches per iteration (after the PPO epochs)
+    sil_batch: int = 128
+    sil_capacity: int = 8192
+    sil_vf_coef: float = 0.01
+    sil_min_return: float = 0.0  # episodes with a return above this enter the buffer
     # devices (Lightning Fabric)
     accelerator: str = "auto"
     devices: str = "1"
@@ -339,6 +316,8 @@ def train(args: Args) -> dict:
     buf = Rollout(args.num_steps, args.num_envs, envs.observation_space, L.n_cells, L.n_entity, L.n_variant,
                   dev)
     ep_ret = np.zeros(args.num_envs)
+    sil = (SelfImitation(args.sil_capacity, args.num_envs, envs.max_steps, args.gamma, args.sil_min_return,
+                         seed=args.seed + rank) if args.sil_coef > 0 else None)
     timers = defaultdict(float)  # cumulative seconds: env, forward, update
     last_save = time.perf_counter()
     stop_reason = ""
@@ -382,7 +361,7 @@ def train(args: Args) -> dict:
         kl_coef = (args.bc_kl_coef + (args.bc_kl_coef_end - args.bc_kl_coef) * p) if ref is not None else 0.0
         warmup = iteration < args.critic_warmup
         stats = EpisodeStats()
-        invalid_n = 0
+        invalid_n = agree_n = labelled_n = 0
 
         # ------------------------------------------------------------ rollout
         policy.eval()
@@ -394,8 +373,12 @@ def train(args: Args) -> dict:
                 with capture_trunk(policy, k_frozen) as box, policy_temperature(args.temperature):
                     fwd = model(ot, mt)
                 feats = box[0]
+                if args.expert_coef > 0:
+                    labelled_n += store_expert_labels(buf, t, envs, info, mt, fp_index)
                 buf.store_feats(t, feats)
                 action = fwd["action"]
+                if args.expert_coef > 0:
+                    agree_n += int(((action == buf.expert[t]).all(1) & buf.expert_ok[t]).sum())
                 pm = taken_path_masks(mt, action, fp_index)
                 if kl_coef > 0:
                     rec: list = []
@@ -424,6 +407,8 @@ def train(args: Args) -> dict:
             buf.truncated[t] = torch.as_tensor(trunc, device=dev)
             buf.final_values[t] = 0.0
             done = np.logical_or(term, trunc)
+            if sil is not None:
+                sil.record(ot, pm, action, reward, done)
             if done.any():
                 fi = info["final_info"]
                 for i in np.nonzero(done)[0]:
@@ -454,7 +439,7 @@ def train(args: Args) -> dict:
             set_actor_frozen(policy, True, trainable)
         b = buf.flat(adv, ret)
         n = args.batch_size
-        clipfracs, approx_kls, kl_bcs, kl_rev, ents, pg_ls, v_ls = [], [], [], [], [], [], []
+        lg = defaultdict(list)  # per-minibatch figures for the log
         n_updates, stopped = 0, False
         for _epoch in range(args.update_epochs):
             perm = torch.randperm(n, device=dev)
@@ -471,8 +456,8 @@ def train(args: Args) -> dict:
                     approx_kl = ((ratio - 1) - logratio).mean()
                     if world > 1:
                         approx_kl = fabric.all_reduce(approx_kl, reduce_op="mean")
-                    clipfracs.append(float(((ratio - 1.0).abs() > args.clip_coef).float().mean()))
-                    approx_kls.append(float(approx_kl))
+                    lg["losses/clipfrac"].append(float(((ratio - 1.0).abs() > args.clip_coef).float().mean()))
+                    lg["losses/approx_kl"].append(float(approx_kl))
                 if not warmup and args.target_kl > 0 and float(approx_kl) > args.target_kl:
                     stopped = True
                     break
@@ -492,13 +477,19 @@ def train(args: Args) -> dict:
                     kl_bc = stage_kl([mb["bc_stage"][k] for k in MASK_STAGES], rec).mean()
                     with torch.no_grad():  # the sampled k3 estimate of KL(pi || pi_bc), for the log
                         lr_bc = (mb["bc_logprobs"] - newlp).clamp(-20.0, 20.0)
-                        kl_rev.append(float((lr_bc.exp() - 1.0 - lr_bc).mean()))
+                        lg["losses/kl_to_bc_sampled"].append(float((lr_bc.exp() - 1.0 - lr_bc).mean()))
                 else:
                     kl_bc = torch.zeros((), device=dev)
                 if warmup:  # (DDP needs every trained parameter in the graph; those gradients are dropped)
                     loss = args.vf_coef * v_loss + (0.0 * (pg_loss + ent + kl_bc) if not single else 0.0)
                 else:
                     loss = pg_loss - ent_coef * ent + args.vf_coef * v_loss + kl_coef * kl_bc
+                    if args.expert_coef > 0 and bool(mb["expert_ok"].any()):
+                        with replay_trunk(policy, k_frozen, mb.get("feats")), \
+                                policy_temperature(args.temperature):
+                            ex_nll = expert_nll(model, mb)
+                        loss = loss + args.expert_coef * ex_nll
+                        lg["expert/nll"].append(ex_nll.item())
                 optimizer.zero_grad(set_to_none=True)
                 fabric.backward(loss)
                 if warmup and not single:  # DDP: the graph is whole; drop the actor's gradients
@@ -511,12 +502,12 @@ def train(args: Args) -> dict:
                                           error_if_nonfinite=False)
                 optimizer.step()
                 n_updates += 1
-                kl_bcs.append(kl_bc.item())
-                ents.append(ent.item())
-                pg_ls.append(pg_loss.item())
-                v_ls.append(v_loss.item())
+                for k, v in (("kl_bc", kl_bc), ("entropy", ent), ("policy", pg_loss), ("value", v_loss)):
+                    lg[f"losses/{k}"].append(v.item())
             if stopped:
                 break
+        sil_log = (sil.update(model, optimizer, fabric, args, dev)
+                   if sil is not None and not warmup and sil.size >= args.sil_batch else [])
         if warmup and single:
             set_actor_frozen(policy, False, trainable)
         t_it["update"] += time.perf_counter() - t0
@@ -540,13 +531,16 @@ def train(args: Args) -> dict:
         row["env/valid_rate"] = 1.0 - row["env/invalid_rate"]
         row["env/entities"] = float(np.mean(info["entities"]))
         row["env/reward_mean"] = float(buf.rewards.mean())
-        row.update({"losses/policy": _mean(pg_ls), "losses/value": _mean(v_ls), "losses/entropy": _mean(ents),
-                    "losses/approx_kl": _mean(approx_kls), "losses/kl_bc": _mean(kl_bcs),
-                    "losses/kl_to_bc_sampled": _mean(kl_rev),
-                    "losses/clipfrac": _mean(clipfracs), "losses/explained_variance":
-                    explained_variance(buf.values.flatten(), ret.flatten()),
+        row.update({f"losses/{k}": _mean(lg[f"losses/{k}"]) for k in (
+            "policy", "value", "entropy", "approx_kl", "kl_bc", "kl_to_bc_sampled", "clipfrac")})
+        row.update({"losses/explained_variance": explained_variance(buf.values.flatten(), ret.flatten()),
                     "losses/updates": n_updates, "losses/early_stop": int(stopped)})
         row.update(stats.summary())
+        if args.expert_coef > 0:
+            row.update({"expert/nll": _mean(lg["expert/nll"]), "expert/agree": agree_n / max(labelled_n, 1),
+                        "expert/labelled": labelled_n / (args.num_envs * args.num_steps)})
+        if sil is not None:
+            row.update(sil.summary(sil_log))
         if curriculum is not None:
             row.update({f"curriculum/{f}": lv for f, lv in curriculum.level.items()})
             row["curriculum/mean_level"] = float(np.mean(list(curriculum.level.values())))

@@ -91,6 +91,10 @@ class Rollout:
         self.bc_stage = {"op": z(3), "cell": z(n_cells), "entity": z(n_entity), "dir": z(4),
                          "variant": z(n_variant)}  # the reference's log-softmax along the path
         self.terminated, self.truncated = z(dtype=torch.bool), z(dtype=torch.bool)
+        # expert labels (factorion.ppo_expert) and the masks along their path; ok: a usable label
+        self.expert = z(len(MASK_STAGES), dtype=torch.long)
+        self.expert_ok = z(dtype=torch.bool)
+        self.expert_masks = {k: torch.zeros_like(v) for k, v in self.masks.items()}
         self.final_values = z()
         self.feats: torch.Tensor | None = None  # (T, B, tokens, d): the frozen trunk's output
         self._z = z
@@ -111,6 +115,8 @@ class Rollout:
                 "logprobs": f(self.logprobs), "bc_logprobs": f(self.bc_logprobs),
                 "bc_stage": {k: f(v) for k, v in self.bc_stage.items()},
                 "values": f(self.values), "advantages": f(adv), "returns": f(ret),
+                "expert": f(self.expert), "expert_ok": f(self.expert_ok),
+                "expert_masks": {k: f(v) for k, v in self.expert_masks.items()},
                 **({"feats": f(self.feats)} if self.feats is not None else {})}
 
 

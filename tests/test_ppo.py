@@ -316,7 +316,7 @@ def test_short_run_raises_throughput_on_5x5_belt(tmp_path):
                    level=3, num_envs=32, num_steps=8, max_steps=6, entity_cost=0.0, lr=1e-3, anneal_lr=False,
                    ent_coef=0.01, ent_coef_end=0.01, update_epochs=4, target_kl=0.0, critic_warmup=1,
                    total_steps=24_576, minutes=0, wandb=False, threads=1, eval_seeds=16, eval_levels=(3,),
-                   task_pool=64, temperature=1.0))
+                   task_pool=64, temperature=1.0, expert_coef=0.0))  # PPO alone, no expert labels
     ev = json.loads((tmp_path / "belt" / "eval.json").read_text())
     assert ev["final"]["ratio"] > ev["init"]["ratio"] + 0.2, (ev["init"]["ratio"], ev["final"]["ratio"])
     assert s["global_step"] >= 24_576
