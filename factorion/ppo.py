@@ -10,9 +10,9 @@ decaying weight; a tempered policy (``temperature``; evaluation is greedy); a cr
 with the actor frozen; a per-minibatch ``target_kl`` early stop; the env's curriculum;
 optional auxiliary terms -- expert labels on visited states (:mod:`factorion.ppo_expert`) and
 self-imitation (:mod:`factorion.ppo_sil`); Lightning Fabric for devices (DDP: every rank runs
-its own envs, the early stop is all-reduced, rank 0 logs and saves). On a CPU only the top
-``train_blocks`` blocks train: the frozen trunk's output is cached at rollout and replayed in
-the update and for the BC reference.
+its own envs, the early stop is all-reduced, rank 0 logs and saves). ``train_blocks = k`` trains
+only the top k blocks (default: all): the frozen trunk's output is then cached at rollout and
+replayed in the update and for the BC reference.
 
 Outputs (``<out>/<run>/``): ``metrics.csv`` (one row per iteration), ``last.ckpt`` (the
 policy's ``config`` + ``state_dict`` -- loadable by ``Policy.load_from_checkpoint`` -- plus
@@ -484,14 +484,14 @@ def train(args: Args) -> dict:
                     loss = args.vf_coef * v_loss + (0.0 * (pg_loss + ent + kl_bc) if not single else 0.0)
                 else:
                     loss = pg_loss - ent_coef * ent + args.vf_coef * v_loss + kl_coef * kl_bc
-                    if args.expert_coef > 0 and bool(mb["expert_ok"].any()):
-                        with replay_trunk(policy, k_frozen, mb.get("feats")), \
-                                policy_temperature(args.temperature):
-                            ex_nll = expert_nll(model, mb)
-                        loss = loss + args.expert_coef * ex_nll
-                        lg["expert/nll"].append(ex_nll.item())
                 optimizer.zero_grad(set_to_none=True)
                 fabric.backward(loss)
+                if args.expert_coef > 0 and not warmup:  # its own forward + backward (DDP: one each)
+                    with replay_trunk(policy, k_frozen, mb.get("feats")), \
+                            policy_temperature(args.temperature):
+                        ex_nll = expert_nll(model, mb)  # 0 without usable labels (same on every rank)
+                    fabric.backward(args.expert_coef * ex_nll)
+                    lg["expert/nll"].append(ex_nll.item())
                 if warmup and not single:  # DDP: the graph is whole; drop the actor's gradients
                     keep = {id(q) for q in _value_params(policy)}
                     for q in trainable:
@@ -506,8 +506,11 @@ def train(args: Args) -> dict:
                     lg[f"losses/{k}"].append(v.item())
             if stopped:
                 break
-        sil_log = (sil.update(model, optimizer, fabric, args, dev)
-                   if sil is not None and not warmup and sil.size >= args.sil_batch else [])
+        sil_ready = sil is not None and not warmup and sil.size >= args.sil_batch
+        if sil is not None and world > 1:  # every rank steps together (DDP), once every buffer is ready
+            flag = torch.tensor(float(sil_ready), device=dev)
+            sil_ready = float(fabric.all_reduce(flag, reduce_op="min")) > 0
+        sil_log = sil.update(model, optimizer, fabric, args, dev) if sil_ready else []
         if warmup and single:
             set_actor_frozen(policy, False, trainable)
         t_it["update"] += time.perf_counter() - t0

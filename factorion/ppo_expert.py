@@ -93,5 +93,6 @@ def expert_nll(model, mb: dict) -> torch.Tensor:
     :meth:`factorion.ppo_rollout.Rollout.flat` gives it) under ``model``, teacher-forced along
     each label's stored path masks."""
     ok = mb["expert_ok"]
-    lp = model(mb["obs"], path_masks(mb["expert_masks"]), actions=mb["expert"])["logprob"].float()
-    return -(lp * ok).sum() / ok.sum().clamp(min=1)
+    out = model(mb["obs"], path_masks(mb["expert_masks"]), actions=mb["expert"])
+    nll = -(out["logprob"].float() * ok).sum() / ok.sum().clamp(min=1)
+    return nll + 0.0 * out["value"].float().sum()  # (DDP wants every parameter in each backward's graph)
