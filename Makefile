@@ -40,10 +40,10 @@ data: $(STAMP)
 	$(PYTHON) -m pipeline.run --out $(DATA) $(if $(BLUEPRINTS),--blueprints $(BLUEPRINTS))
 
 pretrain: $(STAMP)
-	$(PYTHON) -m factorion.train_bc --data $(DATA) --max-minutes $(or $(MINUTES),20) --preset $(or $(PRESET),small)
+	$(PYTHON) -m factorion.train.pretrain --data $(DATA) --max-minutes $(or $(MINUTES),20) --preset $(or $(PRESET),small)
 
 finetune: $(STAMP)
-	$(PYTHON) -m factorion.train_ppo --init models/bc/last.ckpt --minutes $(or $(MINUTES),30)
+	$(PYTHON) -m factorion.train.finetune --init models/bc/last.ckpt --minutes $(or $(MINUTES),30)
 
 evaluate: $(STAMP)
 	$(PYTHON) -m factorion.evaluate --agents random,planner,build --out reports/eval
@@ -53,8 +53,8 @@ DEMO_OUT := reports/demo
 demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
 	$(PYTHON) -m pipeline.run --out data/demo --sizes 11 --samples 8
-	$(PYTHON) -m factorion.train_bc --data data/demo --out models/demo/bc --preset small --max-minutes 3
-	$(PYTHON) -m factorion.train_ppo --init models/demo/bc/last.ckpt --out models/demo/ppo --run demo --minutes 4
+	$(PYTHON) -m factorion.train.pretrain --data data/demo --out models/demo/bc --preset small --max-minutes 3
+	$(PYTHON) -m factorion.train.finetune --init models/demo/bc/last.ckpt --out models/demo/ppo --run demo --minutes 4
 	$(PYTHON) -m factorion.evaluate --sizes 11 --levels 1,3,5 --n-seeds 1 --n-mined 5 --data data/demo \
 		--out $(DEMO_OUT) --agents random,planner,build --build-budget 5 \
 		--checkpoint bc=models/demo/bc/last.ckpt --checkpoint ppo=models/demo/ppo/demo/policy.pt

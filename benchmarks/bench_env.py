@@ -39,7 +39,7 @@ SETTINGS = {  # name: (env kwargs, steps per repeat for B = 1, 64, 256)
 
 
 def _setup() -> tuple[dict, dict]:
-    from factorion import env as E
+    from factorion.env import factorio_env as E
     have_sim = importlib.util.find_spec("factorion.sim") is not None
     have_tasks = importlib.util.find_spec("factorion.tasks") is not None
     notes = {"physics": have_sim, "real_tasks": have_sim and have_tasks}
@@ -60,7 +60,7 @@ def _setup() -> tuple[dict, dict]:
 
 
 def _stand_in_task(rng):
-    from factorion.world import World
+    from factorion.core.world import World
     H = W = SIZE
     w = World(H, W)
     y = int(rng.integers(H))
@@ -74,9 +74,9 @@ def _stand_in_task(rng):
 
 
 def _measure(B: int, steps: int, repeats: int, env_kw: dict, pools: dict | None) -> dict:
-    from factorion.baselines import RandomAgent
-    from factorion.env import OP_FINISH
-    from factorion.env_vector import FactorioVectorEnv
+    from factorion.env.baselines import RandomAgent
+    from factorion.env.masks import OP_FINISH
+    from factorion.env.vector import FactorioVectorEnv
     venv = FactorioVectorEnv(B, SIZE, **env_kw)
     if pools is not None:  # share one pre-made pool between runs (each gets its own copy)
         venv.task_source.pools = {k: list(v) for k, v in pools.items()}
@@ -117,7 +117,7 @@ def _measure(B: int, steps: int, repeats: int, env_kw: dict, pools: dict | None)
 
 def _prefill(kw: dict) -> tuple[dict, float]:
     """One pool of POOL tasks (and the seconds per task it took)."""
-    from factorion.env import TaskSource
+    from factorion.env.factorio_env import TaskSource
     src = TaskSource(SIZE, task_sampler=kw.get("task_sampler"), pool_size=POOL)
     t0 = time.perf_counter()
     src.draw_many(np.random.default_rng(0), POOL)

@@ -1,5 +1,5 @@
 """Policy speed on this machine: BC training samples/s (forward + backward + AdamW, masks and
-teacher-forced stages as in :class:`factorion.bc.BCModule`), forward latency of ``act`` (one
+teacher-forced stages as in :class:`factorion.train.bc.BCModule`), forward latency of ``act`` (one
 observation, greedy) and batched inference; optionally the procedural data pipeline.
 
 ``python -m benchmarks model`` (or ``python benchmarks/bench_model.py``). Batches are built
@@ -16,7 +16,7 @@ import torch
 
 
 def _world(size: int, seed: int = 0):
-    from factorion.world import World
+    from factorion.core.world import World
 
     rng = np.random.default_rng(seed)
     w = World(size, size)
@@ -31,9 +31,9 @@ def _world(size: int, seed: int = 0):
 
 
 def _batch(policy, size: int, B: int):
-    from factorion.bc import build_masks, layout_for
-    from factorion.env import task_vectors
-    from factorion.model import masks_to_tensors
+    from factorion.env.factorio_env import task_vectors
+    from factorion.policy.model import masks_to_tensors
+    from factorion.train.bc_samples import build_masks, layout_for
 
     w = _world(size)
     recipes = ["iron-gear-wheel"]
@@ -70,7 +70,7 @@ def _median_time(fn, n: int, warmup: int = 2) -> float:
 
 def train_rate(preset: str = "default", size: int = 11, B: int = 64, steps: int = 5) -> float:
     """Training samples/s of one preset (fwd + bwd + optimizer step)."""
-    from factorion.model import Policy, PolicyConfig
+    from factorion.policy.model import Policy, PolicyConfig
 
     policy = Policy(PolicyConfig.preset(preset))
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
@@ -88,8 +88,8 @@ def train_rate(preset: str = "default", size: int = 11, B: int = 64, steps: int 
 
 def act_latency(preset: str = "default", size: int = 11, n: int = 20) -> float:
     """Seconds per ``policy.act`` on one observation (greedy)."""
-    from factorion.bc import build_masks, layout_for
-    from factorion.model import Policy, PolicyConfig
+    from factorion.policy.model import Policy, PolicyConfig
+    from factorion.train.bc_samples import build_masks, layout_for
 
     policy = Policy(PolicyConfig.preset(preset)).eval()
     w = _world(size)
@@ -107,7 +107,7 @@ def act_latency(preset: str = "default", size: int = 11, n: int = 20) -> float:
 
 def infer_rate(preset: str = "default", size: int = 11, B: int = 256, n: int = 3) -> float:
     """Batched sampling samples/s (PPO roll-outs)."""
-    from factorion.model import Policy, PolicyConfig
+    from factorion.policy.model import Policy, PolicyConfig
 
     policy = Policy(PolicyConfig.preset(preset)).eval()
     obs, masks, _ = _batch(policy, size, B)
@@ -123,10 +123,11 @@ def data_rate(n_tasks: int = 48) -> float | None:
     """Procedural (task + planner + masks + sim) BC samples/s in one process; None if the task
     generator, planner or simulator is missing."""
     try:
-        from factorion import planner, sim, tasks  # noqa: F401
+        from factorion import sim, tasks  # noqa: F401
+        from factorion.env import planner  # noqa: F401
     except ImportError:
         return None
-    from factorion.bc import ProceduralEpisodes
+    from factorion.train.bc import ProceduralEpisodes
 
     for _ in ProceduralEpisodes(4, seed0=654_321, batch_size=64, shuffle=False):
         pass  # warm-up: the simulator's numba compile / cache load, imports
@@ -137,7 +138,7 @@ def data_rate(n_tasks: int = 48) -> float | None:
 
 
 def run() -> dict:
-    from factorion.model import Policy, PolicyConfig
+    from factorion.policy.model import Policy, PolicyConfig
 
     threads = torch.get_num_threads()
     out = {"threads": threads, "torch": torch.__version__}

@@ -26,8 +26,8 @@ STEPS = {"tiny": 4096, "small": 1024, "default": 512}
 def _one(preset: str, total_steps: int, threads: int, **kw) -> dict:
     import torch
 
-    from factorion.model import Policy, PolicyConfig
-    from factorion.ppo import Args, train
+    from factorion.policy.model import Policy, PolicyConfig
+    from factorion.train.ppo import Args, train
 
     cpu0 = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,7 +39,7 @@ SHARED = ROOT.parent / "shared" / "blueprints"
 _FIRST_CALL = """
 import time
 t = time.perf_counter()
-from factorion.world import World
+from factorion.core.world import World
 from factorion.sim import throughput, throughput_batch
 w = World(3, 4)
 w.place("source", 1, 0, item="iron-plate")
@@ -124,8 +124,8 @@ def _task_worlds(n: int) -> list:
 
 def _fed(world):
     """Belts entering the window at its edge start at a source, belts leaving it end in a sink."""
-    from factorion import gamedata as gd
-    from factorion.world import WorldError
+    from factorion.core import gamedata as gd
+    from factorion.core.world import WorldError
     H, W = world.shape
     beltlike = set(gd.BELTS) | set(gd.SPLITTERS) | set(gd.UNDERGROUNDS)
     for e in list(world.entities()):
@@ -149,8 +149,8 @@ def _fed(world):
 
 
 def _windows(n: int, rng) -> tuple[list, list]:
-    from factorion.blueprint import load_blueprints
-    from factorion.world import World, WorldError
+    from factorion.core.blueprint import load_blueprints
+    from factorion.core.world import World, WorldError
     files = sorted(SHARED.glob("**/*.txt"))
     rng.shuffle(files)
     cut, fed = [], []

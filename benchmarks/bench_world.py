@@ -6,8 +6,8 @@ import statistics
 import time
 from pathlib import Path
 
-from factorion import blueprint as B
-from factorion.world import K_OBSTACLE, KIND, PART, World, WorldError
+from factorion.core import blueprint as B
+from factorion.core.world import K_OBSTACLE, KIND, PART, World, WorldError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "blueprints"
 

@@ -25,8 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from . import gamedata as gd
-from .world import K_OBSTACLE, K_SINK, K_SOURCE, KIND, SINK, SOURCE, Entity, World, WorldError
+from factorion.core import gamedata as gd
+from factorion.core.world import (
+    K_OBSTACLE,
+    K_SINK,
+    K_SOURCE,
+    KIND,
+    SINK,
+    SOURCE,
+    Entity,
+    World,
+    WorldError,
+)
 
 MAX_RECIPES = 4
 SUCCESS = 0.99  # a build within this fraction of the reference counts as solved (= evaluate.SUCCESS)
@@ -137,10 +147,10 @@ def validate_export(text: str) -> list[str]:
 
 
 def load_policy(checkpoint):
-    """A :class:`factorion.model.Policy` from a path (a Policy passes through; None stays None)."""
+    """A :class:`factorion.policy.model.Policy` from a path (a Policy passes through; None stays None)."""
     if checkpoint is None or not isinstance(checkpoint, str | Path):
         return checkpoint
-    from .model import Policy
+    from factorion.policy.model import Policy
     return Policy.load_from_checkpoint(str(checkpoint))
 
 
@@ -170,7 +180,7 @@ def _fixed_cells(world: World):
 
 def _count(world: World) -> int:
     """Modelled entities (what the env counts; sources, sinks and obstacles are not)."""
-    from .env import count_entities
+    from factorion.env.masks import count_entities
     return int(count_entities(world.grid[None])[0])
 
 
@@ -214,8 +224,8 @@ def _policy_rounds(search: _Search, task, policy, samples: int, max_steps: int, 
     import numpy as np
     import torch
 
-    from .env import OP_FINISH
-    from .env_vector import FactorioVectorEnv
+    from factorion.env.masks import OP_FINISH
+    from factorion.env.vector import FactorioVectorEnv
     cfg = policy.config
     kw = {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes}
     envs: dict[int, FactorioVectorEnv] = {}
@@ -261,7 +271,7 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
 
     ``task``: a :class:`World` with sources and sinks (its recipes are inferred, :func:`infer_task`)
     or a task object (``factorion.tasks.make_task``: world, items, recipes, family, level,
-    reference). ``checkpoint``: a policy (path or :class:`factorion.model.Policy`) or None.
+    reference). ``checkpoint``: a policy (path or :class:`factorion.policy.model.Policy`) or None.
 
     The search, every candidate scored by the simulator, the best kept (ties: fewer entities):
 
@@ -274,8 +284,8 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     task has one (a benchmark task; a task inferred from a world has none, so the search uses
     its budget). ``export``: also write the blueprint string (``BuildResult.blueprint``).
     This is the one search ``factorion build`` and ``make evaluate``'s ``build`` agent run."""
-    from .planner import plan
-    from .sim import throughput
+    from factorion.env.planner import plan
+    from factorion.sim import throughput
     if isinstance(task, World):
         task = infer_task(task)
     ref = float(getattr(task, "reference", 0.0) or 0.0)

@@ -24,8 +24,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from .blueprint import Blueprint, BlueprintError, load_blueprints
-from .world import OBSTACLE, SINK, SOURCE, World, WorldError
+from factorion.core.blueprint import Blueprint, BlueprintError, load_blueprints
+from factorion.core.world import OBSTACLE, SINK, SOURCE, World, WorldError
 
 PROG = "factorion"
 LIST_LIMIT = 20  # inspect lists every blueprint up to this many (more with --all)
@@ -189,7 +189,7 @@ def cmd_inspect(args) -> int:
 def cmd_render(args) -> int:
     if not args.output and not args.text:
         raise CliError("render needs -o OUT.png or --text (see 'factorion render -h')", 2)
-    from .render import render_png, render_text
+    from factorion.core.render import render_png, render_text
     bp, world = _world(args)
     if args.text:
         print(render_text(world, key=True))
@@ -204,7 +204,7 @@ def cmd_render(args) -> int:
 def cmd_throughput(args) -> int:
     _, world = _world(args)  # bad input is reported before a missing simulator
     try:
-        from .sim import simulate
+        from factorion.sim import simulate
     except ImportError as e:
         raise CliError(f"the simulator is not available: {e}") from None
     r = simulate(world)
@@ -213,8 +213,8 @@ def cmd_throughput(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from .build import build, parse_spec, validate_export
-    from .render import render_png
+    from factorion.build import build, parse_spec, validate_export
+    from factorion.core.render import render_png
     text = read_input(args.input)
     if text.lstrip().startswith(("0", "{")):
         bp = pick(load_blueprints(text), args.index)
@@ -223,7 +223,7 @@ def cmd_build(args) -> int:
         world = parse_spec(text)
     r = build(world, checkpoint=args.checkpoint, budget_s=args.budget, seed=args.seed, samples=args.samples)
     warns = validate_export(r.blueprint)
-    from .sim import simulate
+    from factorion.sim import simulate
     res = simulate(r.world)
     render_png(r.world, args.output, title=f"{r.throughput:.3g} items/s ({r.method})",
                flows={c: sum(f.values()) for c, f in res.flow.items()})
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", **inp)
     s.add_argument("-o", "--output", metavar="OUT.png", help="PNG to write")
     s.add_argument("--text", action="store_true",
-                   help="print the text rendering (legend: factorion.render.legend())")
+                   help="print the text rendering (legend: factorion.core.render.legend())")
     s.add_argument("--cell", type=_cell, metavar="PX",
                    help="pixels per tile (default: 24, less for worlds over 170 tiles)")
     s.add_argument("--title", help="title drawn above the picture")

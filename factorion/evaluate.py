@@ -78,7 +78,8 @@ class Build:
 
 # ----------------------------------------------------------------------------- the benchmark
 def procedural_tasks(cfg: EvalConfig) -> list[BenchTask]:
-    from .tasks import FAMILIES, MIN_SIZE, make_task
+    from factorion.tasks.base import FAMILIES, MIN_SIZE
+    from factorion.tasks.levels import make_task
     out = []
     for size in cfg.sizes:
         for fam in cfg.families or FAMILIES:
@@ -100,7 +101,7 @@ def mined_tasks(cfg: EvalConfig) -> list[BenchTask]:
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from .bc import row_to_task
+    from factorion.train.bc import row_to_task
     base = Path(cfg.data) / "examples"
     dataset = None
     for split in ("test", "val"):
@@ -132,7 +133,7 @@ def mined_tasks(cfg: EvalConfig) -> list[BenchTask]:
 def run_env_agent(bt: BenchTask, act: Callable, env_kwargs: dict | None = None, max_steps: int | None = None
                   ) -> Build:
     """Roll ``act(obs, masks) -> action`` out in the single env until finish or the step limit."""
-    from .env import FactorioEnv
+    from factorion.env.factorio_env import FactorioEnv
     h, w = bt.task.world.shape
     env = FactorioEnv((h, w), max_steps=max_steps, **(env_kwargs or {}))
     t0 = time.perf_counter()
@@ -148,9 +149,9 @@ def run_env_agent(bt: BenchTask, act: Callable, env_kwargs: dict | None = None, 
 
 
 def run_planner(bt: BenchTask, budget_s: float) -> Build:
-    from .build import keep_fixed
-    from .planner import actions_to_build, plan
-    from .sim import throughput
+    from factorion.build import keep_fixed
+    from factorion.env.planner import actions_to_build, plan
+    from factorion.sim import throughput
     t0 = time.perf_counter()
     world = plan(bt.task, budget_s=budget_s)
     # a plan that lost a source, sink or obstacle is repaired, or else scores as the start world
@@ -163,7 +164,7 @@ def run_build(bt: BenchTask, policy, budget_s: float, samples: int = 8, max_step
               seed: int = 0) -> Build:
     """``factorion build``'s search on the benchmark task (its own reference, so it stops at
     success), the exported string loaded back with factorio-draftsman (not timed)."""
-    from .build import build, validate_export
+    from factorion.build import build, validate_export
     r = build(bt.task, checkpoint=policy, budget_s=budget_s, seed=seed, samples=samples, max_steps=max_steps)
     try:
         validate_export(r.blueprint)
@@ -176,7 +177,7 @@ def run_build(bt: BenchTask, policy, budget_s: float, samples: int = 8, max_step
 def policy_agent(policy, greedy: bool = True) -> tuple[Callable, dict]:
     """(act function, env kwargs matching the policy's action layout) for a Policy or a
     checkpoint path."""
-    from .model import Policy
+    from factorion.policy.model import Policy
     if not isinstance(policy, Policy):
         policy = Policy.load_from_checkpoint(policy)
     cfg = policy.config
@@ -185,8 +186,8 @@ def policy_agent(policy, greedy: bool = True) -> tuple[Callable, dict]:
 
 
 def _entities(world) -> int:
-    from . import gamedata as gd
-    from .world import KIND, PART
+    from factorion.core import gamedata as gd
+    from factorion.core.world import KIND, PART
     k = world.grid[KIND][world.grid[PART] == 1]
     return int(((k >= 1) & (k <= len(gd.MODELLED))).sum())
 
@@ -194,7 +195,7 @@ def _entities(world) -> int:
 def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict]:
     from tqdm.auto import tqdm
 
-    from .baselines import RandomAgent
+    from factorion.env.baselines import RandomAgent
     bench = procedural_tasks(cfg) + mined_tasks(cfg)
     agents: dict[str, Callable[[BenchTask], Build]] = {}
     if "random" in cfg.agents:
@@ -203,7 +204,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
     if "planner" in cfg.agents:
         agents["planner"] = lambda bt: run_planner(bt, cfg.planner_budget_s)
     if "build" in cfg.agents:
-        from .build import load_policy
+        from factorion.build import load_policy
         pol = None
         if cfg.build_checkpoint:
             if Path(cfg.build_checkpoint).exists():
@@ -297,7 +298,7 @@ def bar_chart(df: pd.DataFrame, path: Path) -> None:
 
 
 def best_worst(df: pd.DataFrame, builds: dict, path: Path, agents: Iterable[str]) -> None:
-    from .render import render_grid_png
+    from factorion.core.render import render_grid_png
     worlds, titles = [], []
     for a in agents:
         sub = df[df.agent == a].sort_values("ratio")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from factorion.world import KIND, KINDS, PART
+from factorion.core.world import KIND, KINDS, PART
 
 __all__ = ["CardStats", "write_card", "write_samples_png"]
 
@@ -186,9 +186,9 @@ def write_card(path: str | Path, stats: dict, card: CardStats, rejects: list, pn
 
 
 def write_samples_png(worlds: list, titles: list[str], path: str | Path) -> Path | None:
-    """``factorion.render.render_grid_png`` to a temp file, then into place; None if it is missing."""
+    """``factorion.core.render.render_grid_png`` to a temp file, then into place; None if it is missing."""
     try:
-        from factorion.render import render_grid_png
+        from factorion.core.render import render_grid_png
     except ImportError:
         return None
     from pipeline.write import atomic_target

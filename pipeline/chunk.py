@@ -63,7 +63,7 @@ level 4 (N removed, N uniform in 2..``max_removed``, at most the window's modell
 sinks and obstacles are never removed. Level 3 prefers an entity whose loss lowers the throughput, as
 ``factorion.tasks`` defines level 3: up to ``impact_tries`` random entities are tried (one simulation
 each) and the first that matters is taken, else the last one tried. The expert actions place the
-removed entities in the order of ``factorion.planner.actions_to_build(start, full)`` -- machines,
+removed entities in the order of ``factorion.env.planner.actions_to_build(start, full)`` -- machines,
 then inserters, then belt-likes in flow order (BFS from sources and inserters over ``tasks.Flow``
 links), the rest row-major -- computed here by :func:`flow_order` on the window grid, ~40x faster
 than the planner (which builds a ``tasks.Flow``); a test checks both agree (``expert="planner"``
@@ -83,10 +83,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from factorion.world import DIR, ITEM, K_OBSTACLE, K_SINK, K_SOURCE, KIND, N_CHANNELS, PART, Entity, World
+from factorion.core.world import (
+    DIR,
+    ITEM,
+    K_OBSTACLE,
+    K_SINK,
+    K_SOURCE,
+    KIND,
+    N_CHANNELS,
+    PART,
+    Entity,
+    World,
+)
 from pipeline.edges import DEFAULT_PLACEHOLDER, _links, infer_items
 from pipeline.expert import expert_actions
-from pipeline.expert import flow_order as flow_order  # re-exported (it lived here)
 from pipeline.kinds import IS_BELTLIKE, IS_MODELLED, IS_SPLITTER, _tables
 
 __all__ = ["ChunkConfig", "Example", "WindowInfo", "Prepared", "prepare", "iter_windows", "make_examples",
@@ -117,7 +127,7 @@ class ChunkConfig:
     impact_tries: int = 8  # level 3: random entities tried for one whose loss lowers the throughput
     zero_keep: float = 0.0  # fraction of zero-throughput windows kept (simulator available)
     levels: tuple[int, ...] = LEVELS
-    expert: str = "flow"  # "flow" (flow_order) or "planner" (factorion.planner.actions_to_build)
+    expert: str = "flow"  # "flow" (flow_order) or "planner" (factorion.env.planner.actions_to_build)
     seed: int = 0
 
     def stride_for(self, size: int) -> int:

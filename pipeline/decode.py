@@ -2,12 +2,12 @@
 with a content hash; failures become :class:`RejectRow` rows and the run goes on.
 
 * Decoding: ``"0" + base64(zlib(json))`` or plain JSON, with the checks of
-  :func:`factorion.blueprint.decode` (decompressed size cap, top-level key). JSON is parsed with
+  :func:`factorion.core.blueprint.decode` (decompressed size cap, top-level key). JSON is parsed with
   ``orjson`` when it is installed (2.5x faster on the corpus), else with the stdlib.
-* Books are walked here rather than with :func:`factorion.blueprint.iter_blueprints` so that one bad
+* Books are walked here rather than with :func:`factorion.core.blueprint.iter_blueprints` so that one bad
   blueprint in a book is rejected alone (with its book path) and its siblings are kept. A planner string
   is a ``planner`` reject; planners inside books are skipped silently; an empty book is a reject.
-* Normalisation: as :func:`factorion.blueprint.normalise_blueprint` (1.x -> 2.0 directions and names),
+* Normalisation: as :func:`factorion.core.blueprint.normalise_blueprint` (1.x -> 2.0 directions and names),
   done by :func:`normalise_in_place` in one pass that also collects the hash rows (the decoded dicts
   are ours, so no copy; a test checks the result equals ``normalise_blueprint``'s).
 * Content hash (the blueprint id): :func:`content_hash` -- the sha256 of the *normalised entity list*
@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from factorion.blueprint import (
+from factorion.core.blueprint import (
     DEFAULT_MAX_BYTES,
     PLANNER_KEYS,
     RENAMES_1_TO_2,
@@ -96,7 +96,7 @@ class DecodedBlueprint:
 
 
 def decode_text(text: str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
-    """Decode an exchange string or plain JSON to its top-level dict (``factorion.blueprint.decode``)."""
+    """Decode an exchange string or plain JSON to its top-level dict (``factorion.core.blueprint.decode``)."""
     return decode(text, max_bytes)
 
 
@@ -151,7 +151,7 @@ _NUM = (int, float)
 
 
 def normalise_in_place(bp: dict, default_version: Any = None) -> list[tuple]:
-    """:func:`factorion.blueprint.normalise_blueprint`, but in place (the decoded dict is ours) and in
+    """:func:`factorion.core.blueprint.normalise_blueprint`, but in place (the decoded dict is ours) and in
     one pass that also returns the hash rows; the same result (a test checks it on the corpus), the
     same errors (an invalid blueprint is handed to ``normalise_blueprint`` itself for its message)."""
     ents = bp.get("entities")

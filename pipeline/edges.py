@@ -9,8 +9,8 @@ from collections import Counter
 
 import numpy as np
 
-from factorion import gamedata as gd
-from factorion.world import (
+from factorion.core import gamedata as gd
+from factorion.core.world import (
     DIR,
     IO,
     IO_INPUT,

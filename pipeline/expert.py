@@ -1,5 +1,5 @@
 """Expert actions of the chunk stage's examples: :func:`flow_order` (the build order of
-``factorion.planner.actions_to_build``, computed on the window grid, ~40x faster) and
+``factorion.env.planner.actions_to_build``, computed on the window grid, ~40x faster) and
 :func:`expert_actions` (that order, or the planner itself with ``expert="planner"``)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from factorion.world import (
+from factorion.core.world import (
     DIR,
     IO,
     IO_INPUT,
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 @cache
 def _planner():
     try:
-        from factorion.planner import actions_to_build
+        from factorion.env.planner import actions_to_build
     except ImportError:
         return None
     return actions_to_build
@@ -67,7 +67,7 @@ def _entity_index(grid: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray]:
 
 
 def flow_order(grid: np.ndarray, want: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The anchors ``want`` in the build order of ``factorion.planner.actions_to_build`` for a world
+    """The anchors ``want`` in the build order of ``factorion.env.planner.actions_to_build`` for a world
     ``grid`` that holds them: machines, inserters (row-major), then what a BFS over the
     ``tasks.Flow`` links from every source and inserter reaches (belt-likes are walked through,
     wanted or not; other wanted entities are walked through once reached), then the rest, row-major.
@@ -170,7 +170,7 @@ def expert_actions(start: World, target: World, removed: list[Entity], expert: s
                    stats: ChunkStats | None = None) -> list[tuple]:
     """Actions that rebuild ``target`` from ``start`` (= ``target`` less ``removed``): ``flow``
     (default) orders the places with :func:`flow_order`; ``planner`` calls
-    ``factorion.planner.actions_to_build`` (checked to rebuild ``target``; falls back to ``flow``)."""
+    ``factorion.env.planner.actions_to_build`` (checked to rebuild ``target``; falls back to ``flow``)."""
     if expert == "planner" and _planner() is not None:
         try:
             acts = list(_planner()(start, target))

@@ -1,6 +1,6 @@
 """Lookup tables for vectorised code over a world grid's ``KIND`` channel (``IS_BELT[kind]`` ...,
 footprints, inserter pickup / drop offsets, underground reach, recipe products and ingredients,
-smelting results), built once from :mod:`factorion.gamedata`. Used by :mod:`pipeline.chunk`,
+smelting results), built once from :mod:`factorion.core.gamedata`. Used by :mod:`pipeline.chunk`,
 :mod:`pipeline.edges` and :mod:`pipeline.expert`."""
 
 from __future__ import annotations
@@ -9,13 +9,8 @@ from functools import cache
 
 import numpy as np
 
-from factorion import gamedata as gd
-from factorion.world import (
-    KIND_ID,
-    KINDS,
-    item_id,
-    item_name,
-)
+from factorion.core import gamedata as gd
+from factorion.core.world import KIND_ID, KINDS, item_id, item_name
 
 # --------------------------------------------------------------------------- kind lookup tables
 NK = len(KINDS)

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from factorion.world import (
+from factorion.core.world import (
     ITEM,
     K_SINK,
     K_SOURCE,

@@ -21,7 +21,7 @@ part. Rows are buffered per split and written as row groups of ``rows_per_group`
 
 Grids: ``grid`` (the complete window) and ``start_grid`` (the window with the level's entities removed)
 are the raw bytes of a C-ordered little-endian ``int16`` array of shape ``grid_shape`` = (C, H, W), the
-channels of :mod:`factorion.world` (KIND, DIR, ITEM, RECIPE, IO, PART)::
+channels of :mod:`factorion.core.world` (KIND, DIR, ITEM, RECIPE, IO, PART)::
 
     grid = np.frombuffer(row["grid"], "<i2").reshape(row["grid_shape"])
 

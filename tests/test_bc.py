@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from factorion import bc
-from factorion.env import OP_FINISH, OP_PLACE, OP_REMOVE, STAGES, FactorioEnv
-from factorion.model import Policy, PolicyConfig, masks_to_tensors
-from factorion.world import Entity, World
+from factorion.core.world import Entity, World
+from factorion.env.factorio_env import FactorioEnv
+from factorion.env.masks import OP_FINISH, OP_PLACE, OP_REMOVE, STAGES
+from factorion.policy.model import Policy, PolicyConfig, masks_to_tensors
+from factorion.train import bc, bc_module, bc_samples
+from factorion.train.bc_samples import encode_action
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +31,7 @@ def _have(*mods: str) -> bool:
     return True
 
 
-HAVE_ALL = _have("factorion.sim", "factorion.tasks", "factorion.planner")
+HAVE_ALL = _have("factorion.sim", "factorion.tasks", "factorion.env.planner")
 needs_all = pytest.mark.skipif(not HAVE_ALL, reason="factorion.sim / tasks / planner not there yet")
 
 
@@ -55,12 +57,12 @@ def line_episode(size: int = 7, y: int = 3):
 
 # ---------------------------------------------------------------------------------- encoding
 def test_encode_action_formats():
-    layout = bc.layout_for(9, 9)
+    layout = bc_samples.layout_for(9, 9)
     recipes = ["iron-gear-wheel", "electronic-circuit"]
     asm = Entity("assembling-machine-2", 2, 3, recipe="electronic-circuit")
     ug = Entity("fast-underground-belt", 4, 5, 2, io=2)
-    a1 = bc.encode_action(("place", asm), layout, recipes)
-    a2 = bc.encode_action(
+    a1 = encode_action(("place", asm), layout, recipes)
+    a2 = encode_action(
         {
             "op": "place",
             "name": "assembling-machine-2",
@@ -79,25 +81,25 @@ def test_encode_action_formats():
         == a2.tolist()
         == [OP_PLACE, 2 * 9 + 3, layout.entities.index("assembling-machine-2"), 0, 1]
     )
-    assert bc.encode_action(("place", ug), layout, recipes).tolist() == [
+    assert encode_action(("place", ug), layout, recipes).tolist() == [
         OP_PLACE,
         4 * 9 + 5,
         layout.entities.index("fast-underground-belt"),
         2,
         1,
     ]
-    assert bc.encode_action(("remove", 1, 2), layout, recipes).tolist() == [OP_REMOVE, 11, 0, 0, 0]
-    assert bc.encode_action(
+    assert encode_action(("remove", 1, 2), layout, recipes).tolist() == [OP_REMOVE, 11, 0, 0, 0]
+    assert encode_action(
         {"op": "remove", "name": "transport-belt", "y": 1, "x": 2}, layout, recipes
     ).tolist() == [OP_REMOVE, 11, 0, 0, 0]
-    assert bc.encode_action(("finish",), layout, recipes).tolist() == [OP_FINISH, 0, 0, 0, 0]
+    assert encode_action(("finish",), layout, recipes).tolist() == [OP_FINISH, 0, 0, 0, 0]
     # env actions are canonicalised (ignored fields -> 0)
-    assert bc.encode_action((OP_REMOVE, 5, 3, 2, 1), layout, recipes).tolist() == [OP_REMOVE, 5, 0, 0, 0]
+    assert encode_action((OP_REMOVE, 5, 3, 2, 1), layout, recipes).tolist() == [OP_REMOVE, 5, 0, 0, 0]
     # what the env cannot express
-    chest = bc.encode_action(("place", Entity("steel-chest", 0, 0)), layout, recipes)
+    chest = encode_action(("place", Entity("steel-chest", 0, 0)), layout, recipes)
     assert chest[2] == layout.entities.index("wooden-chest")
     assert (
-        bc.encode_action(("place", Entity("assembling-machine-1", 0, 0, recipe="pipe")), layout, recipes)
+        encode_action(("place", Entity("assembling-machine-1", 0, 0, recipe="pipe")), layout, recipes)
         is None
     )
 
@@ -109,7 +111,7 @@ def test_expand_episode_without_simulator():
     assert samples[-1]["action"].tolist() == [OP_FINISH, 0, 0, 0, 0]
     for k, s in enumerate(samples):
         assert s["step"][0] == pytest.approx(k / (2 * 7 * 7))
-        m = masks_to_tensors({key: s["m_" + key][None] for key in bc.MASK_KEYS})
+        m = masks_to_tensors({key: s["m_" + key][None] for key in bc_samples.MASK_KEYS})
         assert m["op"][0, s["action"][0]]
     # an invalid expert action (occupied cell) is skipped, not fatal
     bad = [(OP_PLACE, 3 * 7 + 1, 0, 1, 0), *acts]
@@ -163,8 +165,8 @@ def test_overfit_one_batch():
     for size, y in ((7, 3), (7, 2), (7, 5)):
         w, acts = line_episode(size, y)
         samples += bc.expand_episode(w, acts, [], ["iron-plate"], 15.0, throughput=lambda world: 0.0)
-    batch = bc.collate(samples)
-    module = bc.BCModule(preset="tiny")
+    batch = bc_samples.collate(samples)
+    module = bc_module.BCModule(preset="tiny")
     opt = torch.optim.AdamW(module.policy.parameters(), lr=3e-3)
     first = float(module._evaluate(batch)[0].detach())
     for _ in range(100):
@@ -199,7 +201,7 @@ def test_samples_match_the_env():
             assert obs["step"][0] == pytest.approx(s["step"][0])
             assert obs["ratio"][0] == pytest.approx(s["ratio"][0], rel=1e-5, abs=1e-6)
             m = env.action_masks()
-            for key in bc.MASK_KEYS:
+            for key in bc_samples.MASK_KEYS:
                 assert np.array_equal(np.asarray(getattr(m, key))[0], s["m_" + key]), (family, key)
             assert m.valid(s["action"][None]).all()
             obs, r, term, trunc, info = env.step(s["action"])
@@ -219,7 +221,7 @@ def test_datamodule_procedural_and_rollout():
     assert list(dm.val_dataloader())
     (task,) = dm.rollout_tasks()
     policy = Policy(PolicyConfig.preset("tiny"))
-    r = bc.rollout(policy, task, max_steps=5)
+    r = bc_module.rollout(policy, task, max_steps=5)
     assert r["steps"] <= 5 and 0.0 <= r["restored"] <= 1.0
 
 
@@ -310,7 +312,7 @@ def test_training_on_parquet_without_simulator(tmp_path):
     import pyarrow.parquet as pq
 
     write = pytest.importorskip("pipeline.write")
-    from factorion import train_bc
+    from factorion.train import pretrain as train_bc
 
     data = tmp_path / "data"
     for split, ys in (("train", (1, 2, 3, 4, 5)), ("val", (3,))):
@@ -384,8 +386,8 @@ def test_training_on_parquet_without_simulator(tmp_path):
     assert res["steps"] == 3 and "val/loss" in res["metrics"]
     policy = Policy.load_from_checkpoint(out / "last.ckpt")
     w, _ = line_episode(7, 2)
-    layout = bc.layout_for(7, 7)
-    masks = bc.build_masks(layout, w.grid[None], [], batched=False)
+    layout = bc_samples.layout_for(7, 7)
+    masks = bc_samples.build_masks(layout, w.grid[None], [], batched=False)
     s = bc.expand_episode(w, [], [], ["iron-plate"], 15.0, throughput=lambda world: 0.0)[0]
     obs = {k: s[k] for k in ("grid", "task", "recipes", "step", "ratio")}
     for _ in range(20):
@@ -397,7 +399,7 @@ def test_training_on_parquet_without_simulator(tmp_path):
 def smoke_ckpt(tmp_path_factory):
     if not HAVE_ALL:
         pytest.skip("factorion.sim / tasks / planner not there yet")
-    from factorion import train_bc
+    from factorion.train import pretrain as train_bc
 
     out = tmp_path_factory.mktemp("bc")
     res = train_bc.main(["--smoke", "--out", str(out), "--logger", "csv", "--no-progress"])
@@ -429,7 +431,7 @@ def test_smoke_training_checkpoint_loads_and_acts(smoke_ckpt):
 def test_resume_continues_from_last(smoke_ckpt, tmp_path):
     import shutil
 
-    from factorion import train_bc
+    from factorion.train import pretrain as train_bc
 
     out, _ = smoke_ckpt
     shutil.copy(out / "last.ckpt", tmp_path / "last.ckpt")

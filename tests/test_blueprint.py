@@ -1,4 +1,4 @@
-"""Tests for factorion.blueprint: exchange-string codec, book flattening, 1.x → 2.0 normalisation."""
+"""Tests for factorion.core.blueprint: exchange-string codec, book flattening, 1.x → 2.0 normalisation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from factorion.blueprint import (
+from factorion.core.blueprint import (
     RENAMES_1_TO_2,
     Blueprint,
     BlueprintError,

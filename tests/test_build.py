@@ -8,7 +8,7 @@ from factorion import build as B
 from factorion import evaluate as E
 from factorion.build import build, infer_task, load_policy, parse_spec, validate_export
 from factorion.sim import throughput
-from factorion.tasks import make_task
+from factorion.tasks.levels import make_task
 
 SPEC = """size 9 9
 source 4 0 iron-plate
@@ -19,7 +19,7 @@ sink 4 8 iron-gear-wheel
 @pytest.fixture(scope="module")
 def tiny_policy():
     torch = pytest.importorskip("torch")
-    from factorion.model import Policy, PolicyConfig
+    from factorion.policy.model import Policy, PolicyConfig
     torch.manual_seed(0)
     return Policy(PolicyConfig.preset("tiny")).eval()
 
@@ -103,7 +103,7 @@ def test_evaluate_main_with_the_build_agent(tmp_path, capsys):
 
 
 def test_keep_fixed_restores_or_rejects_a_lost_obstacle():
-    from factorion.world import Entity
+    from factorion.core.world import Entity
     start = parse_spec("size 5 5\nsource 2 0 iron-plate\nsink 2 4 iron-plate\nobstacle 0 2")
     assert B.keep_fixed(start, start) is start
     lost = start.copy()

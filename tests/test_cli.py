@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from factorion.blueprint import encode, make_blueprint
 from factorion.cli import main, read_input
-from factorion.render import render_text
-from factorion.world import OBSTACLE, Entity, World
+from factorion.core.blueprint import encode, make_blueprint
+from factorion.core.render import render_text
+from factorion.core.world import OBSTACLE, Entity, World
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "blueprints"
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from factorion import env as E
-from factorion.baselines import RandomAgent, run_episode, sample_uniform
-from factorion.env import ENV_ID, OP_FINISH, OP_PLACE, OP_REMOVE, STAGES, FactorioEnv
-from factorion.env_vector import FactorioVectorEnv
-from factorion.world import DIR, KIND, KIND_ID, PART, Entity, World
+from factorion.core.world import DIR, KIND, KIND_ID, PART, Entity, World
+from factorion.env import factorio_env as E
+from factorion.env.baselines import RandomAgent, run_episode, sample_uniform
+from factorion.env.factorio_env import ENV_ID, FactorioEnv
+from factorion.env.masks import OP_FINISH, OP_PLACE, OP_REMOVE, STAGES
+from factorion.env.vector import FactorioVectorEnv
 
 HAVE_SIM = importlib.util.find_spec("factorion.sim") is not None
 FIXED_NAMES = ("source", "sink", "obstacle")
@@ -137,7 +138,7 @@ def reachable_states(env: FactorioEnv, n_states: int, seed: int, steps_between: 
 def test_registered_make_and_make_vec():
     assert ENV_ID in gym.registry
     spec = gym.registry[ENV_ID]
-    assert spec.vector_entry_point == "factorion.env_vector:FactorioVectorEnv"
+    assert spec.vector_entry_point == "factorion.env.vector:FactorioVectorEnv"
     env = gym.make(ENV_ID, size=7, task_sampler=sampler(7))
     assert isinstance(env.unwrapped, FactorioEnv)
     obs, _ = env.reset(seed=0)
@@ -322,7 +323,7 @@ def test_removing_a_task_entity_is_free_and_clutter_costs_once():
     e = given[0]
     _, r, _, _, info = env.step(np.array([OP_REMOVE, e.y * env.layout.width + e.x, 0, 0, 0]))
     assert not info["invalid"] and r == 0.0 and info["entities"] == env.n_start - 1
-    from factorion.bc_samples import encode_action
+    from factorion.train.bc_samples import encode_action
     _, r, _, _, info = env.step(encode_action(("place", e), env.layout, env.task.recipes))
     assert not info["invalid"] and np.isclose(r, 0.0) and info["entities"] == env.n_start
 
@@ -424,7 +425,7 @@ def test_grid_sizes(size):
 def test_observation_task_fields():
     env = make_env(11)
     obs, info = env.reset(seed=0)
-    from factorion import gamedata as gd
+    from factorion.core import gamedata as gd
     assert obs["task"][0] == gd.item_names().index("iron-plate") + 1 and not obs["task"][1:].any()
     assert obs["recipes"][0] == gd.recipe_names().index("iron-gear-wheel") + 1
     assert obs["step"][0] == 0.0 and obs["ratio"][0] == np.float32(info["ratio"])

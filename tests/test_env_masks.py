@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from factorion import env_masks as M
+from factorion.env import masks as M
 from factorion.sim.fuzz import random_factory
 
 
@@ -41,9 +41,9 @@ def test_compiled_masks_equal_numpy_reference(shape):
 def test_compiled_step_matches_numpy_path(B):
     """The vector env's compiled edit pass and its numpy reference path: same grids, rewards,
     validity, skips and masks along random trajectories (valid and arbitrary actions)."""
-    from factorion.baselines import RandomAgent
-    from factorion.env_kernels import compiled
-    from factorion.env_vector import FactorioVectorEnv
+    from factorion.env.baselines import RandomAgent
+    from factorion.env.kernels import compiled
+    from factorion.env.vector import FactorioVectorEnv
     if compiled("edit_pass") is None:
         pytest.skip("no compiler (FACTORION_NOJIT or numba missing)")
     envs = [FactorioVectorEnv(B, 9, task_pool=8, task_pool_refresh=0.0, max_steps=30) for _ in range(2)]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from factorion.blueprint import load_blueprints
 from factorion.build import build, infer_task, parse_spec, validate_export
 from factorion.cli import main
+from factorion.core.blueprint import load_blueprints
+from factorion.core.world import World, WorldError
 from factorion.evaluate import EvalConfig, evaluate, mined_tasks, summary, write_report
 from factorion.sim import throughput
-from factorion.world import World, WorldError
 
 SPEC = """size 9 9
 source 4 0 iron-plate

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from factorion.bc import build_masks, layout_for
-from factorion.env import OP_FINISH, OP_PLACE, OP_REMOVE, STAGES, task_vectors
-from factorion.model import (
+from factorion.core.world import World
+from factorion.env.factorio_env import task_vectors
+from factorion.env.masks import OP_FINISH, OP_PLACE, OP_REMOVE, STAGES
+from factorion.policy.model import (
     PRESETS,
     Policy,
     PolicyConfig,
@@ -18,7 +19,7 @@ from factorion.model import (
     stage_mask,
     valid_actions,
 )
-from factorion.world import World
+from factorion.train.bc_samples import build_masks, layout_for
 
 RECIPES = ["iron-gear-wheel", "electronic-circuit"]
 ITEMS = ["iron-plate", "copper-cable", "iron-gear-wheel", "electronic-circuit"]

@@ -14,8 +14,18 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from factorion import blueprint as B
-from factorion.world import ITEM, K_OBSTACLE, K_SINK, K_SOURCE, KIND, KIND_ID, PART, World, item_name
+from factorion.core import blueprint as B
+from factorion.core.world import (
+    ITEM,
+    K_OBSTACLE,
+    K_SINK,
+    K_SOURCE,
+    KIND,
+    KIND_ID,
+    PART,
+    World,
+    item_name,
+)
 from pipeline import chunk as C
 from pipeline import decode as D
 from pipeline import run as R
@@ -23,7 +33,7 @@ from pipeline import write as W
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "blueprints"
 HAVE_SIM = C.default_throughput() is not None
-E, S, WEST, N = 1, 2, 3, 0  # cardinal directions of factorion.world
+E, S, WEST, N = 1, 2, 3, 0  # cardinal directions of factorion.core.world
 
 
 # ----------------------------------------------------------------------------- hand-made blueprints
@@ -297,7 +307,7 @@ def test_examples_are_deterministic():
 
 
 def test_flow_order_matches_the_planner():
-    planner = pytest.importorskip("factorion.planner")
+    planner = pytest.importorskip("factorion.env.planner")
     tasks = pytest.importorskip("factorion.tasks")
     if not HAVE_SIM:
         pytest.skip("tasks need factorion.sim")

@@ -1,4 +1,4 @@
-"""The scripted planner and its demonstrations (factorion.planner)."""
+"""The scripted planner and its demonstrations (factorion.env.planner)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from factorion import planner as P
 from factorion import tasks as T
-from factorion.world import SOURCE, Entity, World
+from factorion.core.world import SOURCE, Entity, World
+from factorion.env import planner as P
 
 
 def sim():

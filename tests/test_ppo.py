@@ -10,30 +10,29 @@ import numpy as np
 import pytest
 import torch
 
-from factorion.env_vector import FactorioVectorEnv
-from factorion.model import Policy, PolicyConfig, masks_to_tensors, obs_to_tensors
-from factorion.ppo import (
-    OBS_KEYS,
-    Args,
-    CSVLog,
-    Rollout,
-    _index,
+from factorion.env.vector import FactorioVectorEnv
+from factorion.policy.model import Policy, PolicyConfig, masks_to_tensors, obs_to_tensors
+from factorion.tasks.curriculum import Curriculum
+from factorion.train.ppo import Args, train
+from factorion.train.ppo_eval import evaluate_policy
+from factorion.train.ppo_log import CSVLog, curriculum_state, load_curriculum_state
+from factorion.train.ppo_policy import (
     capture_trunk,
-    compute_gae,
-    curriculum_state,
-    evaluate_policy,
     freeze_trunk,
-    load_curriculum_state,
     n_frozen_blocks,
-    path_masks,
     policy_temperature,
     replay_trunk,
     same_trunk,
     stage_kl,
-    taken_path_masks,
-    train,
 )
-from factorion.tasks import Curriculum
+from factorion.train.ppo_rollout import (
+    OBS_KEYS,
+    Rollout,
+    _index,
+    compute_gae,
+    path_masks,
+    taken_path_masks,
+)
 
 
 # ---------------------------------------------------------------------------------- GAE
@@ -323,7 +322,7 @@ def test_short_run_raises_throughput_on_5x5_belt(tmp_path):
 
 
 def test_cli_flags_map_to_args():
-    from factorion.train_ppo import parse
+    from factorion.train.finetune import parse
 
     a = parse(["--scratch", "--families", "belt", "smelting", "--no-wandb", "--total-steps", "64",
                "--eval-levels", "3", "4", "--lr", "1e-4", "--train-blocks", "-1"])

@@ -1,4 +1,4 @@
-"""Expert labels for PPO (factorion.ppo_expert): the first edit toward the task's reference
+"""Expert labels for PPO (factorion.train.ppo_expert): the first edit toward the task's reference
 solution from any state, ``finish`` once solved; following them solves every family and level;
 the NLL term is teacher-forced along the label's own path masks."""
 
@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from factorion.bc_samples import encode_action
-from factorion.env import OP_FINISH, OP_PLACE, OP_REMOVE
-from factorion.env_vector import FactorioVectorEnv
-from factorion.model import Policy, PolicyConfig, masks_to_tensors, obs_to_tensors
-from factorion.ppo_expert import expert_labels, expert_nll, store_expert_labels
-from factorion.ppo_rollout import Rollout
-from factorion.tasks import FAMILIES, make_task
+from factorion.env.masks import OP_FINISH, OP_PLACE, OP_REMOVE
+from factorion.env.vector import FactorioVectorEnv
+from factorion.policy.model import Policy, PolicyConfig, masks_to_tensors, obs_to_tensors
+from factorion.tasks.base import FAMILIES
+from factorion.tasks.levels import make_task
+from factorion.train.bc_samples import encode_action
+from factorion.train.ppo_expert import expert_labels, expert_nll, store_expert_labels
+from factorion.train.ppo_rollout import Rollout
 
 
 def _env(tasks, max_steps=None):

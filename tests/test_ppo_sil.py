@@ -1,4 +1,4 @@
-"""Self-imitation (factorion.ppo_sil): returns-to-go of finished good episodes enter the buffer
+"""Self-imitation (factorion.train.ppo_sil): returns-to-go of finished good episodes enter the buffer
 with the very observations, path masks and actions of their steps; the loss pulls only where
 the return beats the critic; a PPO run with it on writes its diagnostics."""
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from factorion.model import Policy, PolicyConfig
-from factorion.ppo import Args, train
-from factorion.ppo_sil import SelfImitation
+from factorion.policy.model import Policy, PolicyConfig
+from factorion.train.ppo import Args, train
+from factorion.train.ppo_sil import SelfImitation
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from factorion import gamedata as gd
-from factorion.render import (
+from factorion.core import gamedata as gd
+from factorion.core.render import (
     BELT_GLYPHS,
     INSERTER_GLYPHS,
     SINK_RGB,
@@ -20,7 +20,7 @@ from factorion.render import (
     render_text,
     title_band,
 )
-from factorion.world import IO_INPUT, IO_OUTPUT, OBSTACLE, Entity, World
+from factorion.core.world import IO_INPUT, IO_OUTPUT, OBSTACLE, Entity, World
 
 
 def tiny_factory() -> World:

@@ -21,9 +21,9 @@ import json
 import numpy as np
 import pytest
 
-from factorion import gamedata as gd
+from factorion.core import gamedata as gd
+from factorion.core.world import World
 from factorion.sim import simulate, throughput, throughput_batch
-from factorion.world import World
 
 N, E, S, W = 0, 1, 2, 3
 YB, RB, BB = "transport-belt", "fast-transport-belt", "express-transport-belt"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from factorion import gamedata as gd
-from factorion.baselines import RandomAgent
-from factorion.env_vector import FactorioVectorEnv
+from factorion.core import gamedata as gd
+from factorion.core.world import KIND, KINDS, PART, World, WorldError
+from factorion.env.baselines import RandomAgent
+from factorion.env.vector import FactorioVectorEnv
 from factorion.sim import throughput, throughput_batch
 from factorion.sim.fuzz import random_factory
 from factorion.sim.locality import detached_batch
-from factorion.world import KIND, KINDS, PART, World, WorldError
 
 PLACEABLE = gd.BELTS + gd.UNDERGROUNDS + gd.SPLITTERS + gd.INSERTERS + gd.CHESTS
 

@@ -21,21 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from factorion import gamedata as gd
+from factorion.core import gamedata as gd
+from factorion.core.world import World, WorldError
 from factorion.sim import _rate_grid, _targs, simulate, throughput, throughput_batch
 from factorion.sim.fuzz import random_factory
-from factorion.sim.graph import (
-    NT_CHEST,
-    NT_HUB,
-    NT_INS,
-    NT_LANE,
-    NT_MACH,
-    NT_SINK,
-    NT_SRC,
-    build,
-)
+from factorion.sim.graph import NT_CHEST, NT_HUB, NT_INS, NT_LANE, NT_MACH, NT_SINK, NT_SRC, build
 from factorion.sim.solver import solve
-from factorion.world import World, WorldError
 
 BELTS = gd.BELTS[:3]
 UGS = gd.UNDERGROUNDS[:3]

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from factorion import blueprint as B
-from factorion import gamedata as gd
 from factorion import tasks as T
-from factorion.world import IO_INPUT, IO_OUTPUT, OBSTACLE, PART, SINK, SOURCE, Entity, World
+from factorion.core import blueprint as B
+from factorion.core import gamedata as gd
+from factorion.core.world import IO_INPUT, IO_OUTPUT, OBSTACLE, PART, SINK, SOURCE, Entity, World
 
 SAMPLES = Path(__file__).resolve().parents[1] / "factorion" / "samples"
 

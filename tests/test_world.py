@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from factorion import blueprint as B
-from factorion import gamedata as gd
-from factorion.world import (
+from factorion.core import blueprint as B
+from factorion.core import gamedata as gd
+from factorion.core.world import (
     CHANNELS,
     DIR,
     IO,

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import gamedata as gd
-from ..world import DIR, ITEM, K_OBSTACLE, KIND, KINDS, PART, SINK, SOURCE, World
-from .graph import ROLE_HUB, njit
-from .locality import detached_batch
-from .solver import solve
-from .tables import C_SPLITTER, tables
+from factorion.core import gamedata as gd
+from factorion.core.world import DIR, ITEM, K_OBSTACLE, KIND, KINDS, PART, SINK, SOURCE, World
+from factorion.sim.graph import ROLE_HUB, njit
+from factorion.sim.locality import detached_batch
+from factorion.sim.solver import solve
+from factorion.sim.tables import C_SPLITTER, tables
 
 __all__ = ["simulate", "SimResult", "throughput", "throughput_batch", "rate_grid", "detached_batch", "MAXIT",
            "TOL"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import gamedata as gd
-from ..world import World, WorldError
+from factorion.core import gamedata as gd
+from factorion.core.world import World, WorldError
 
 OFF = gd.DIR_OFFSETS
 ITEMS = ("iron-plate", "copper-plate")

@@ -77,7 +77,7 @@ else:
         k.setdefault("error_model", "numpy")
         return numba.njit(*a, **k)
 
-from .tables import (
+from factorion.sim.tables import (
     C_ASSEMBLER,
     C_BELT,
     C_CHEST,

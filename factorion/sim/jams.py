@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import (
+from factorion.sim.graph import (
     LK_DELIVER,
     LK_DROP,
     LK_TAKE,
@@ -30,7 +30,7 @@ from .graph import (
     NT_SRC,
     njit,
 )
-from .tables import C_FURNACE
+from factorion.sim.tables import C_FURNACE
 
 MAXK = 63  # items tracked per world (bitmask width)
 

@@ -37,10 +37,10 @@ from functools import cache
 
 import numpy as np
 
-from .. import gamedata as gd
-from ..world import KINDS
-from .graph import njit
-from .tables import C_BELT, C_CHEST, C_INSERTER, C_SPLITTER, C_UG, tables
+from factorion.core import gamedata as gd
+from factorion.core.world import KINDS
+from factorion.sim.graph import njit
+from factorion.sim.tables import C_BELT, C_CHEST, C_INSERTER, C_SPLITTER, C_UG, tables
 
 
 @cache

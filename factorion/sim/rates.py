@@ -18,8 +18,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import LK_TAKE, NT_CHEST, NT_HUB, NT_INS, NT_LANE, NT_MACH, NT_SINK, NT_SRC, njit
-from .share import INF, _admit, _fair_room, _ftot, _lane_ok, _waterfill
+from factorion.sim.graph import (
+    LK_TAKE,
+    NT_CHEST,
+    NT_HUB,
+    NT_INS,
+    NT_LANE,
+    NT_MACH,
+    NT_SINK,
+    NT_SRC,
+    njit,
+)
+from factorion.sim.share import INF, _admit, _fair_room, _ftot, _lane_ok, _waterfill
 
 
 @njit

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import LK_TAKE, njit
+from factorion.sim.graph import LK_TAKE, njit
 
 INF = np.inf
 

@@ -27,11 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import (  # noqa: F401 -- re-exported (names this module held before the split)
-    LK_DELIVER,
-    LK_DROP,
-    LK_TAKE,
-    NT_CHEST,
+from factorion.sim.graph import (
     NT_HUB,
     NT_INS,
     NT_LANE,
@@ -42,9 +38,7 @@ from .graph import (  # noqa: F401 -- re-exported (names this module held before
     csr,
     njit,
 )
-from .jams import (  # noqa: F401
-    MAXK,
-    _bit,
+from factorion.sim.jams import (
     _jams,
     _links,
     _machines,
@@ -53,9 +47,8 @@ from .jams import (  # noqa: F401
     _presence,
     _universe,
 )
-from .rates import _backward, _forward, _order
-from .share import INF, _admit, _fair_room, _ftot, _isort, _lane_ok, _waterfill  # noqa: F401
-from .tables import C_FURNACE  # noqa: F401
+from factorion.sim.rates import _backward, _forward, _order
+from factorion.sim.share import INF
 
 
 @njit

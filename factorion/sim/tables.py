@@ -1,6 +1,6 @@
 """Game numbers as flat numpy tables the compiled solver indexes by kind / item / recipe id.
 
-Every number comes from :mod:`factorion.gamedata` (belt speed, underground reach, inserter
+Every number comes from :mod:`factorion.core.gamedata` (belt speed, underground reach, inserter
 rotation, pickup/drop offsets, footprints, crafting speed, recipes); nothing is typed by hand.
 Built once per process (~10 ms) and cached.
 """
@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import gamedata as gd
-from ..world import KINDS, SINK, SOURCE
+from factorion.core import gamedata as gd
+from factorion.core.world import KINDS, SINK, SOURCE
 
 # entity classes the solver switches on (values of Tables.kcls)
 C_NONE, C_BELT, C_UG, C_SPLITTER, C_INSERTER, C_ASSEMBLER, C_FURNACE, C_CHEST, C_SOURCE, C_SINK = range(10)

@@ -48,8 +48,8 @@ Layout: :mod:`.base` (constants, :class:`Task`, geometry helpers), :mod:`.routin
 importable from ``factorion.tasks``.
 """
 
-from .. import gamedata as gd  # noqa: F401  (tests read tasks.gd)
-from .base import (  # noqa: F401  (private names re-exported: tests, planner)
+from factorion.core import gamedata as gd  # noqa: F401
+from factorion.tasks.base import (  # noqa: F401
     _BELTLIKE,
     _BELTS,
     _INSERTERS,
@@ -87,10 +87,8 @@ from .base import (  # noqa: F401  (private names re-exported: tests, planner)
     ug_partner,
     world_items,
 )
-from .curriculum import (
-    Curriculum,
-)
-from .families import (  # noqa: F401  (private names re-exported: tests, planner)
+from factorion.tasks.curriculum import Curriculum
+from factorion.tasks.families import (  # noqa: F401
     _BUILDERS,
     Stage,
     _build_belt,
@@ -111,11 +109,8 @@ from .families import (  # noqa: F401  (private names re-exported: tests, planne
     solved_factory,
     splitter_inputs,
 )
-from .flow import (
-    Flow,
-    fill,
-)
-from .levels import (  # noqa: F401  (private names re-exported: tests, planner)
+from factorion.tasks.flow import Flow, fill
+from factorion.tasks.levels import (  # noqa: F401
     _INSERTER_DOWN,
     _MACHINE_DOWN,
     _apply_level,
@@ -126,17 +121,8 @@ from .levels import (  # noqa: F401  (private names re-exported: tests, planner)
     task_recipes,
     throttle_candidates,
 )
-from .routing import (  # noqa: F401  (private names re-exported: tests, planner)
-    Goal,
-    _Ctx,
-    enter_pred,
-    place_all,
-    route,
-    source_starts,
-)
-from .samples import (
-    write_samples,
-)
+from factorion.tasks.routing import Goal, _Ctx, enter_pred, place_all, route, source_starts  # noqa: F401
+from factorion.tasks.samples import write_samples
 
 __all__ = [
     "BELT_ITEMS",

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import gamedata as gd
-from ..world import IO_INPUT, IO_OUTPUT, OBSTACLE, SINK, SOURCE, Entity, World
+from factorion.core import gamedata as gd
+from factorion.core.world import IO_INPUT, IO_OUTPUT, OBSTACLE, SINK, SOURCE, Entity, World
 
 FAMILIES: tuple[str, ...] = ("belt", "underground", "splitter", "smelting", "assembler1", "assembler2",
                              "tree2")

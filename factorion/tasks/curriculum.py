@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import FAMILIES, LEVELS
+from factorion.tasks.base import FAMILIES, LEVELS
 
 
 class Curriculum:

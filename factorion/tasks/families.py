@@ -9,9 +9,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import gamedata as gd
-from ..world import K_OBSTACLE, KIND, OBSTACLE, PART, SINK, SOURCE, Entity, World, obstacle_size
-from .base import (
+from factorion.core import gamedata as gd
+from factorion.core.world import (
+    K_OBSTACLE,
+    KIND,
+    OBSTACLE,
+    PART,
+    SINK,
+    SOURCE,
+    Entity,
+    World,
+    obstacle_size,
+)
+from factorion.tasks.base import (
     _UGS,
     BELT_ITEMS,
     DIRECT_P,
@@ -33,8 +43,8 @@ from .base import (
     smelt,
     step,
 )
-from .flow import Flow, fill
-from .routing import Goal, place_all, route, source_starts
+from factorion.tasks.flow import Flow, fill
+from factorion.tasks.routing import Goal, place_all, route, source_starts
 
 
 def _free_cells(world: World, avoid: set) -> list[tuple[int, int]]:

@@ -8,9 +8,9 @@ from functools import cache, cached_property
 
 import numpy as np
 
-from .. import gamedata as gd
-from ..world import IO_INPUT, IO_OUTPUT, PART, SINK, SOURCE, Entity, World
-from .base import (
+from factorion.core import gamedata as gd
+from factorion.core.world import IO_INPUT, IO_OUTPUT, PART, SINK, SOURCE, Entity, World
+from factorion.tasks.base import (
     _BELTLIKE,
     _BELTS,
     _INSERTERS,
@@ -24,7 +24,7 @@ from .base import (
     product_of,
     smelt,
 )
-from .routing import Goal, _Ctx, enter_pred, route, source_starts
+from factorion.tasks.routing import Goal, _Ctx, enter_pred, route, source_starts
 
 # entity classes of the flow analysis
 _C_OTHER, _C_SOURCE, _C_SINK, _C_ASM, _C_FURN, _C_INS, _C_BELT, _C_UG_IN, _C_UG_OUT, _C_SPLIT = range(10)

@@ -7,9 +7,9 @@ from collections import Counter
 
 import numpy as np
 
-from .. import gamedata as gd
-from ..world import IO_INPUT, Entity, World
-from .base import (
+from factorion.core import gamedata as gd
+from factorion.core.world import IO_INPUT, Entity, World
+from factorion.tasks.base import (
     _BELTLIKE,
     _BELTS,
     _INSERTERS,
@@ -29,11 +29,11 @@ from .base import (
     ug_partner,
     world_items,
 )
-from .families import _check, solved_factory
+from factorion.tasks.families import _check, solved_factory
 
 
 def _throughput(world: World) -> float:
-    from ..sim import throughput
+    from factorion.sim import throughput
     return float(throughput(world))
 
 
@@ -160,7 +160,7 @@ def cap_sources(solution: World) -> None:
     reference would measure the tier drawn rather than the task; capped, the reference solution
     is the best any build can do with this supply (a build can only tie it), and a throughput
     ratio of 1 means solved."""
-    from ..sim import simulate
+    from factorion.sim import simulate
     _cap(solution, simulate(solution))
 
 
@@ -177,7 +177,7 @@ def make_task(family: str, level: int, size: int = 11, seed: int | None = None,
               n_missing: int | None = None) -> Task:
     """A task of ``family`` at ``level`` on a ``size`` x ``size`` grid; the same seed gives the
     same task (and, level 2 aside, the same reference solution at every level)."""
-    from ..sim import simulate
+    from factorion.sim import simulate
     _check(family, size)
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level}")

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .. import gamedata as gd
-from ..world import (
+from factorion.core import gamedata as gd
+from factorion.core.world import (
     BELT_KINDS,
     DIR,
     INSERTER_KINDS,
@@ -27,7 +27,7 @@ from ..world import (
     Entity,
     World,
 )
-from .base import (
+from factorion.tasks.base import (
     _BELTLIKE,
     _BELTS,
     _INSERTERS,

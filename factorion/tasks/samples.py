@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .base import FAMILIES
-from .levels import make_task
+from factorion.tasks.base import FAMILIES
+from factorion.tasks.levels import make_task
 
 
 def write_samples(out_dir: str | Path = "factorion/samples", per_family: int = 3, size: int = 11,

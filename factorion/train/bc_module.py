@@ -1,6 +1,6 @@
 """The behaviour-cloning LightningModule (:class:`BCModule`: teacher-forced cross-entropy of every
 action stage + value MSE, accuracies, and a greedy roll-out metric in validation) and the
-single-task greedy :func:`rollout` it uses. See :mod:`factorion.bc` for the whole picture."""
+single-task greedy :func:`rollout` it uses. See :mod:`factorion.train.bc` for the whole picture."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import env as E
-from .env import DEFAULT_MAX_ITEMS, STAGES
-from .model import Policy, PolicyConfig, stage_mask, valid_actions
+from factorion.env import factorio_env as E
+from factorion.env.masks import DEFAULT_MAX_ITEMS, STAGES
+from factorion.policy.model import Policy, PolicyConfig, stage_mask, valid_actions
 
 
 # ---------------------------------------------------------------------------------- roll-out

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .ppo import Args
+    from factorion.train.ppo import Args
 
 
 # ---------------------------------------------------------------------------------- metrics

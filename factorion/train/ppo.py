@@ -1,5 +1,5 @@
 """PPO fine-tuning of the policy on the batched env (one readable loop in the spirit of CleanRL's
-``ppo.py``). Entry point: :mod:`factorion.train_ppo`; everything is configured by :class:`Args`.
+``ppo.py``). Entry point: :mod:`factorion.train.finetune`; everything is configured by :class:`Args`.
 
 The algorithm, its choices and the runs that led to them are written up in ``docs/ppo.md``.
 In short: masked autoregressive actions whose per-stage **path masks** are stored at rollout
@@ -8,8 +8,8 @@ GAE with truncation bootstrapped by ``V(final obs)``, never terminal; clipped su
 clipped value loss - annealed entropy + an exact per-stage KL to the frozen BC policy with a
 decaying weight; a tempered policy (``temperature``; evaluation is greedy); a critic warm-up
 with the actor frozen; a per-minibatch ``target_kl`` early stop; the env's curriculum;
-optional auxiliary terms -- expert labels on visited states (:mod:`factorion.ppo_expert`) and
-self-imitation (:mod:`factorion.ppo_sil`); Lightning Fabric for devices (DDP: every rank runs
+optional auxiliary terms -- expert labels on visited states (:mod:`factorion.train.ppo_expert`) and
+self-imitation (:mod:`factorion.train.ppo_sil`); Lightning Fabric for devices (DDP: every rank runs
 its own envs, the early stop is all-reduced, rank 0 logs and saves). ``train_blocks = k`` trains
 only the top k blocks (default: all): the frozen trunk's output is then cached at rollout and
 replayed in the update and for the BC reference.
@@ -21,10 +21,10 @@ optimizer, iteration, step count and curriculum state, for ``--resume``), ``poli
 final policy, greedy, fixed held-out seeds) and ``wandb/`` (offline unless configured).
 
 Layout: this module holds :class:`Args` and the loop (:func:`train`); its parts live in
-:mod:`factorion.ppo_rollout` (buffer, path masks, GAE), :mod:`factorion.ppo_policy` (policy
-building, temperature, KL to BC, frozen trunk), :mod:`factorion.ppo_log` (CSV, episode stats,
-curriculum state, wandb, console), :mod:`factorion.ppo_eval` (:func:`evaluate_policy`),
-:mod:`factorion.ppo_expert` and :mod:`factorion.ppo_sil`.
+:mod:`factorion.train.ppo_rollout` (buffer, path masks, GAE), :mod:`factorion.train.ppo_policy` (policy
+building, temperature, KL to BC, frozen trunk), :mod:`factorion.train.ppo_log` (CSV, episode stats,
+curriculum state, wandb, console), :mod:`factorion.train.ppo_eval` (:func:`evaluate_policy`),
+:mod:`factorion.train.ppo_expert` and :mod:`factorion.train.ppo_sil`.
 """
 
 from __future__ import annotations
@@ -40,11 +40,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model import masks_to_tensors, obs_to_tensors
-from .ppo_eval import EVAL_SEED0 as EVAL_SEED0  # re-exported: the split-out parts stay importable from here
-from .ppo_eval import _families_for, evaluate_policy
-from .ppo_expert import expert_nll, store_expert_labels
-from .ppo_log import (
+from factorion.policy.model import masks_to_tensors, obs_to_tensors
+from factorion.train.ppo_eval import _families_for, evaluate_policy
+from factorion.train.ppo_expert import expert_nll, store_expert_labels
+from factorion.train.ppo_log import (
     CSVLog,
     EpisodeStats,
     _console,
@@ -53,10 +52,7 @@ from .ppo_log import (
     curriculum_state,
     load_curriculum_state,
 )
-from .ppo_log import _fmt as _fmt
-from .ppo_policy import _Replay as _Replay
-from .ppo_policy import _Skip as _Skip
-from .ppo_policy import (
+from factorion.train.ppo_policy import (
     _value_params,
     build_policies,
     capture_trunk,
@@ -68,7 +64,7 @@ from .ppo_policy import (
     set_actor_frozen,
     stage_kl,
 )
-from .ppo_rollout import (
+from factorion.train.ppo_rollout import (
     MASK_STAGES,
     OBS_KEYS,
     Rollout,
@@ -78,7 +74,7 @@ from .ppo_rollout import (
     path_masks,
     taken_path_masks,
 )
-from .ppo_sil import SelfImitation
+from factorion.train.ppo_sil import SelfImitation
 
 
 # ---------------------------------------------------------------------------------- arguments
@@ -133,9 +129,9 @@ class Args:
     critic_warmup: int = 3  # iterations training the value head only
     temperature: float = 0.5  # the trained (and sampled) policy is softmax(logits / temperature)
     train_blocks: int = -1  # top transformer blocks trained (+ heads); the rest frozen and cached; -1: all
-    # expert labels on visited states (factorion.ppo_expert): + expert_coef * NLL of the label; 0 = off
+    # expert labels on visited states (factorion.train.ppo_expert): + expert_coef * NLL of the label; 0 = off
     expert_coef: float = 1.0
-    # self-imitation (factorion.ppo_sil): replay good past episodes, weighted by (R - V)+; 0 = off
+    # self-imitation (factorion.train.ppo_sil): replay good past episodes, weighted by (R - V)+; 0 = off
     sil_coef: float = 0.0
     sil_updates: int = 2  # minibatches per iteration (after the PPO epochs)
     sil_batch: int = 128
@@ -204,8 +200,8 @@ def train(args: Args) -> dict:
     """Run PPO as configured; returns a summary (paths, steps, SPS, time split, evaluations)."""
     from lightning.fabric import Fabric
 
-    from .env_vector import FactorioVectorEnv
-    from .tasks import Curriculum
+    from factorion.env.vector import FactorioVectorEnv
+    from factorion.tasks.curriculum import Curriculum
 
     t_start = time.perf_counter()
     if args.smoke:
@@ -240,7 +236,7 @@ def train(args: Args) -> dict:
     fixed_family = families[0] if (args.level > 0 and len(families) == 1) else None
     task_sampler = None
     if args.level > 0 and len(families) > 1:
-        from .tasks import make_task
+        from factorion.tasks.levels import make_task
 
         def task_sampler(rng):  # a fixed level over the chosen families
             f = families[int(rng.integers(len(families)))]

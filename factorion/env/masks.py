@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import gamedata as gd
-from .world import (
+from factorion.core import gamedata as gd
+from factorion.core.world import (
     DIRECTIONAL,
     IO_INPUT,
     KIND,
@@ -259,7 +259,7 @@ def _onehot0(B: int, n: int) -> np.ndarray:
 
 
 def _kernel():
-    from .env_kernels import compiled
+    from factorion.env.kernels import compiled
     return compiled("mask_pass")
 
 

@@ -1,8 +1,8 @@
-"""PPO fine-tuning entry point: ``python -m factorion.train_ppo [--init models/bc/last.ckpt | --scratch]
+"""PPO fine-tuning entry point: ``python -m factorion.train.finetune [--init models/bc/last.ckpt | --scratch]
 [--minutes 30] [--total-steps N] [--smoke] [--resume] ...``.
 
-Thin: the flags are the fields of :class:`factorion.ppo.Args` (``--kebab-case``; booleans as
-``--flag`` / ``--no-flag``, tuples as lists), then :func:`factorion.ppo.train`. Outputs go to
+Thin: the flags are the fields of :class:`factorion.train.ppo.Args` (``--kebab-case``; booleans as
+``--flag`` / ``--no-flag``, tuples as lists), then :func:`factorion.train.ppo.train`. Outputs go to
 ``<out>/<run>`` (default ``models/ppo/finetune``, ``.../scratch`` with ``--scratch``,
 ``.../smoke`` with ``--smoke``): ``metrics.csv``, ``last.ckpt`` (``--resume`` continues it),
 ``policy.pt``, ``eval.json``, ``wandb/`` (offline unless ``WANDB_MODE`` says otherwise).
@@ -16,7 +16,7 @@ import dataclasses
 import sys
 import typing
 
-from .ppo import Args, train
+from factorion.train.ppo import Args, train
 
 HELP = {
     "run": "run name (directory under --out); default smoke / scratch / finetune",
@@ -35,7 +35,8 @@ HELP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m factorion.train_ppo", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m factorion.train.finetune",
+                                description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     hints = typing.get_type_hints(Args)
     for f in dataclasses.fields(Args):

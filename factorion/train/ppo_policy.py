@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .model import Policy, PolicyConfig
+from factorion.policy.model import Policy, PolicyConfig
 
 if TYPE_CHECKING:
-    from .ppo import Args
+    from factorion.train.ppo import Args
 
 
 # ---------------------------------------------------------------------------------- temperature
@@ -25,12 +25,12 @@ def policy_temperature(tau: float, record: list | None = None) -> Iterator[None]
     """Within: every stage's logits are divided by ``tau`` (sampling, log-probs, entropies), for
     every policy -- PPO then trains the tempered policy (still exact: the same function in the
     rollout and the update); ``record``: each stage's masked logits are appended to it (five per
-    forward, in stage order). A stop-gap that wraps :func:`factorion.model._masked` until the
+    forward, in stage order). A stop-gap that wraps :func:`factorion.policy.model._masked` until the
     model takes a temperature and returns its stage logits itself."""
     if tau == 1.0 and record is None:
         yield
         return
-    from . import model as M
+    from factorion.policy import model as M
 
     orig = M._masked
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from .env import STAGES
-from .model import stage_mask
+from factorion.env.masks import STAGES
+from factorion.policy.model import stage_mask
 
 OBS_KEYS = ("grid", "task", "recipes", "step", "ratio")
 MASK_STAGES = STAGES  # op, cell, entity, dir, variant
@@ -54,14 +54,14 @@ def taken_path_masks(masks: Mapping[str, torch.Tensor], actions: torch.Tensor,
                      fp_index: torch.Tensor) -> dict[str, torch.Tensor]:
     """The conditional mask of each stage along the taken ``actions`` ``(B, 5)``:
     ``op (B,3)``, ``cell (B,N)``, ``entity (B,E)``, ``dir (B,4)``, ``variant (B,V)`` -- with
-    :func:`factorion.model.stage_mask`, the function the policy applies."""
+    :func:`factorion.policy.model.stage_mask`, the function the policy applies."""
     pre = [actions[:, i] for i in range(len(MASK_STAGES))]
     return {s: stage_mask(masks, s, pre[:i], fp_index) for i, s in enumerate(MASK_STAGES)}
 
 
 def path_masks(pm: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Path masks as the model's *dense* mask form, every row broadcast with ``expand`` (no
-    copy). Teacher-forced on the taken action, :func:`~factorion.model.stage_mask` then picks
+    copy). Teacher-forced on the taken action, :func:`~factorion.policy.model.stage_mask` then picks
     exactly the stored rows (the ignored-stage override is idempotent)."""
     op, cell, ent, dr, var = (pm[s] for s in MASK_STAGES)
     B, N, E = cell.shape[0], cell.shape[1], ent.shape[1]
@@ -91,7 +91,7 @@ class Rollout:
         self.bc_stage = {"op": z(3), "cell": z(n_cells), "entity": z(n_entity), "dir": z(4),
                          "variant": z(n_variant)}  # the reference's log-softmax along the path
         self.terminated, self.truncated = z(dtype=torch.bool), z(dtype=torch.bool)
-        # expert labels (factorion.ppo_expert) and the masks along their path; ok: a usable label
+        # expert labels (factorion.train.ppo_expert) and the masks along their path; ok: a usable label
         self.expert = z(len(MASK_STAGES), dtype=torch.long)
         self.expert_ok = z(dtype=torch.bool)
         self.expert_masks = {k: torch.zeros_like(v) for k, v in self.masks.items()}

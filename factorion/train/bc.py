@@ -37,7 +37,7 @@ on held-out tasks: ``val/restored`` = the share of the removed throughput the po
 ``(T_end - T_start) / (T_ref - T_start)`` clipped to [0, 1].
 
 Layout: this module holds the datasets and :class:`BCDataModule`; the samples they yield are
-made in :mod:`factorion.bc_samples` and the LightningModule lives in :mod:`factorion.bc_module`.
+made in :mod:`factorion.train.bc_samples` and the LightningModule lives in :mod:`factorion.train.bc_module`.
 Every name of those modules is importable from here as before.
 """
 
@@ -57,24 +57,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-# the LightningModule and the sample code are re-exported: ``factorion.bc.X`` works as before
-from .bc_module import BCModule as BCModule
-from .bc_module import rollout as rollout
-from .bc_samples import _LAYOUTS as _LAYOUTS
-from .bc_samples import MASK_KEYS as MASK_KEYS
-from .bc_samples import SUBSTITUTES as SUBSTITUTES
-from .bc_samples import (
+from factorion.core.world import N_CHANNELS, World
+from factorion.env.masks import DEFAULT_ENTITIES, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECIPES
+
+# the LightningModule and the sample code are re-exported: ``factorion.train.bc.X`` works as before
+from factorion.train.bc_samples import (
     BucketBuffer,
     _throughput_fn,
     expand_episode,
     expert_actions,
 )
-from .bc_samples import build_masks as build_masks
-from .bc_samples import collate as collate
-from .bc_samples import encode_action as encode_action
-from .bc_samples import layout_for as layout_for
-from .env import DEFAULT_ENTITIES, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECIPES
-from .world import N_CHANNELS, World
 
 TRAIN_SEED0, VAL_SEED0, ROLLOUT_SEED0, TEST_SEED0 = 0, 1_000_000_000, 1_500_000_000, 2_000_000_000
 
@@ -134,13 +126,13 @@ class _Episodes(IterableDataset):
 
 
 def make_task(family: str, level: int, size: int, seed: int):
-    from . import tasks
+    from factorion import tasks
 
     return tasks.make_task(family, level, size=size, seed=seed)
 
 
 def families() -> tuple[str, ...]:
-    from . import tasks
+    from factorion import tasks
 
     return tuple(tasks.FAMILIES)
 

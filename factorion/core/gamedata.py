@@ -36,7 +36,7 @@ INSERTERS = ("burner-inserter", "inserter", "long-handed-inserter", "fast-insert
 ASSEMBLERS = ("assembling-machine-1", "assembling-machine-2", "assembling-machine-3")
 FURNACES = ("stone-furnace", "steel-furnace", "electric-furnace")
 CHESTS = ("wooden-chest", "iron-chest", "steel-chest")
-# Sources and sinks appear in blueprints as infinity chests (see factorion.world).
+# Sources and sinks appear in blueprints as infinity chests (see factorion.core.world).
 SOURCE_SINK_ENTITY = "infinity-chest"
 # Exported in place of an obstacle the game would not know (a modded name, a clipped entity).
 FILLER_OBSTACLE = "stone-wall"

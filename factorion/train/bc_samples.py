@@ -1,7 +1,7 @@
 """Behaviour-cloning samples: expert episodes replayed into (observation, expert action, masks,
 value target) samples (:func:`expand_episode`), with the env glue they need (cached layouts, the
 env's own masks, :func:`encode_action`), and collated into batches of one grid size
-(:func:`collate`, :class:`BucketBuffer`). See :mod:`factorion.bc` for the whole picture."""
+(:func:`collate`, :class:`BucketBuffer`). See :mod:`factorion.train.bc` for the whole picture."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from . import env as E
-from .env import (
+from factorion.core.world import Entity, World
+from factorion.env import factorio_env as E
+from factorion.env.masks import (
     DEFAULT_ENTITIES,
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_RECIPES,
@@ -23,8 +24,8 @@ from .env import (
     OP_REMOVE,
     STAGES,
     ActionLayout,
+    ActionMasks,
 )
-from .world import Entity, World
 
 MASK_KEYS = ("op", "cell", "fit", "ed_ok", "variant")
 
@@ -46,20 +47,18 @@ def layout_for(
 
 def build_masks(
     layout: ActionLayout, grids: np.ndarray, recipes: Sequence[str], batched: bool = True
-) -> E.ActionMasks:
+) -> ActionMasks:
     """The env's masks for a stack of grids ``(B, C, H, W)`` of one task (the env's own code;
     ``batched=False`` as the single env gives them)."""
-    if hasattr(E, "masks_for_grids"):
-        return E.masks_for_grids(layout, grids, recipes, batched=batched)
     B = grids.shape[0]
     t = layout.task_tables(recipes)
     rep = [np.broadcast_to(x[None], (B, *x.shape)) for x in (t.variant, t.ed_ok, t.fp_any)]
-    return E.ActionMasks(layout, grids, *rep, batched=batched)
+    return ActionMasks(layout, grids, *rep, batched=batched)
 
 
 def _throughput_fn():
     try:
-        from . import sim
+        from factorion import sim
     except ImportError:
         return None
     return sim.throughput
@@ -126,7 +125,7 @@ def encode_action(a, layout: ActionLayout, recipes: Sequence[str]) -> np.ndarray
 
 def expert_actions(task) -> list:
     """The planner's edits from ``task.world`` to ``task.solution`` (planner format)."""
-    from . import planner
+    from factorion.env import planner
 
     return list(planner.actions_to_build(task.world, task.solution))
 

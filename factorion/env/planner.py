@@ -37,9 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import gamedata as gd
-from . import tasks as T
-from .world import PART, SINK, SOURCE, Entity, World, WorldError
+from factorion import tasks as T
+from factorion.core import gamedata as gd
+from factorion.core.world import PART, SINK, SOURCE, Entity, World, WorldError
 
 _BELTS, _UGS, _SPLITTERS = T._BELTS, T._UGS, T._SPLITTERS
 _BELTLIKE, _INSERTERS, _MACHINES = T._BELTLIKE, T._INSERTERS, T._MACHINES
@@ -426,7 +426,7 @@ def plan(task, budget_s: float = 2.0, tier: int | None = None, palette: str | Pa
     world has (top ones for kinds it lacks); "top" always with :data:`TOP` (turbo belts, fast
     inserters, assembling-machine-3, steel furnace); or a :class:`Palette`. ``tier`` overrides
     the belt tier."""
-    from .sim import throughput
+    from factorion.sim import throughput
 
     t0 = time.perf_counter()
     start = task.world
@@ -552,7 +552,7 @@ def evaluate_planner(n_seeds: int = 20, size: int = 11, budget_s: float = 2.0, f
     ``seed0 ..``): ``{family: {level: {"ratio": mean, "min": min, "solved": share with ratio >=
     0.999, "time_s": mean planning seconds}}}``. A ratio above 1 means the plan beats the
     reference (a better layout, or on level 5 better parts)."""
-    from .sim import throughput
+    from factorion.sim import throughput
 
     out: dict = {}
     for fam in families or T.FAMILIES:

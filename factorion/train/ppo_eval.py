@@ -10,16 +10,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .env import OP_FINISH, STAGES
-from .model import Policy, masks_to_tensors, obs_to_tensors
-from .ppo_rollout import _index
+from factorion.env.masks import OP_FINISH, STAGES
+from factorion.policy.model import Policy, masks_to_tensors, obs_to_tensors
+from factorion.train.ppo_rollout import _index
 
 EVAL_SEED0 = 10_000
 
 
 # ---------------------------------------------------------------------------------- evaluation
 def _families_for(size: int, families: Sequence[str] | None = None) -> list[str]:
-    from . import tasks
+    from factorion import tasks
 
     fams = list(families) if families else list(tasks.FAMILIES)
     return [f for f in fams if tasks.MIN_SIZE.get(f, 0) <= size]
@@ -36,8 +36,8 @@ def evaluate_policy(policy: Policy, families: Sequence[str] | None = None,
     throughput ratio (final throughput / reference; also ``ratio_start``) and success rate
     overall, ``by_family``, ``by_level`` and ``by_family_level`` (``"belt/3"``), the mean
     steps, return and share finished, and every ``episodes`` row."""
-    from .env_vector import FactorioVectorEnv
-    from .tasks import make_task
+    from factorion.env.vector import FactorioVectorEnv
+    from factorion.tasks.levels import make_task
 
     t0 = time.perf_counter()
     fams = _families_for(size, families)

@@ -1,6 +1,6 @@
-"""Behaviour cloning entry point: ``python -m factorion.train_bc --data data/out --max-minutes 20``.
+"""Behaviour cloning entry point: ``python -m factorion.train.pretrain --data data/out --max-minutes 20``.
 
-Thin: arguments -> :class:`factorion.bc.BCDataModule` + :class:`factorion.bc.BCModule` ->
+Thin: arguments -> :class:`factorion.train.bc.BCDataModule` + :class:`factorion.train.bc.BCModule` ->
 ``lightning.Trainer``. Checkpoints ``best.ckpt`` (lowest ``val/loss``) and ``last.ckpt`` go to
 ``--out`` (default ``models/bc``; ``--smoke`` writes to ``models/bc/smoke``); ``--resume``
 continues from ``last.ckpt`` there (weights, optimizer, schedule, step; ``--max-minutes`` more;
@@ -26,7 +26,7 @@ from pathlib import Path
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m factorion.train_bc",
+        prog="python -m factorion.train.pretrain",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-    from .bc import BCDataModule, BCModule, default_workers
-    from .model import PolicyConfig
+    from factorion.policy.model import PolicyConfig
+    from factorion.train.bc import BCDataModule, default_workers
+    from factorion.train.bc_module import BCModule
 
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
     L.seed_everything(args.seed, workers=True)

@@ -4,7 +4,7 @@ Rajeswaran et al. 2018).
 
 Every procedural task carries its reference solution, so the simulator knows a correct next
 edit in *any* state the policy reaches: :func:`expert_labels` takes the first edit of
-:func:`factorion.planner.actions_to_build` from the env's current grid to ``task.solution``
+:func:`factorion.env.planner.actions_to_build` from the env's current grid to ``task.solution``
 (remove what the solution lacks, then place what is missing, machines first and belts in flow
 order -- the order the BC data was written in) and ``finish`` once the throughput reaches the
 success threshold. A label the env's masks reject (or the action layout cannot express) is
@@ -23,15 +23,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .bc_samples import encode_action
-from .env import OP_FINISH
-from .ppo_rollout import path_masks, taken_path_masks
+from factorion.env.masks import OP_FINISH
+from factorion.train.bc_samples import encode_action
+from factorion.train.ppo_rollout import path_masks, taken_path_masks
 
 
 def expert_labels(envs, ratio: np.ndarray, masks, success: float = 0.95,
                   unique: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(B, 5)`` expert actions for the current state of every env of the batched ``envs``
-    (:class:`factorion.env_vector.FactorioVectorEnv`) and ``(B,)`` whether each is usable.
+    (:class:`factorion.env.vector.FactorioVectorEnv`) and ``(B,)`` whether each is usable.
     ``ratio``: the current throughput ratios (``info["ratio"]``); ``masks``: the current
     :class:`factorion.env.ActionMasks` (``info["action_mask"]``).
 
@@ -42,7 +42,7 @@ def expert_labels(envs, ratio: np.ndarray, masks, success: float = 0.95,
     with such labels fell from 0.421 to 0.264 held-out ratio in 9 minutes. Removals are never
     labelled in that mode either (BC never removes, and a half-learnt removal breaks working
     factories)."""
-    from .planner import actions_to_build
+    from factorion.env.planner import actions_to_build
 
     B = envs.num_envs
     out = np.zeros((B, 5), dtype=np.int64)
@@ -76,7 +76,7 @@ def expert_labels(envs, ratio: np.ndarray, masks, success: float = 0.95,
 
 
 def store_expert_labels(buf, t: int, envs, info: dict, masks: dict[str, torch.Tensor], fp_index) -> int:
-    """Label step ``t`` of the rollout ``buf`` (:class:`factorion.ppo_rollout.Rollout`): the
+    """Label step ``t`` of the rollout ``buf`` (:class:`factorion.train.ppo_rollout.Rollout`): the
     expert action, whether it is usable, and the masks along its path (``masks``: the dense
     masks as tensors, as the policy saw them). Returns the number of usable labels."""
     ex, ok = expert_labels(envs, info["ratio"], info["action_mask"])
@@ -90,7 +90,7 @@ def store_expert_labels(buf, t: int, envs, info: dict, masks: dict[str, torch.Te
 
 def expert_nll(model, mb: dict) -> torch.Tensor:
     """Mean negative log-likelihood of the usable expert labels of the minibatch ``mb`` (as
-    :meth:`factorion.ppo_rollout.Rollout.flat` gives it) under ``model``, teacher-forced along
+    :meth:`factorion.train.ppo_rollout.Rollout.flat` gives it) under ``model``, teacher-forced along
     each label's stored path masks."""
     ok = mb["expert_ok"]
     out = model(mb["obs"], path_masks(mb["expert_masks"]), actions=mb["expert"])

@@ -26,8 +26,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .ppo_policy import policy_temperature
-from .ppo_rollout import MASK_STAGES, OBS_KEYS, path_masks
+from factorion.train.ppo_policy import policy_temperature
+from factorion.train.ppo_rollout import MASK_STAGES, OBS_KEYS, path_masks
 
 
 class SelfImitation:

@@ -1,4 +1,4 @@
-"""Pictures of a :class:`~factorion.world.World`: PNG images, sheets of several worlds, and text.
+"""Pictures of a :class:`~factorion.core.world.World`: PNG images, sheets of several worlds, and text.
 
 Three views, all deterministic and drawn from the grid alone (numpy + Pillow, no plotting stack):
 
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import gamedata as gd
-from .world import (
+from factorion.core import gamedata as gd
+from factorion.core.world import (
     DIR,
     IO,
     IO_OUTPUT,

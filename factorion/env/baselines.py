@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .env import OP_PLACE, STAGES
+from factorion.env.masks import OP_PLACE, STAGES
 
 
 def _stage_mask(masks: Mapping, stage: str, prefix: Sequence[np.ndarray], B: int) -> np.ndarray:

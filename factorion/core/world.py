@@ -47,7 +47,7 @@ from functools import cache
 
 import numpy as np
 
-from . import gamedata as gd
+from factorion.core import gamedata as gd
 
 CHANNELS = ("kind", "dir", "item", "recipe", "io", "part")
 KIND, DIR, ITEM, RECIPE, IO, PART = range(len(CHANNELS))
@@ -398,17 +398,17 @@ class World:
         for our own exports). Entities crossing the window's edge leave their inside cells as
         obstacles.
         """
-        from .blueprint_world import rasterise
+        from factorion.core.blueprint_world import rasterise
         return rasterise(cls, bp, window)
 
     def to_blueprint(self, label: str | None = None) -> dict:
         """The blueprint dict ({"blueprint": {...}}, version 2.0) of this world."""
-        from .blueprint_world import export
+        from factorion.core.blueprint_world import export
         return export(self, label)
 
     def to_string(self, label: str | None = None) -> str:
         """The exchange string a player pastes into the game."""
-        from .blueprint import encode
+        from factorion.core.blueprint import encode
         return encode(self.to_blueprint(label))
 
 

@@ -13,8 +13,8 @@ from collections import Counter
 
 import numpy as np
 
-from . import gamedata as gd
-from .world import (
+from factorion.core import gamedata as gd
+from factorion.core.world import (
     DIR,
     IO,
     IO_INPUT,
@@ -204,7 +204,7 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
 
 def export(world: World, label: str | None = None) -> dict:
     """Blueprint dict (2.0) of a world; kept obstacles come back as they were read."""
-    from .blueprint import make_blueprint
+    from factorion.core.blueprint import make_blueprint
     out = []
     g = world.grid
     covered = np.zeros(world.shape, dtype=bool)

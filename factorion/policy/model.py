@@ -1,11 +1,11 @@
 """The policy: a transformer over grid cells with an autoregressive, masked action head.
 
-One class serves behaviour cloning (:mod:`factorion.bc`) and PPO.
+One class serves behaviour cloning (:mod:`factorion.train.bc`) and PPO.
 
 Tokens
 ------
 * one **cell token** per grid cell: the sum of embeddings of its channels (kind, dir, item,
-  recipe, io, part clipped to ``max_part``; see :mod:`factorion.world`) plus a fixed 2-D
+  recipe, io, part clipped to ``max_part``; see :mod:`factorion.core.world`) plus a fixed 2-D
   sinusoidal position code. The code has four equal parts: ``y``, ``x``, ``H-1-y`` and
   ``W-1-x``, so a cell knows where it is and how far the edges are on any grid size;
 * **task tokens**: one per task item (``obs["task"]``) and one per task recipe
@@ -45,7 +45,7 @@ API
 ``{"action", "logprob", "entropy", "value", "stage_logprob", "stage_entropy", "argmax"}``
 (``actions`` given: evaluate them; else sample, or take the argmax with ``greedy=True``);
 ``policy.act(obs, masks, greedy=False)`` (numpy in, numpy out); ``Policy.load_from_checkpoint``
-(a Lightning checkpoint of :class:`factorion.bc.BCModule` or a file from ``policy.save``).
+(a Lightning checkpoint of :class:`factorion.train.bc.BCModule` or a file from ``policy.save``).
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import gamedata as gd
-from .env import (
+from factorion.core import gamedata as gd
+from factorion.core.world import DIR, IO, ITEM, KIND, KINDS, PART, RECIPE
+from factorion.env.masks import (
     DEFAULT_ENTITIES,
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_RECIPES,
@@ -71,7 +72,6 @@ from .env import (
     STAGES,
     ActionLayout,
 )
-from .world import DIR, IO, ITEM, KIND, KINDS, PART, RECIPE
 
 __all__ = [
     "PolicyConfig",
@@ -578,7 +578,7 @@ class Policy(nn.Module):
 
     @classmethod
     def load_from_checkpoint(cls, path: str | Path, map_location: Any = "cpu") -> Policy:
-        """A policy from a Lightning checkpoint of :class:`factorion.bc.BCModule` (or any
+        """A policy from a Lightning checkpoint of :class:`factorion.train.bc.BCModule` (or any
         module holding the policy as ``self.policy`` with ``policy_config`` in its hparams)
         or from :meth:`save`. Loads with ``weights_only=True``."""
         ckpt = torch.load(path, map_location=map_location, weights_only=True)

@@ -1,12 +1,12 @@
 """Compiled per-step passes of the env (numba, cached; compiled on first use).
 
 * :func:`mask_pass` -- the footprint fit maps, removable cells and per-op summaries of a batch of
-  grids, on row bit masks (:func:`factorion.env_masks.mask_arrays`; numpy's
-  :func:`~factorion.env_masks.fit_maps` is the reference and serves grids wider than 64);
+  grids, on row bit masks (:func:`factorion.env.masks.mask_arrays`; numpy's
+  :func:`~factorion.env.masks.fit_maps` is the reference and serves grids wider than 64);
 * :func:`edit_pass` -- a vector-env step's actions in one pass: canonicalise each
   (:meth:`ActionLayout.canonical`), check it against the masks
   (:meth:`ActionMasks.valid_canonical`) and place it on its grid (as
-  :func:`factorion.env_vector.apply_place`); :func:`remove_pass` removes (``apply_remove``).
+  :func:`factorion.env.vector.apply_place`); :func:`remove_pass` removes (``apply_remove``).
 
 Each pass is self-contained: numba's cache would not notice a change in a compiled function
 of another file that a pass called.

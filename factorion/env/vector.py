@@ -52,26 +52,28 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from . import env as _env
-from . import env_kernels
-from .env import (
-    DEFAULT_ENTITIES,
+from factorion.core.world import DIR, IO, ITEM, KIND, N_CHANNELS, PART, RECIPE, World
+from factorion.env import factorio_env as _env
+from factorion.env import kernels as env_kernels
+from factorion.env.factorio_env import (
     DEFAULT_ENTITY_COST,
-    DEFAULT_MAX_ITEMS,
-    DEFAULT_MAX_RECIPES,
-    OP_FINISH,
-    OP_PLACE,
-    OP_REMOVE,
     RATIO_CLIP,
-    ActionLayout,
-    ActionMasks,
     PrepCache,
     TaskSource,
     _size,
     observation_space,
     render_world,
 )
-from .world import DIR, IO, ITEM, KIND, N_CHANNELS, PART, RECIPE, World
+from factorion.env.masks import (
+    DEFAULT_ENTITIES,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_RECIPES,
+    OP_FINISH,
+    OP_PLACE,
+    OP_REMOVE,
+    ActionLayout,
+    ActionMasks,
+)
 
 assert (KIND, DIR, ITEM, RECIPE, IO, PART) == tuple(range(6))  # env_kernels.edit_pass writes them so
 

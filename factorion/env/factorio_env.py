@@ -1,7 +1,7 @@
 """The gymnasium environment: build a factory on the grid, rewarded by simulated throughput.
 
 Registered as ``factorion/FactorioEnv-v0`` (``gymnasium.make``) with a ``vector_entry_point``
-(:class:`factorion.env_vector.FactorioVectorEnv`, one numpy batch; ``gymnasium.make_vec``).
+(:class:`factorion.env.vector.FactorioVectorEnv`, one numpy batch; ``gymnasium.make_vec``).
 
 Episode
 -------
@@ -15,7 +15,7 @@ edits it. ``finish`` terminates; reaching ``max_steps`` (default ``2 * H * W``) 
 
 Observation (``Dict``)
 ----------------------
-``grid``     int16 ``(C, H, W)``: the world's channels as they are (see :mod:`factorion.world`).
+``grid``     int16 ``(C, H, W)``: the world's channels as they are (see :mod:`factorion.core.world`).
 ``task``     int16 ``(max_items,)``: ``1 + item index`` of ``task.items``, 0-padded.
 ``recipes``  int16 ``(max_recipes,)``: ``1 + recipe index`` of ``task.recipes``, 0-padded. An
              assembler's variant ``v`` means recipe ``task.recipes[v]``.
@@ -99,25 +99,20 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from . import gamedata as gd
-from .env_masks import (  # noqa: F401  (re-exported: the env's public names live here too)
+from factorion.core import gamedata as gd
+from factorion.core.world import KIND, KINDS, N_CHANNELS, World, recipe_id
+from factorion.env.masks import (
     DEFAULT_ENTITIES,
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_RECIPES,
-    N_MODELLED,
-    N_OPS,
     OP_FINISH,
     OP_PLACE,
     OP_REMOVE,
-    STAGES,
     ActionLayout,
     ActionMasks,
     TaskTables,
     count_entities,
-    fit_maps,
-    removable_cells,
 )
-from .world import KIND, KINDS, N_CHANNELS, World, recipe_id
 
 ENV_ID = "factorion/FactorioEnv-v0"
 DEFAULT_ENTITY_COST = 0.01
@@ -126,12 +121,12 @@ RATIO_CLIP = 16.0  # the observed ratio is clipped to [0, RATIO_CLIP] (info["rat
 
 # ---------------------------------------------------------------------------------- tasks & sim
 def _sim():
-    from . import sim
+    from factorion import sim
     return sim
 
 
 def _tasks():
-    from . import tasks
+    from factorion import tasks
     return tasks
 
 
@@ -360,13 +355,13 @@ class PrepCache:
 
 
 def render_world(world: World, mode: str | None):
-    """``rgb_array``: ``factorion.render.render_png`` as an (H, W, 3) uint8 array; ``ansi``:
-    ``factorion.render.render_text``. Falls back to a plain kind-letter map (ansi) / None
+    """``rgb_array``: ``factorion.core.render.render_png`` as an (H, W, 3) uint8 array; ``ansi``:
+    ``factorion.core.render.render_text``. Falls back to a plain kind-letter map (ansi) / None
     while the render module is missing."""
     if mode is None:
         return None
     try:
-        from . import render
+        from factorion.core import render
     except ImportError:
         render = None
     if mode == "ansi":
@@ -512,5 +507,5 @@ class FactorioEnv(gym.Env):
 
 # ---------------------------------------------------------------------------------- registration
 if ENV_ID not in gym.registry:
-    gym.register(id=ENV_ID, entry_point="factorion.env:FactorioEnv",
-                 vector_entry_point="factorion.env_vector:FactorioVectorEnv")
+    gym.register(id=ENV_ID, entry_point="factorion.env.factorio_env:FactorioEnv",
+                 vector_entry_point="factorion.env.vector:FactorioVectorEnv")

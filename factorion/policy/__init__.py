@@ -1,0 +1,1 @@
+"""The policy layer (torch): the transformer policy and its observation / action adapters."""

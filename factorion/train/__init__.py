@@ -1,0 +1,1 @@
+"""The training layer (torch): behaviour cloning (Lightning) and PPO (Fabric)."""
