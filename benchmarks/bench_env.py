@@ -52,7 +52,7 @@ def _setup() -> tuple[dict, dict]:
             @staticmethod
             def throughput_batch(grids, rates=None):
                 return np.zeros(len(grids))
-        E._sim = lambda: _NoSim
+        E.sim_module = lambda: _NoSim
     kw: dict = {}
     if not notes["real_tasks"]:
         kw["task_sampler"] = _stand_in_task

@@ -349,7 +349,7 @@ def write_report(df: pd.DataFrame, builds: dict, cfg: EvalConfig) -> Path:
     return out / "report.md"
 
 
-def _build_checkpoint(arg: str | None, ckpts: dict[str, str]) -> str | None:
+def resolve_build_checkpoint(arg: str | None, ckpts: dict[str, str]) -> str | None:
     if arg is not None:
         return None if arg.lower() == "none" else arg
     for name in ("ppo", "bc"):
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                      agents=tuple(x for x in a.agents.split(",") if x and x != "none"),
                      planner_budget_s=a.planner_budget, max_steps=a.max_steps, out=a.out,
                      build_budget_s=a.build_budget, build_samples=a.build_samples, seed=a.seed,
-                     build_checkpoint=_build_checkpoint(a.build_checkpoint, ckpts))
+                     build_checkpoint=resolve_build_checkpoint(a.build_checkpoint, ckpts))
     df, builds = evaluate(cfg)
     path = write_report(df, builds, cfg)
     print(summary(df).to_string())

@@ -95,9 +95,9 @@ from factorion.core.world import (
     Entity,
     World,
 )
-from pipeline.edges import DEFAULT_PLACEHOLDER, _links, infer_items
+from pipeline.edges import DEFAULT_PLACEHOLDER, cell_links, infer_items
 from pipeline.expert import expert_actions
-from pipeline.kinds import IS_BELTLIKE, IS_MODELLED, IS_SPLITTER, _tables
+from pipeline.kinds import IS_BELTLIKE, IS_MODELLED, IS_SPLITTER, kind_tables
 
 __all__ = ["ChunkConfig", "Example", "WindowInfo", "Prepared", "prepare", "iter_windows", "make_examples",
            "default_throughput", "DEFAULT_PLACEHOLDER", "LEVELS"]
@@ -202,7 +202,7 @@ def _integral(a: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- prepare
 def prepare(world: World, raw_entities: list[dict] | None = None) -> Prepared:
-    fw, fh, *_ = _tables()
+    fw, fh, *_ = kind_tables()
     g = world.grid
     kind, d, part = g[KIND], g[DIR].astype(np.int64) % 4, g[PART].astype(np.int64)
     H, W = kind.shape
@@ -211,7 +211,7 @@ def prepare(world: World, raw_entities: list[dict] | None = None) -> Prepared:
     p0 = np.maximum(part - 1, 0)
     ay, ax = Y - p0 // w, X - p0 % w
     ey, ex = ay + h, ax + w
-    u, v = _links(g)
+    u, v = cell_links(g)
     item_map, placeholder = infer_items(g, ay, ax, u, v, raw_entities)
     anchors = (part == 1) & IS_MODELLED[kind]
     n_out = np.bincount(u, minlength=H * W)

@@ -42,6 +42,8 @@ try:  # optional speed-up; the stdlib is the fallback
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
+HAVE_ORJSON = _orjson is not None
+
 __all__ = ["DecodedBlueprint", "RejectRow", "REASONS", "decode_text", "decode_record", "content_hash",
            "ID_HEX"]
 

@@ -1,4 +1,4 @@
-"""Edge items of the chunk stage: the directed belt links of a full blueprint (:func:`_links`) and
+"""Edge items of the chunk stage: the directed belt links of a full blueprint (:func:`cell_links`) and
 the item inferred for every belt cell from the nearest evidence along the belt network
 (:func:`infer_items`). The rules are documented once, in the :mod:`pipeline.chunk` module
 docstring (fix-ups 2 and 3)."""
@@ -33,18 +33,18 @@ from pipeline.kinds import (
     IS_UG,
     OFF_X,
     OFF_Y,
-    _known_item,
-    _recipe_items,
-    _smelt,
-    _tables,
+    kind_tables,
+    known_item,
+    recipe_items,
+    smelt,
 )
 
 DEFAULT_PLACEHOLDER = "iron-plate"
 
 
-def _links(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cell_links(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Directed belt links of a full grid (flat indices): see the module docstring."""
-    _, _, _, _, ug_reach = _tables()
+    _, _, _, _, ug_reach = kind_tables()
     kind, d, io = g[KIND], g[DIR], g[IO]
     H, W = kind.shape
     us, vs = [], []
@@ -100,7 +100,7 @@ def _filter_items(e: dict) -> list[int]:
     if e.get("filter_mode", "whitelist") != "whitelist":
         return []
     f = e.get("filters")
-    items = [_known_item(x.get("name")) for x in f if isinstance(x, dict)] if isinstance(f, list) else []
+    items = [known_item(x.get("name")) for x in f if isinstance(x, dict)] if isinstance(f, list) else []
     return [i for i in items if i]
 
 
@@ -118,7 +118,7 @@ def _raw_filters(raw_entities: list[dict], g: np.ndarray) -> list[tuple[int, int
             by_name.setdefault(name, []).append(e)
             if "filters" in e:
                 with_filter.add(name)
-    fw, fh, *_ = _tables()
+    fw, fh, *_ = kind_tables()
     W = g.shape[2]
     out = []
     for name in sorted(with_filter):
@@ -183,8 +183,8 @@ def _bfs_labels(n_cells: int, u: np.ndarray, v: np.ndarray, seeds: dict[int, dic
 def infer_items(g: np.ndarray, ay: np.ndarray, ax: np.ndarray, u: np.ndarray, v: np.ndarray,
                 raw_entities: list[dict] | None = None) -> tuple[np.ndarray, int]:
     """(item id per flat cell for belt-like cells, placeholder item id): the edge-item rule."""
-    _, _, pick, drop, _ = _tables()
-    product, ings = _recipe_items()
+    _, _, pick, drop, _ = kind_tables()
+    product, ings = recipe_items()
     kind, item, rec = g[KIND], g[ITEM], g[RECIPE]
     H, W = kind.shape
     n = H * W
@@ -225,7 +225,7 @@ def infer_items(g: np.ndarray, ay: np.ndarray, ax: np.ndarray, u: np.ndarray, v:
             its = ings[rec[qy[i], qx[i]]]
             for it in its:
                 vote(pf[i], it, 1.0 / len(its))
-        ore = _known_item("iron-ore")
+        ore = known_item("iron-ore")
         for i in np.nonzero(pb & IS_FURNACE[qk])[0].tolist():
             vote(pf[i], ore, 0.1)
             furnace_in.setdefault(int(ay[qy[i], qx[i]]) * W + int(ax[qy[i], qx[i]]), []).append(int(pf[i]))
@@ -233,7 +233,7 @@ def infer_items(g: np.ndarray, ay: np.ndarray, ax: np.ndarray, u: np.ndarray, v:
             furnace_out.setdefault(int(ay[py[i], px[i]]) * W + int(ax[py[i], px[i]]), []).append(int(qf[i]))
     # whitelist filters of inserters: the item is on the belt they take from or drop onto
     if raw_entities:
-        _, _, pk_, dr_, _ = _tables()
+        _, _, pk_, dr_, _ = kind_tables()
         for cell, k, items in _raw_filters(raw_entities, g):
             y, x = divmod(cell, W)
             dd = int(g[DIR, y, x])
@@ -256,7 +256,7 @@ def infer_items(g: np.ndarray, ay: np.ndarray, ax: np.ndarray, u: np.ndarray, v:
     if furnace_out:  # round 2: what the furnaces smelt, from the items on their input belts
         added = False
         for anchor, outs in furnace_out.items():
-            results = Counter(_smelt(int(labels[c])) for c in furnace_in.get(anchor, ()))
+            results = Counter(smelt(int(labels[c])) for c in furnace_in.get(anchor, ()))
             results.pop(0, None)
             if results:
                 it = min(results, key=lambda r: (-results[r], r))
@@ -270,5 +270,5 @@ def infer_items(g: np.ndarray, ay: np.ndarray, ax: np.ndarray, u: np.ndarray, v:
         vals, cnt = np.unique(belt_labels, return_counts=True)
         placeholder = int(vals[np.argmax(cnt)])
     else:
-        placeholder = _known_item(DEFAULT_PLACEHOLDER)
+        placeholder = known_item(DEFAULT_PLACEHOLDER)
     return labels, placeholder

@@ -33,7 +33,7 @@ from pipeline.kinds import (
     IS_UG,
     OFF_X,
     OFF_Y,
-    _tables,
+    kind_tables,
 )
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def _planner():
 
 def _entity_index(grid: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray]:
     """(anchors of the non-obstacle entities in row-major order, (H, W) cell -> entity index or -1)."""
-    fw, *_ = _tables()
+    fw, *_ = kind_tables()
     kind, part = grid[KIND], grid[PART].astype(np.int64)
     d = grid[DIR].astype(np.int64) % 4
     occ = (part > 0) & (kind != K_OBSTACLE)
@@ -79,7 +79,7 @@ def flow_order(grid: np.ndarray, want: list[tuple[int, int]]) -> list[tuple[int,
     rest = [c for c in want if not (machines[kind[c]] or IS_INSERTER[kind[c]])]
     if len(rest) <= 1:  # the flow walk only orders the rest among themselves
         return first + rest
-    fw, fh, pick, drop, ug_reach = _tables()
+    fw, fh, pick, drop, ug_reach = kind_tables()
     dgrid, io = grid[DIR], grid[IO]
     H, W = kind.shape
     anchors, at = _entity_index(grid)

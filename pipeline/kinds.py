@@ -32,7 +32,7 @@ OFF_X = np.array([dx for _, dx in gd.DIR_OFFSETS], dtype=np.int64)
 
 
 @cache
-def _tables():
+def kind_tables():
     fw = np.ones((NK, 4), dtype=np.int64)
     fh = np.ones((NK, 4), dtype=np.int64)
     pick = np.zeros((NK, 4, 2), dtype=np.int64)
@@ -50,7 +50,7 @@ def _tables():
 
 
 @cache
-def _recipe_items() -> tuple[np.ndarray, list[tuple[int, ...]]]:
+def recipe_items() -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """(product item id per recipe id, solid ingredient item ids per recipe id); index 0 = no recipe."""
     names = gd.recipe_names()
     items = set(gd.item_names())
@@ -65,7 +65,7 @@ def _recipe_items() -> tuple[np.ndarray, list[tuple[int, ...]]]:
 
 
 @cache
-def _smelt(item: int) -> int:
+def smelt(item: int) -> int:
     name = item_name(item)
     rec = gd.smelting_recipe_for(name) if name else None
     if not rec:
@@ -75,5 +75,5 @@ def _smelt(item: int) -> int:
 
 
 @cache
-def _known_item(name) -> int:
+def known_item(name) -> int:
     return item_id(name) if isinstance(name, str) and name in gd.item_names() else 0

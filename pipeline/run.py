@@ -398,7 +398,7 @@ def run(rc: RunConfig) -> dict:
         "windows_per_size": dict(sorted(card.sizes_windows.items())),
         "rejects_by_reason": dict(Counter(f"{r.stage}/{r.reason}" for r in rejects).most_common()),
         "source_errors": errors, "simulator": throughput_available,
-        "json": "orjson" if D._orjson is not None else "stdlib",
+        "json": "orjson" if D.HAVE_ORJSON else "stdlib",
         "counts": dict(sorted(counts.items())),
         "cpu_s": {k: round(v, 2) for k, v in sorted(times.items())},
         "wall_s": {"gather": round(t_gathered - t_start, 2), "decode_chunk_write": round(chunk_wall, 2),

@@ -85,11 +85,11 @@ def test_build_agent_in_evaluate(tmp_path, tiny_policy):
 
 
 def test_evaluate_cli_build_checkpoint_default():
-    assert E._build_checkpoint(None, {"bc": "pyproject.toml", "ppo": "nope.pt"}) == "pyproject.toml"
-    assert E._build_checkpoint(None, {"ppo": "README.md", "bc": "pyproject.toml"}) == "README.md"
-    assert E._build_checkpoint(None, {}) is None
-    assert E._build_checkpoint("none", {"bc": "x"}) is None
-    assert E._build_checkpoint("a.pt", {}) == "a.pt"
+    assert E.resolve_build_checkpoint(None, {"bc": "pyproject.toml", "ppo": "nope.pt"}) == "pyproject.toml"
+    assert E.resolve_build_checkpoint(None, {"ppo": "README.md", "bc": "pyproject.toml"}) == "README.md"
+    assert E.resolve_build_checkpoint(None, {}) is None
+    assert E.resolve_build_checkpoint("none", {"bc": "x"}) is None
+    assert E.resolve_build_checkpoint("a.pt", {}) == "a.pt"
 
 
 def test_evaluate_main_with_the_build_agent(tmp_path, capsys):

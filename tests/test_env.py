@@ -101,7 +101,7 @@ def belt_task(size: int, rng: np.random.Generator, n_missing: int = 2, extras: b
     xs = rng.choice(np.arange(1, W - 1), size=min(n_missing, W - 2), replace=False)
     for x in xs:
         removed.append(world.remove(y, int(x)))
-    ref = float(E._sim().throughput(sol))
+    ref = float(E.sim_module().throughput(sol))
     return HandTask("belt", 1 if n_missing == 0 else 2, 0, world, sol, ref, removed,
                     ("iron-gear-wheel", "iron-plate", "copper-cable"), ("iron-plate",))
 

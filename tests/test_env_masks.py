@@ -15,14 +15,14 @@ def _numpy_reference(layout, grids, fp_any):
     place = np.zeros(removable.shape, dtype=bool)
     for f in range(len(layout.footprints)):
         place |= fit[:, f] & fp_any[:, f, None]
-    cell = np.stack([place, removable, M._onehot0(len(grids), layout.n_cells)], 1)
+    cell = np.stack([place, removable, M.onehot0(len(grids), layout.n_cells)], 1)
     op = np.stack([place.any(1), removable.any(1), np.ones(len(grids), bool)], 1)
     return fit, cell, op
 
 
 @pytest.mark.parametrize("shape", [(11, 11), (7, 9), (2, 2), (1, 5), (4, 64)])
 def test_compiled_masks_equal_numpy_reference(shape):
-    if M._kernel() is None:
+    if M.kernel() is None:
         pytest.skip("no compiler (FACTORION_NOJIT or numba missing)")
     H, W = shape
     layout = M.ActionLayout(H, W)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from factorion import tasks as T
+from factorion.core import gamedata as gd
 from factorion.core.world import SOURCE, Entity, World
 from factorion.env import planner as P
 
@@ -81,11 +82,11 @@ def test_actions_to_build_refuses_different_fixed_parts():
 def test_palette_and_upgrade():
     sol = T.solved_factory("belt", 11, 3, throttle=True)
     pal = P.palette_of(sol)
-    tier = max(T.gd.tier(e.name) for e in sol.entities() if e.name in T._BELTLIKE)
+    tier = max(gd.tier(e.name) for e in sol.entities() if e.name in T.BELTLIKE)
     assert pal.tier == tier
     slow = sol.copy()
     for e in sol.entities():
-        if e.name in T._BELTS:
+        if e.name in T.BELT_NAMES:
             T.replace(slow, e, "transport-belt")
             break
     assert P.upgrade(slow, pal) == sol
@@ -169,8 +170,8 @@ def test_planner_table():
 def test_source_entity_kind_untouched():
     # the planner's helper that strips belts leaves sources, machines and inserters
     sol = T.solved_factory("smelting", 11, 0)
-    s = P._strip(sol)
+    s = P.strip(sol)
     assert {e.name for e in s.entities()} >= {SOURCE}
-    assert not any(e.name in T._BELTLIKE for e in s.entities())
+    assert not any(e.name in T.BELTLIKE for e in s.entities())
     assert all(e in sol.entities() for e in s.entities())
     assert isinstance(s, World) and isinstance(sol.entities()[0], Entity)

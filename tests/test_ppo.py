@@ -28,8 +28,8 @@ from factorion.train.ppo_policy import (
 from factorion.train.ppo_rollout import (
     OBS_KEYS,
     Rollout,
-    _index,
     compute_gae,
+    index_rows,
     path_masks,
     taken_path_masks,
 )
@@ -130,7 +130,7 @@ def test_path_masks_reproduce_rollout_logprobs(tiny_policy):
     z = torch.zeros(T, B)
     flat = buf.flat(z, z)
     perm = torch.randperm(T * B)[:50]
-    mb = _index(flat, perm)
+    mb = index_rows(flat, perm)
     with torch.no_grad():
         out = policy(mb["obs"], path_masks(mb["masks"]), actions=mb["actions"])
     torch.testing.assert_close(out["logprob"], mb["logprobs"], rtol=1e-5, atol=1e-5)

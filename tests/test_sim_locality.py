@@ -119,13 +119,13 @@ def test_numba_cache_is_stamped_with_the_whole_package():
     recompiles sim.throughput_batch's loop (in __init__.py) instead of keeping stale code."""
     import inspect
 
-    from factorion.sim import _batch
+    from factorion.sim import batch_solve
     from factorion.sim import graph as G
     from factorion.sim.solver import solve
     if not hasattr(G, "PackageCacheLocator"):
         pytest.skip("FACTORION_NOJIT: nothing is compiled")
     stamps = set()
-    for fn in (_batch, solve, G.build, detached_batch.__globals__["_detached_batch"]):
+    for fn in (batch_solve, solve, G.build, detached_batch.__globals__["_detached_batch"]):
         loc = G.PackageCacheLocator.from_function(fn.py_func, inspect.getfile(fn.py_func))
         assert loc is not None
         stamps.add(loc.get_source_stamp())

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from factorion.core import gamedata as gd
 from factorion.core.world import World, WorldError
-from factorion.sim import _rate_grid, _targs, simulate, throughput, throughput_batch
+from factorion.sim import rate_grid, simulate, targs, throughput, throughput_batch
 from factorion.sim.fuzz import random_factory
 from factorion.sim.graph import NT_CHEST, NT_HUB, NT_INS, NT_LANE, NT_MACH, NT_SINK, NT_SRC, build
 from factorion.sim.solver import solve
@@ -93,7 +93,7 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 
 
 def _raw(world):
-    return solve(np.ascontiguousarray(world.grid), _rate_grid(world.shape, world.rates), *_targs(), 2000,
+    return solve(np.ascontiguousarray(world.grid), rate_grid(world.shape, world.rates), *targs(), 2000,
                  1e-12)
 
 
@@ -185,10 +185,10 @@ def test_total_within_cut_bounds(world):
 def _maxflow_lp(world: World) -> float:
     """Max-flow of the single-item lane graph by LP (scipy/HiGHS), independent of the fixpoint."""
     from scipy.optimize import linprog
-    t = _targs()
+    t = targs()
     grid = np.ascontiguousarray(world.grid)
     ntype, ncap, nitem, nrec, nkind, ncell, nrole, lsrc, ldst, lkind, lcls = build(
-        grid, _rate_grid(world.shape, world.rates), t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8],
+        grid, rate_grid(world.shape, world.rates), t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8],
         t[17])
     L = len(lsrc)
     if L == 0:
@@ -260,7 +260,7 @@ def _check_conservation(world: World):
             if c <= 0:
                 assert fin.sum() <= tol and fout.sum() <= tol
                 continue
-            tab = _targs()
+            tab = targs()
             g2l = {g: i for i, g in enumerate(loc)}
             for j in range(tab[10][r]):   # ingredients in at c x amount
                 assert fin[g2l[tab[11][r, j]]] == pytest.approx(c * tab[12][r, j], abs=tol)

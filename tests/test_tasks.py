@@ -72,7 +72,7 @@ def _check_structure(fam: str, w: World) -> None:
     assert names[SOURCE] >= 1 and names[SINK] >= 1
     for e in ents:
         if e.name in gd.BELTS:  # never side-loads: at most one feeder, and never from its front
-            feeders = [f for f in flow.inp[e] if f.name in T._BELTLIKE or f.name == SOURCE]
+            feeders = [f for f in flow.inp[e] if f.name in T.BELTLIKE or f.name == SOURCE]
             assert len(feeders) <= 1, (fam, e)
         if e.name in gd.UNDERGROUNDS and e.io == IO_INPUT:
             assert T.ug_partner(w, e) is not None
@@ -211,19 +211,19 @@ def _random_route_problem(rng: np.random.Generator):
 def test_fast_route_matches_the_reference_router():
     """route (flat tables, integer states) against _route_simple (the plain A*): the same paths and
     the same draws from rng, on random problems."""
-    from factorion.tasks.routing import _route_simple
+    from factorion.tasks.routing import route_simple
     rng = np.random.default_rng(0)
     found = 0
     for k in range(150):
         w, starts, goal, exclude = _random_route_problem(rng)
         tier, ug = int(rng.integers(4)), bool(rng.random() < 0.7)
         outs = []
-        for fn in (T.route, _route_simple):
+        for fn in (T.route, route_simple):
             r = np.random.default_rng(k)
             outs.append((fn(w, starts, goal, tier, underground=ug, rng=r, exclude=exclude), r.random()))
         assert outs[0] == outs[1], k
         assert T.route(w, starts, goal, tier, underground=ug, exclude=exclude) == \
-            _route_simple(w, starts, goal, tier, underground=ug, exclude=exclude)
+            route_simple(w, starts, goal, tier, underground=ug, exclude=exclude)
         found += bool(outs[0][0])
     assert found > 30
 
@@ -260,7 +260,7 @@ def test_batched_draws_build_what_one_by_one_draws_build():
         w1 = base.copy()
         T.scatter_obstacles(w1, a, 0.3, avoid)
         w2 = base.copy()
-        free = T._free_cells(w2, set(avoid))
+        free = T.free_cells(w2, set(avoid))
         for i in b.choice(len(free), size=int(round(0.3 * len(free))), replace=False):
             y, x = free[int(i)]
             w2.place(Entity(OBSTACLE, y, x, obstacle_name=str(b.choice(T.OBSTACLE_NAMES))))
@@ -279,7 +279,7 @@ def test_batched_draws_build_what_one_by_one_draws_build():
             cs = T.cells_of(e)
             around = [T.step(c, e.direction, k) for k in (1, 2) for c in cs] + [
                 T.step(c, (e.direction + 2) % 4) for c in cs]
-            if all(T._inb(w2, c) and not w2.grid[PART][c] for c in cs + around):
+            if all(T.in_bounds(w2, c) and not w2.grid[PART][c] for c in cs + around):
                 want = e
                 break
         assert sp == want

@@ -120,7 +120,7 @@ RATIO_CLIP = 16.0  # the observed ratio is clipped to [0, RATIO_CLIP] (info["rat
 
 
 # ---------------------------------------------------------------------------------- tasks & sim
-def _sim():
+def sim_module():
     from factorion import sim
     return sim
 
@@ -158,7 +158,7 @@ class TaskSource:
     def _make(self, rng, family, level, kw):
         T = _tasks()
         if family is None:  # uniform over the families that fit the grid
-            fams = [f for f in T.FAMILIES if getattr(T, "MIN_SIZE", {}).get(f, 0) <= _size(self.size)[0]]
+            fams = [f for f in T.FAMILIES if getattr(T, "MIN_SIZE", {}).get(f, 0) <= size_of(self.size)[0]]
             family = fams[int(rng.integers(len(fams)))]
         if level is None:
             level = T.LEVELS[int(rng.integers(len(T.LEVELS)))]
@@ -226,7 +226,7 @@ class TaskSource:
         return out
 
 
-def _size(size) -> tuple[int, int]:
+def size_of(size) -> tuple[int, int]:
     if isinstance(size, int | np.integer):
         return int(size), int(size)
     h, w = size
@@ -285,7 +285,7 @@ class Prepared:
 
 
 def _rate_grid(shape: tuple[int, int], rates: dict) -> np.ndarray:
-    sim = _sim()
+    sim = sim_module()
     if hasattr(sim, "rate_grid"):
         return sim.rate_grid(shape, rates)
     return np.full(shape, np.inf)  # a stand-in simulator (benchmarks/tests without factorion.sim)
@@ -400,7 +400,7 @@ class FactorioEnv(gym.Env):
                  max_steps: int | None = None,
                  entity_cost: float = DEFAULT_ENTITY_COST, invalid_penalty: float = 0.0,
                  success_threshold: float = 0.95, render_mode: str | None = None):
-        H, W = _size(size)
+        H, W = size_of(size)
         if not (1 <= H and 1 <= W):
             raise ValueError(f"bad size {size}")
         self.size = size
@@ -424,7 +424,7 @@ class FactorioEnv(gym.Env):
     # ------------------------------------------------------------------ helpers
     def _throughput(self) -> tuple[float, float]:
         t0 = time.perf_counter()
-        thr = float(_sim().throughput(self.world))
+        thr = float(sim_module().throughput(self.world))
         return thr, time.perf_counter() - t0
 
     def _obs(self) -> dict:

@@ -252,13 +252,13 @@ def _arange(n: int) -> np.ndarray:
     return a
 
 
-def _onehot0(B: int, n: int) -> np.ndarray:
+def onehot0(B: int, n: int) -> np.ndarray:
     m = np.zeros((B, n), dtype=bool)
     m[:, 0] = True
     return m
 
 
-def _kernel():
+def kernel():
     from factorion.env.kernels import compiled
     return compiled("mask_pass")
 
@@ -268,7 +268,7 @@ def mask_arrays(layout, grids: np.ndarray, fp_any: np.ndarray) -> tuple[np.ndarr
     or the numpy reference when there is no compiler."""
     B = grids.shape[0]
     HW = layout.n_cells
-    k = _kernel() if layout.width <= 64 else None  # (row bit masks: uint64)
+    k = kernel() if layout.width <= 64 else None  # (row bit masks: uint64)
     if k is not None:
         fit = np.zeros((B, len(layout.footprints), HW), dtype=bool)
         cell = np.zeros((B, 3, HW), dtype=bool)
@@ -281,7 +281,7 @@ def mask_arrays(layout, grids: np.ndarray, fp_any: np.ndarray) -> tuple[np.ndarr
     place_cells = np.zeros((B, HW), dtype=bool)
     for f in range(len(layout.footprints)):
         place_cells |= fit[:, f] & fp_any[:, f, None]
-    cell = np.stack([place_cells, removable, _onehot0(B, HW)], 1)
+    cell = np.stack([place_cells, removable, onehot0(B, HW)], 1)
     op = np.stack([place_cells.any(1), removable.any(1), np.ones(B, bool)], 1)
     return fit, cell, op
 

@@ -41,8 +41,8 @@ from factorion import tasks as T
 from factorion.core import gamedata as gd
 from factorion.core.world import PART, SINK, SOURCE, Entity, World, WorldError
 
-_BELTS, _UGS, _SPLITTERS = T._BELTS, T._UGS, T._SPLITTERS
-_BELTLIKE, _INSERTERS, _MACHINES = T._BELTLIKE, T._INSERTERS, T._MACHINES
+BELT_NAMES, UGS, SPLITTER_NAMES = T.BELT_NAMES, T.UGS, T.SPLITTER_NAMES
+BELTLIKE, INSERTER_NAMES, MACHINES = T.BELTLIKE, T.INSERTER_NAMES, T.MACHINES
 _ONE_REACH = ("burner-inserter", "inserter", "fast-inserter", "bulk-inserter")
 _FURNACES_2x2 = ("stone-furnace", "steel-furnace")
 
@@ -64,7 +64,7 @@ TOP = Palette(3, "fast-inserter", "assembling-machine-3", "steel-furnace")
 def palette_of(world: World, tier: int | None = None) -> Palette:
     """The best of each kind in ``world`` (the :data:`TOP` ones for kinds it lacks)."""
     names = {e.name for e in world.entities()}
-    tiers = [gd.tier(n) for n in names if n in _BELTLIKE]
+    tiers = [gd.tier(n) for n in names if n in BELTLIKE]
     ins = [n for n in _ONE_REACH if n in names]
     asm = [n for n in gd.ASSEMBLERS if n in names]
     fur = [n for n in _FURNACES_2x2 if n in names]
@@ -80,8 +80,8 @@ def upgrade(world: World, pal: Palette) -> World:
     w = world.copy()
     for e in world.entities():
         new = None
-        if e.name in _BELTLIKE and gd.tier(e.name) < pal.tier:
-            group = gd.BELTS if e.name in _BELTS else gd.UNDERGROUNDS if e.name in _UGS else gd.SPLITTERS
+        if e.name in BELTLIKE and gd.tier(e.name) < pal.tier:
+            group = gd.BELTS if e.name in BELT_NAMES else gd.UNDERGROUNDS if e.name in UGS else gd.SPLITTERS
             new = group[pal.tier]
         elif e.name in _ONE_REACH and gd.inserter_rate(e.name) < gd.inserter_rate(pal.inserter):
             new = pal.inserter
@@ -127,24 +127,24 @@ def _centre(m: Entity) -> tuple[float, float]:
     return m.y + (h - 1) / 2, m.x + (w - 1) / 2
 
 
-def _fits(world: World, e: Entity, ctx: T._Ctx) -> bool:
+def _fits(world: World, e: Entity, ctx: T.RouteCtx) -> bool:
     if world.can_place(e):
         return False
     return not any(ctx.blocked[c] for c in T.cells_of(e))
 
 
 def _machine_spots(world: World, name: str, recipe: str | None, partners: list[tuple[int, int]],
-                   direct: list[tuple[int, int]], ctx: T._Ctx) -> list[tuple[float, Entity]]:
+                   direct: list[tuple[int, int]], ctx: T.RouteCtx) -> list[tuple[float, Entity]]:
     """Anchors for a machine, best first: covering orphaned inserters' drop / pickup cells,
     a partner (source / sink) right behind a side cell, close to the partners."""
     H, W = world.shape
     n = gd.footprint(name)[0]
     orphan_cells = set()
     for e in world.entities():
-        if e.name in _INSERTERS:
+        if e.name in INSERTER_NAMES:
             p, q = T.inserter_cells(e)
             for c in (p, q):
-                if T._inb(world, c) and world.grid[PART][c] == 0:
+                if T.in_bounds(world, c) and world.grid[PART][c] == 0:
                     orphan_cells.add(c)
     out = []
     for y in range(H - n + 1):
@@ -155,7 +155,7 @@ def _machine_spots(world: World, name: str, recipe: str | None, partners: list[t
             cells = set(T.cells_of(m))
             score = -10.0 * len(cells & orphan_cells)
             for c, s in T.side_cells(m):
-                if T._inb(world, c) and world.grid[PART][c] == 0 and T.step(c, s) in direct:
+                if T.in_bounds(world, c) and world.grid[PART][c] == 0 and T.step(c, s) in direct:
                     score -= 4.0
             cy, cx = _centre(m)
             score += sum(abs(cy - p[0]) + abs(cx - p[1]) for p in partners) * 0.5
@@ -197,7 +197,7 @@ class _Skeleton:
         return True
 
     def place_machines(self, ms: list[Entity | None]) -> bool:
-        w, ctx = self.w, T._Ctx(self.w)
+        w, ctx = self.w, T.RouteCtx(self.w)
         names = [self.pal.furnace if st.recipe is None else self.pal.assembler for st in self.stages]
         final = len(self.stages) - 1
         if len(self.stages) == 2 and ms[0] is None and ms[1] is None:
@@ -235,7 +235,7 @@ class _Skeleton:
             for j, other in enumerate(ms):  # the other machine of a tree: one cell apart is best
                 if other is not None and j != i:
                     partners += [tuple(int(v) for v in _centre(other))] * 2
-            spots = _machine_spots(w, names[i], st.recipe, partners, direct, T._Ctx(w))
+            spots = _machine_spots(w, names[i], st.recipe, partners, direct, T.RouteCtx(w))
             if len(self.stages) == 2 and any(ms):
                 other = next(m for m in ms if m is not None)
                 linked = [(s - 6.0, m) for s, m in spots
@@ -251,7 +251,8 @@ class _Skeleton:
     def _link_cell(self, src: Entity, dst: Entity):
         """A free side cell of ``dst`` from which an inserter reaches into ``src``."""
         for c, s in T.side_cells(dst):
-            if T._inb(self.w, c) and self.w.grid[PART][c] == 0 and self.w.entity_at(*T.step(c, s)) == src:
+            if (T.in_bounds(self.w, c) and self.w.grid[PART][c] == 0
+                    and self.w.entity_at(*T.step(c, s)) == src):
                 return c, s
         return None
 
@@ -285,7 +286,7 @@ class _Skeleton:
     def _usable_pickup(self, flow: T.Flow, ins: Entity) -> bool:
         p, _ = T.inserter_cells(ins)
         pe = flow.at.get(p)
-        return (pe is None and T._inb(self.w, p)) or (pe is not None and pe.name in _BELTLIKE)
+        return (pe is None and T.in_bounds(self.w, p)) or (pe is not None and pe.name in BELTLIKE)
 
     def add_inserter(self, m: Entity, item: str, into: bool) -> bool:
         w = self.w
@@ -293,26 +294,26 @@ class _Skeleton:
         targets = []
         for e in flow.ents:
             if into and (e.name == SOURCE and e.item == item
-                         or (e.name in _BELTLIKE and item in flow.items[e])):
+                         or (e.name in BELTLIKE and item in flow.items[e])):
                 targets.append((e.y, e.x))
             if not into and (e.name == SINK and e.item == item or (
-                    e.name in _BELTLIKE and item in flow.demand[e] and not flow.items[e])):
+                    e.name in BELTLIKE and item in flow.demand[e] and not flow.items[e])):
                 targets.append((e.y, e.x))
         best = []
         for c, s in T.side_cells(m):
-            if not T._inb(w, c) or w.grid[PART][c] != 0:
+            if not T.in_bounds(w, c) or w.grid[PART][c] != 0:
                 continue
             o = T.step(c, s)
-            if not T._inb(w, o):
+            if not T.in_bounds(w, o):
                 continue
             oe = flow.at.get(o)
             if oe is not None:
                 if into and (oe.name == SOURCE and oe.item == item or item in flow.items.get(oe, ())) and \
-                        oe.name not in _INSERTERS:
+                        oe.name not in INSERTER_NAMES:
                     score = 0.0
                 elif not into and (oe.name == SINK and oe.item == item or (
-                        oe.name in _BELTLIKE and item in flow.demand[oe] and not flow.items[oe])
-                        or (oe.name in _MACHINES and item in flow.needs(oe))):
+                        oe.name in BELTLIKE and item in flow.demand[oe] and not flow.items[oe])
+                        or (oe.name in MACHINES and item in flow.needs(oe))):
                     score = 0.0
                 else:
                     continue
@@ -375,10 +376,10 @@ def _prune_orphans(world: World) -> None:
                 world.remove(e.y, e.x)
 
 
-def _strip(world: World) -> World:
+def strip(world: World) -> World:
     w = world.copy()
     for e in world.entities():
-        if e.name in _BELTLIKE:
+        if e.name in BELTLIKE:
             w.remove(e.y, e.x)
     return w
 
@@ -399,7 +400,7 @@ def _complete(world: World, task, pal: Palette, variant: int, rng) -> World | No
 def _splitter_candidates(world: World, task, pal: Palette, rng, n: int) -> Iterable[World]:
     """Level-5 style splitter layouts: 1 source -> splitter -> sinks, or 2 sources -> splitter."""
     srcs = [(e.y, e.x) for e in world.entities() if e.name == SOURCE]
-    if len(srcs) not in (1, 2) or any(e.name in _SPLITTERS for e in world.entities()):
+    if len(srcs) not in (1, 2) or any(e.name in SPLITTER_NAMES for e in world.entities()):
         return
     for k in range(n):
         w = world.copy()
@@ -461,8 +462,8 @@ def plan(task, budget_s: float = 2.0, tier: int | None = None, palette: str | Pa
     bases = []
     if has_parts:
         bases.append(start)
-        if any(e.name in _BELTLIKE for e in start.entities()):
-            bases.append(_strip(start))
+        if any(e.name in BELTLIKE for e in start.entities()):
+            bases.append(strip(start))
     bases.append(T.fixed_only(start))
     rng = np.random.default_rng(0)
     for rnd in range(3):
@@ -489,10 +490,10 @@ def _flow_order(target: World, ents: list[Entity]) -> list[Entity]:
     sources and inserters (what is not reached last, row-major)."""
     want = set(ents)
     flow = T.Flow(target)
-    order = [e for e in target.entities() if e in want and e.name in _MACHINES]
-    order += [e for e in target.entities() if e in want and e.name in _INSERTERS]
+    order = [e for e in target.entities() if e in want and e.name in MACHINES]
+    order += [e for e in target.entities() if e in want and e.name in INSERTER_NAMES]
     seen = set(order)
-    frontier = [e for e in flow.ents if e.name in (SOURCE, *_INSERTERS)]
+    frontier = [e for e in flow.ents if e.name in (SOURCE, *INSERTER_NAMES)]
     while frontier:
         nxt = []
         for e in frontier:
@@ -501,7 +502,7 @@ def _flow_order(target: World, ents: list[Entity]) -> list[Entity]:
                     seen.add(t)
                     order.append(t)
                     nxt.append(t)
-                elif t not in seen and t.name in _BELTLIKE:
+                elif t not in seen and t.name in BELTLIKE:
                     seen.add(t)
                     nxt.append(t)
         frontier = nxt

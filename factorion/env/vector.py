@@ -60,9 +60,9 @@ from factorion.env.factorio_env import (
     RATIO_CLIP,
     PrepCache,
     TaskSource,
-    _size,
     observation_space,
     render_world,
+    size_of,
 )
 from factorion.env.masks import (
     DEFAULT_ENTITIES,
@@ -140,7 +140,7 @@ class FactorioVectorEnv(VectorEnv):
                  skip_detached: bool = True):
         if num_envs < 1:
             raise ValueError("num_envs must be at least 1")
-        H, W = _size(size)
+        H, W = size_of(size)
         mode = autoreset_mode if isinstance(autoreset_mode, AutoresetMode) else \
             _MODES.get(str(autoreset_mode).lower()) or AutoresetMode(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}
@@ -198,7 +198,7 @@ class FactorioVectorEnv(VectorEnv):
         if len(idx) == 0:
             return
         t0 = time.perf_counter()
-        out = _env._sim().throughput_batch(self.grids[idx], rates=self.rate_grids[idx])
+        out = _env.sim_module().throughput_batch(self.grids[idx], rates=self.rate_grids[idx])
         self._sim_time += time.perf_counter() - t0
         self.thr[idx] = np.asarray(out, dtype=np.float64)
 
@@ -225,7 +225,7 @@ class FactorioVectorEnv(VectorEnv):
         ri = np.nonzero(valid & (a[:, 0] == OP_REMOVE))[0]
         # the locality test sees the placed entities in and the removed ones still there
         keep = np.zeros(B, dtype=bool)
-        sim = _env._sim()
+        sim = _env.sim_module()
         if self.skip_detached and hasattr(sim, "detached_batch"):
             ei = np.nonzero(valid & (a[:, 0] != OP_FINISH))[0]
             if len(ei):

@@ -33,7 +33,7 @@ TOL = 1e-12       # items/s: a sweep that changes no link flow by more than this
 _EPS = 1e-9       # items/s below which an entity counts as carrying nothing
 
 
-def _targs():
+def targs():
     t = tables()
     return (t.kcls, t.lane_cap, t.reach, t.ins_rate, t.pick, t.drop, t.fw, t.speed, t.can_make,
             t.r_energy, t.r_ning, t.r_ing, t.r_ingamt, t.r_nres, t.r_res, t.r_resamt, t.smelt, t.dirs)
@@ -49,12 +49,11 @@ def rate_grid(shape: tuple[int, int], rates: Mapping | None) -> np.ndarray:
     return g
 
 
-_rate_grid = rate_grid
 
 
 def _solve_world(world: World):
     grid = np.ascontiguousarray(world.grid, dtype=np.int16)
-    return solve(grid, _rate_grid(world.shape, world.rates), *_targs(), MAXIT, TOL)
+    return solve(grid, rate_grid(world.shape, world.rates), *targs(), MAXIT, TOL)
 
 
 @dataclass
@@ -168,7 +167,7 @@ def throughput(world: World) -> float:
 
 
 @njit(cache=True)
-def _batch(grids, rate_grids, kcls, lane_cap, reach, ins_rate, pick, drop, fw, speed, can_make,
+def batch_solve(grids, rate_grids, kcls, lane_cap, reach, ins_rate, pick, drop, fw, speed, can_make,
            r_energy, r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt, smelt, dirs, maxit, tol):
     B = grids.shape[0]
     out = np.zeros(B)
@@ -225,6 +224,6 @@ def throughput_batch(grids: np.ndarray, rates: Sequence[Mapping] | np.ndarray | 
         rg = np.full((B, H, W), np.inf)
         for b, r in enumerate(rates):
             if r:
-                rg[b] = _rate_grid((H, W), r)
-    fn = _parallel_batch() if parallel and B > 1 else _batch
-    return fn(grids, rg, *_targs(), MAXIT, TOL)
+                rg[b] = rate_grid((H, W), r)
+    fn = _parallel_batch() if parallel and B > 1 else batch_solve
+    return fn(grids, rg, *targs(), MAXIT, TOL)

@@ -10,7 +10,7 @@ that can exist in the world, at most ``MAXK``):
    nothing; jams only grow, so repeat until none is added (:func:`_jams`).
 
 Then what the rate sweeps need: each machine's recipe and crafts/s (:func:`_machines`) and the
-items each link can carry, with the live links (:func:`_links`).
+items each link can carry, with the live links (:func:`link_matrix`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _bit(k):
 
 
 @njit
-def _popcount(m):
+def popcount(m):
     n = 0
     while m:
         m &= m - np.uint64(1)
@@ -65,7 +65,7 @@ def _admit_results(r, r_nres, r_res, g2l, loc, K):
 
 
 @njit
-def _universe(ntype, nitem, nrec, nkind, kcls, can_make, r_ning, r_ing, r_nres, r_res, smelt):
+def item_universe(ntype, nitem, nrec, nkind, kcls, can_make, r_ning, r_ing, r_nres, r_res, smelt):
     """Items that can exist: source items and, transitively, what machines can make of them.
     Returns (g2l global -> local bit or -1, loc local -> global, K, has_sink)."""
     N = ntype.shape[0]
@@ -106,7 +106,7 @@ def _universe(ntype, nitem, nrec, nkind, kcls, can_make, r_ning, r_ing, r_nres, 
 
 
 @njit
-def _masks(ntype, nrec, nkind, nitem, kcls, can_make, r_ning, r_ing, r_nres, r_res, smelt, g2l, loc, K,
+def item_masks(ntype, nrec, nkind, nitem, kcls, can_make, r_ning, r_ing, r_nres, r_res, smelt, g2l, loc, K,
            lsrc, ldst, lkind):
     """Per node: recipe ingredient / result masks, what a furnace could smelt, and for inserters
     what their drop target takes (acc)."""
@@ -161,7 +161,7 @@ def _masks(ntype, nrec, nkind, nitem, kcls, can_make, r_ning, r_ing, r_nres, r_r
 
 
 @njit
-def _presence(ntype, nitem, nrec, g2l, loc, K, ingmask, resmask, smeltable, acc, out_ptr, out_idx, ldst,
+def item_presence(ntype, nitem, nrec, g2l, loc, K, ingmask, resmask, smeltable, acc, out_ptr, out_idx, ldst,
               lkind, smelt, r_nres, r_res):
     """Every item that can reach each node (P; machines: their products) and what reaches each
     machine's input (INP), ignoring rates."""
@@ -228,7 +228,7 @@ def _presence(ntype, nitem, nrec, g2l, loc, K, ingmask, resmask, smeltable, acc,
 
 
 @njit
-def _jams(ntype, nitem, nrec, g2l, K, P, INP, ingmask, smeltable, acc, in_ptr, in_idx, lsrc, lkind):
+def jam_fixpoint(ntype, nitem, nrec, g2l, K, P, INP, ingmask, smeltable, acc, in_ptr, in_idx, lsrc, lkind):
     """Nodes holding an item that can never leave jam (dead); jams only grow, so iterate."""
     N = ntype.shape[0]
     NI = g2l.shape[0]
@@ -239,7 +239,7 @@ def _jams(ntype, nitem, nrec, g2l, K, P, INP, ingmask, smeltable, acc, in_ptr, i
     E = np.zeros(N, np.uint64)
     EOUT = np.zeros(N, np.uint64)   # machines: products that can be taken away
     for n in range(N):   # furnaces fed two smeltable items are treated as jammed (docs/sim.md)
-        if ntype[n] == NT_MACH and nrec[n] == 0 and _popcount(INP[n] & smeltable[n]) > 1:
+        if ntype[n] == NT_MACH and nrec[n] == 0 and popcount(INP[n] & smeltable[n]) > 1:
             dead[n] = True
     while True:
         for n in range(N):
@@ -309,7 +309,7 @@ def _jams(ntype, nitem, nrec, g2l, K, P, INP, ingmask, smeltable, acc, in_ptr, i
 
 
 @njit
-def _machines(ntype, nrec, nkind, ncap, kcls, dead, INP, ingmask, resmask, smeltable, g2l, loc, K, smelt,
+def machine_links(ntype, nrec, nkind, ncap, kcls, dead, INP, ingmask, resmask, smeltable, g2l, loc, K, smelt,
               r_nres, r_res, speed, r_energy):
     """Furnaces take the recipe of the one smeltable item they are fed; machines get their
     crafts/s (0 when an ingredient can never arrive)."""
@@ -320,7 +320,7 @@ def _machines(ntype, nrec, nkind, ncap, kcls, dead, INP, ingmask, resmask, smelt
         if ntype[n] == NT_MACH and not dead[n]:
             if nrec[n] == 0 and kcls[nkind[n]] == C_FURNACE:
                 sm = INP[n] & smeltable[n]
-                if _popcount(sm) == 1:
+                if popcount(sm) == 1:
                     for q in range(K):
                         if sm & _bit(q):
                             nrec[n] = smelt[loc[q]]
@@ -337,7 +337,7 @@ def _machines(ntype, nrec, nkind, ncap, kcls, dead, INP, ingmask, resmask, smelt
 
 
 @njit
-def _links(ntype, nitem, ncap, dead, P, acc, ingmask, g2l, lsrc, ldst, lkind):
+def link_matrix(ntype, nitem, ncap, dead, P, acc, ingmask, g2l, lsrc, ldst, lkind):
     """Items each link can carry (LM) and whether it is live."""
     L = lsrc.shape[0]
     NI = g2l.shape[0]

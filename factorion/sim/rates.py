@@ -29,11 +29,11 @@ from factorion.sim.graph import (
     NT_SRC,
     njit,
 )
-from factorion.sim.share import INF, _admit, _fair_room, _ftot, _lane_ok, _waterfill
+from factorion.sim.share import INF, admit, fair_room, ftot, lane_ok, waterfill
 
 
 @njit
-def _order(ntype, P, out_ptr, out_idx, ldst, llive):
+def lane_order(ntype, P, out_ptr, out_idx, ldst, llive):
     """Depth-first post-order of the live nodes reachable from sources (reverse = topological
     for the acyclic parts). Returns (post, npost, state, cyclic)."""
     N = ntype.shape[0]
@@ -75,7 +75,7 @@ def _order(ntype, P, out_ptr, out_idx, ldst, llive):
 
 
 @njit
-def _backward(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in_idx, out_ptr, out_idx,
+def backward_pass(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in_idx, out_ptr, out_idx,
               lcls, F, O, RL, TH, Rk, scratch, g2l, r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt):
     """One backward sweep: the room of every live in-link (how much its target takes from it)."""
     # -------- backward: rooms of in-links
@@ -127,7 +127,7 @@ def _backward(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in
                         if l2 != l and llive[l2] and LMb[l2, qx]:
                             scratch[m] = F[l2, qx]
                             m += 1
-                    RL[l, qx] = _fair_room(demand, scratch, np.int64(m))
+                    RL[l, qx] = fair_room(demand, scratch, np.int64(m))
             continue
         # lanes, hubs, chests, inserters: room per item, then shares of the in-links
         for k in range(K):
@@ -177,12 +177,12 @@ def _backward(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in
                     for q2 in range(i, j):
                         l2 = in_idx[q2]
                         if l2 != l and llive[l2]:
-                            scratch[m] = _ftot(F, l2, K)
+                            scratch[m] = ftot(F, l2, K)
                             m += 1
                     for k in range(K):
                         if LMb[l, k]:
-                            RL[l, k] = _fair_room(Rk[k] - higher, scratch, np.int64(m))
-                    gsum += _ftot(F, l, K)
+                            RL[l, k] = fair_room(Rk[k] - higher, scratch, np.int64(m))
+                    gsum += ftot(F, l, K)
                 higher += gsum
                 i = j
         elif t == NT_HUB:
@@ -194,11 +194,11 @@ def _backward(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in
                 for q2 in range(in_ptr[n], in_ptr[n + 1]):
                     l2 = in_idx[q2]
                     if l2 != l and llive[l2]:
-                        scratch[m] = _ftot(F, l2, K)
+                        scratch[m] = ftot(F, l2, K)
                         m += 1
                 for k in range(K):
                     if LMb[l, k]:
-                        RL[l, k] = _fair_room(Rk[k], scratch, np.int64(m))
+                        RL[l, k] = fair_room(Rk[k], scratch, np.int64(m))
         else:  # inserter, chest: per item, fair among the in-links carrying it
             for q in range(in_ptr[n], in_ptr[n + 1]):
                 l = in_idx[q]
@@ -213,11 +213,11 @@ def _backward(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in
                         if l2 != l and llive[l2] and LMb[l2, k]:
                             scratch[m] = F[l2, k]
                             m += 1
-                    RL[l, k] = _fair_room(Rk[k], scratch, np.int64(m))
+                    RL[l, k] = fair_room(Rk[k], scratch, np.int64(m))
 
 
 @njit
-def _forward(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, in_idx, out_ptr, out_idx,
+def forward_pass(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, in_idx, out_ptr, out_idx,
              lcls, lkind, F, O, RL, TH, MC, ak, afree, rem, inb, scratch, scratch2, fac, g2l, r_ning, r_ing,
              r_ingamt, r_nres, r_res, r_resamt):
     """One forward sweep: flows from sources on, each node passing what it receives up to its
@@ -234,7 +234,7 @@ def _forward(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, 
                 if llive[o]:
                     scratch[m] = RL[o, q]
                     m += 1
-            lam = _waterfill(scratch, np.int64(m), ncap[n])
+            lam = waterfill(scratch, np.int64(m), ncap[n])
             tot = 0.0
             for i in range(out_ptr[n], out_ptr[n + 1]):
                 o = out_idx[i]
@@ -325,7 +325,7 @@ def _forward(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, 
                     if llive[l] and LMb[l, q]:
                         scratch[m] = F[l, q]
                         m += 1
-                lam = _waterfill(scratch, np.int64(m), need)
+                lam = waterfill(scratch, np.int64(m), need)
                 for i in range(in_ptr[n], in_ptr[n + 1]):
                     l = in_idx[i]
                     if llive[l] and LMb[l, q]:
@@ -342,7 +342,7 @@ def _forward(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, 
                     if llive[o] and LMb[o, q]:
                         scratch[m] = RL[o, q]
                         m += 1
-                lam = _waterfill(scratch, np.int64(m), prod)
+                lam = waterfill(scratch, np.int64(m), prod)
                 for i in range(out_ptr[n], out_ptr[n + 1]):
                     o = out_idx[i]
                     if llive[o] and LMb[o, q]:
@@ -375,12 +375,12 @@ def _forward(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, 
                     if llive[l] and LMb[l, k]:
                         pot += O[l, k]
                 if x > tk:
-                    lam = _waterfill(scratch, np.int64(m), tk)
+                    lam = waterfill(scratch, np.int64(m), tk)
                     for i in range(in_ptr[n], in_ptr[n + 1]):
                         l = in_idx[i]
                         if llive[l] and LMb[l, k]:
                             F[l, k] = min(F[l, k], lam)
-                lam = _waterfill(scratch2, np.int64(m2), tk)
+                lam = waterfill(scratch2, np.int64(m2), tk)
                 for i in range(out_ptr[n], out_ptr[n + 1]):
                     o = out_idx[i]
                     if llive[o] and LMb[o, k]:
@@ -485,13 +485,13 @@ def _forward(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, 
                             if llive[o] and LMb[o, k]:
                                 room += RL[o, k]
                         tt = min(T0, room)
-            elif not _lane_ok(F, K, in_ptr, in_idx, out_ptr, out_idx, lcls, llive, lkind, LMb, RL, n,
+            elif not lane_ok(F, K, in_ptr, in_idx, out_ptr, out_idx, lcls, llive, lkind, LMb, RL, n,
                               np.int64(succ), T0, fac, scratch):
                 lo = 0.0
                 hi = T0
                 for _b in range(80):
                     mid = 0.5 * (lo + hi)
-                    if _lane_ok(F, K, in_ptr, in_idx, out_ptr, out_idx, lcls, llive, lkind, LMb, RL, n,
+                    if lane_ok(F, K, in_ptr, in_idx, out_ptr, out_idx, lcls, llive, lkind, LMb, RL, n,
                                 np.int64(succ), mid, fac, scratch):
                         lo = mid
                     else:
@@ -500,7 +500,7 @@ def _forward(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, 
                         break
                 tt = lo
         # admit tt
-        _admit(F, K, in_ptr, in_idx, lcls, llive, n, tt, fac, scratch)
+        admit(F, K, in_ptr, in_idx, lcls, llive, n, tt, fac, scratch)
         for k in range(K):
             ak[k] = 0.0
         for i in range(in_ptr[n], in_ptr[n + 1]):
@@ -513,7 +513,7 @@ def _forward(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, 
         for k in range(K):
             TH[n, k] = ak[k]
         if t == NT_HUB:
-            lam = _waterfill(scratch2, np.int64(m), tt)
+            lam = waterfill(scratch2, np.int64(m), tt)
             for i in range(out_ptr[n], out_ptr[n + 1]):
                 o = out_idx[i]
                 if llive[o]:
@@ -549,7 +549,7 @@ def _forward(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, 
                     troom += v
                     m += 1
             take = min(ak[k], troom)
-            lam = _waterfill(scratch, np.int64(m), take)
+            lam = waterfill(scratch, np.int64(m), take)
             got = 0.0
             for i in range(out_ptr[n], out_ptr[n + 1]):
                 o = out_idx[i]

@@ -27,7 +27,7 @@ def _isort(v, m):
 
 
 @njit
-def _waterfill(v, m, total):
+def waterfill(v, m, total):
     """Level lam with sum(min(v[i], lam)) == total (inf when everything fits). Sorts v[:m]."""
     s = 0.0
     for i in range(m):
@@ -47,7 +47,7 @@ def _waterfill(v, m, total):
 
 
 @njit
-def _fair_room(avail, v, m):
+def fair_room(avail, v, m):
     """What one more claimant with unlimited demand gets when ``avail`` is shared fairly with
     claimants wanting v[:m] (sorts v[:m])."""
     if avail <= 0.0:
@@ -67,7 +67,7 @@ def _fair_room(avail, v, m):
 
 
 @njit
-def _ftot(F, l, K):
+def ftot(F, l, K):
     s = 0.0
     for k in range(K):
         s += F[l, k]
@@ -75,7 +75,7 @@ def _ftot(F, l, K):
 
 
 @njit
-def _admit(F, K, in_ptr, in_idx, lcls, llive, n, t, fac, scratch):
+def admit(F, K, in_ptr, in_idx, lcls, llive, n, t, fac, scratch):
     """Per-in-link admission factors of node n when it passes t in total: classes in priority
     order, fair (water-filling) inside a class. Writes fac[l]."""
     remaining = t
@@ -89,7 +89,7 @@ def _admit(F, K, in_ptr, in_idx, lcls, llive, n, t, fac, scratch):
         while j < end and lcls[in_idx[j]] == c:
             l = in_idx[j]
             if llive[l]:
-                v = _ftot(F, l, K)
+                v = ftot(F, l, K)
                 scratch[m] = v
                 m += 1
                 s += v
@@ -99,23 +99,23 @@ def _admit(F, K, in_ptr, in_idx, lcls, llive, n, t, fac, scratch):
                 fac[in_idx[q]] = 1.0
             remaining -= s
         else:
-            lam = _waterfill(scratch, np.int64(m), remaining) if remaining > 0 else 0.0
+            lam = waterfill(scratch, np.int64(m), remaining) if remaining > 0 else 0.0
             for q in range(i, j):
                 l = in_idx[q]
                 if not llive[l]:
                     continue
-                v = _ftot(F, l, K)
+                v = ftot(F, l, K)
                 fac[l] = min(v, lam) / v if v > 0 else 1.0
             remaining = 0.0
         i = j
 
 
 @njit
-def _lane_ok(F, K, in_ptr, in_idx, out_ptr, out_idx, lcls, llive, lkind, LMb, RL, n, succ, trial, fac,
+def lane_ok(F, K, in_ptr, in_idx, out_ptr, out_idx, lcls, llive, lkind, LMb, RL, n, succ, trial, fac,
              scratch):
     """Can lane n pass ``trial`` items/s? What its inserters do not take must fit the successor,
     which must take every such item (a sink takes only its own)."""
-    _admit(F, K, in_ptr, in_idx, lcls, llive, n, trial, fac, scratch)
+    admit(F, K, in_ptr, in_idx, lcls, llive, n, trial, fac, scratch)
     remsum = 0.0
     sroom = 0.0
     for k in range(K):

@@ -39,15 +39,15 @@ from factorion.sim.graph import (
     njit,
 )
 from factorion.sim.jams import (
-    _jams,
-    _links,
-    _machines,
-    _masks,
-    _popcount,
-    _presence,
-    _universe,
+    item_masks,
+    item_presence,
+    item_universe,
+    jam_fixpoint,
+    link_matrix,
+    machine_links,
+    popcount,
 )
-from factorion.sim.rates import _backward, _forward, _order
+from factorion.sim.rates import backward_pass, forward_pass, lane_order
 from factorion.sim.share import INF
 
 
@@ -120,7 +120,7 @@ def solve(grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, spee
         grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, speed, can_make, dirs)
     N = ntype.shape[0]
     L = lsrc.shape[0]
-    g2l, loc, K, has_sink = _universe(ntype, nitem, nrec, nkind, kcls, can_make, r_ning, r_ing, r_nres,
+    g2l, loc, K, has_sink = item_universe(ntype, nitem, nrec, nkind, kcls, can_make, r_ning, r_ing, r_nres,
                                       r_res, smelt)
     Kd = max(K, 1)
     TH = np.zeros((N, Kd))
@@ -132,15 +132,16 @@ def solve(grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, spee
         return 0.0, TH, MC, dead, bott, ntype, nrec, loc[:K].copy(), 0, lsrc, ldst, F, ncell, nrole, ncap
     out_ptr, out_idx = csr(N, lsrc, np.zeros(L, np.int64))
     in_ptr, in_idx = csr(N, ldst, lcls)
-    ingmask, resmask, smeltable, acc = _masks(ntype, nrec, nkind, nitem, kcls, can_make, r_ning, r_ing,
+    ingmask, resmask, smeltable, acc = item_masks(ntype, nrec, nkind, nitem, kcls, can_make, r_ning, r_ing,
                                               r_nres, r_res, smelt, g2l, loc, K, lsrc, ldst, lkind)
-    P, INP = _presence(ntype, nitem, nrec, g2l, loc, K, ingmask, resmask, smeltable, acc, out_ptr, out_idx,
-                       ldst, lkind, smelt, r_nres, r_res)
-    dead = _jams(ntype, nitem, nrec, g2l, K, P, INP, ingmask, smeltable, acc, in_ptr, in_idx, lsrc, lkind)
-    _machines(ntype, nrec, nkind, ncap, kcls, dead, INP, ingmask, resmask, smeltable, g2l, loc, K, smelt,
+    P, INP = item_presence(ntype, nitem, nrec, g2l, loc, K, ingmask, resmask, smeltable, acc, out_ptr,
+                           out_idx, ldst, lkind, smelt, r_nres, r_res)
+    dead = jam_fixpoint(ntype, nitem, nrec, g2l, K, P, INP, ingmask, smeltable, acc, in_ptr, in_idx, lsrc,
+                        lkind)
+    machine_links(ntype, nrec, nkind, ncap, kcls, dead, INP, ingmask, resmask, smeltable, g2l, loc, K, smelt,
               r_nres, r_res, speed, r_energy)
-    LM, llive = _links(ntype, nitem, ncap, dead, P, acc, ingmask, g2l, lsrc, ldst, lkind)
-    post, npost, state, cyclic = _order(ntype, P, out_ptr, out_idx, ldst, llive)
+    LM, llive = link_matrix(ntype, nitem, ncap, dead, P, acc, ingmask, g2l, lsrc, ldst, lkind)
+    post, npost, state, cyclic = lane_order(ntype, P, out_ptr, out_idx, ldst, llive)
     reached = False
     for pi in range(npost):
         if ntype[post[pi]] == NT_SINK:
@@ -189,16 +190,17 @@ def solve(grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, spee
         t = ntype[n]
         if t == NT_SINK or t == NT_SRC:
             continue
-        if nin[n] > 1 or (t == NT_INS and _popcount(P[n]) > 1) or (t == NT_MACH and r_ning[nrec[n]] > 1):
+        if nin[n] > 1 or (t == NT_INS and popcount(P[n]) > 1) or (t == NT_MACH and r_ning[nrec[n]] > 1):
             contended = True
     iters = 0
     for it in range(maxit):
         iters = it + 1
-        _backward(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in_idx, out_ptr, out_idx,
-                  lcls, F, O, RL, TH, Rk, scratch, g2l, r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt)
-        _forward(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, in_idx, out_ptr, out_idx,
-                 lcls, lkind, F, O, RL, TH, MC, ak, afree, rem, inb, scratch, scratch2, fac, g2l, r_ning,
-                 r_ing, r_ingamt, r_nres, r_res, r_resamt)
+        backward_pass(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in_idx, out_ptr,
+                      out_idx, lcls, F, O, RL, TH, Rk, scratch, g2l, r_ning, r_ing, r_ingamt, r_nres, r_res,
+                      r_resamt)
+        forward_pass(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, in_idx, out_ptr,
+                     out_idx, lcls, lkind, F, O, RL, TH, MC, ak, afree, rem, inb, scratch, scratch2, fac, g2l,
+                     r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt)
         # -------- convergence
         diff = 0.0
         for l in range(L):

@@ -44,23 +44,20 @@ belts that feed an inserter never point into another belt line): see factorion.s
 Layout: :mod:`.base` (constants, :class:`Task`, geometry helpers), :mod:`.routing` (:func:`route`),
 :mod:`.flow` (:class:`Flow`, :func:`fill`), :mod:`.families` (the constructions,
 :func:`solved_factory`), :mod:`.levels` (levels, :func:`cap_sources`, :func:`make_task`),
-:mod:`.curriculum` (:class:`Curriculum`), :mod:`.samples` (:func:`write_samples`). Every name is
-importable from ``factorion.tasks``.
+:mod:`.curriculum` (:class:`Curriculum`), :mod:`.samples` (:func:`write_samples`). The public names
+are importable from ``factorion.tasks``.
 """
 
-from factorion.core import gamedata as gd  # noqa: F401
-from factorion.tasks.base import (  # noqa: F401
-    _BELTLIKE,
-    _BELTS,
-    _INSERTERS,
-    _MACHINES,
-    _SPLITTERS,
-    _UGS,
+from factorion.tasks.base import (
     BELT_ITEMS,
+    BELT_NAMES,
+    BELTLIKE,
     DIRECT_P,
     FAMILIES,
     FIXED,
+    INSERTER_NAMES,
     LEVELS,
+    MACHINES,
     MAX_SIZE,
     MIN_SIZE,
     OBSTACLE_NAMES,
@@ -68,14 +65,16 @@ from factorion.tasks.base import (  # noqa: F401
     ONE_INGREDIENT,
     ORES,
     RECIPE_FAMILIES,
+    SPLITTER_NAMES,
     TREES,
     TWO_INGREDIENTS,
+    UGS,
     Draws,
     Task,
-    _inb,
     cells_of,
     fixed_only,
     fronts,
+    in_bounds,
     ingredients_of,
     inserter_cells,
     pick,
@@ -88,19 +87,11 @@ from factorion.tasks.base import (  # noqa: F401
     world_items,
 )
 from factorion.tasks.curriculum import Curriculum
-from factorion.tasks.families import (  # noqa: F401
-    _BUILDERS,
+from factorion.tasks.families import (
     Stage,
-    _build_belt,
-    _build_recipe,
-    _build_splitter,
-    _build_underground,
-    _check,
-    _free_cells,
-    _neighbours,
-    _pick_inserter_name,
-    _random_free,
+    check_factory,
     connect_splitter,
+    free_cells,
     inserter_for,
     place_splitter,
     recipe_stages,
@@ -110,30 +101,30 @@ from factorion.tasks.families import (  # noqa: F401
     splitter_inputs,
 )
 from factorion.tasks.flow import Flow, fill
-from factorion.tasks.levels import (  # noqa: F401
-    _INSERTER_DOWN,
-    _MACHINE_DOWN,
-    _apply_level,
-    _throughput,
+from factorion.tasks.levels import (
     cap_sources,
     make_task,
     removable,
     task_recipes,
     throttle_candidates,
 )
-from factorion.tasks.routing import Goal, _Ctx, enter_pred, place_all, route, source_starts  # noqa: F401
+from factorion.tasks.routing import Goal, RouteCtx, enter_pred, place_all, route, source_starts
 from factorion.tasks.samples import write_samples
 
 __all__ = [
+    "BELTLIKE",
     "BELT_ITEMS",
+    "BELT_NAMES",
     "Curriculum",
-    "Draws",
     "DIRECT_P",
+    "Draws",
     "FAMILIES",
     "FIXED",
     "Flow",
     "Goal",
+    "INSERTER_NAMES",
     "LEVELS",
+    "MACHINES",
     "MAX_SIZE",
     "MIN_SIZE",
     "OBSTACLE_NAMES",
@@ -141,17 +132,23 @@ __all__ = [
     "ONE_INGREDIENT",
     "ORES",
     "RECIPE_FAMILIES",
+    "RouteCtx",
+    "SPLITTER_NAMES",
     "Stage",
     "TREES",
     "TWO_INGREDIENTS",
     "Task",
+    "UGS",
     "cap_sources",
     "cells_of",
+    "check_factory",
     "connect_splitter",
     "enter_pred",
     "fill",
     "fixed_only",
+    "free_cells",
     "fronts",
+    "in_bounds",
     "ingredients_of",
     "inserter_cells",
     "inserter_for",

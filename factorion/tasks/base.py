@@ -31,12 +31,12 @@ TWO_INGREDIENTS = ("electronic-circuit", "automation-science-pack")
 TREES = (("copper-cable", "electronic-circuit"), ("iron-gear-wheel", "automation-science-pack"))
 DIRECT_P = 0.35  # chance that a source / sink sits right at its inserter
 
-_BELTS = frozenset(gd.BELTS)
-_UGS = frozenset(gd.UNDERGROUNDS)
-_SPLITTERS = frozenset(gd.SPLITTERS)
-_BELTLIKE = _BELTS | _UGS | _SPLITTERS
-_INSERTERS = frozenset(gd.INSERTERS)
-_MACHINES = frozenset(gd.ASSEMBLERS + gd.FURNACES)
+BELT_NAMES = frozenset(gd.BELTS)
+UGS = frozenset(gd.UNDERGROUNDS)
+SPLITTER_NAMES = frozenset(gd.SPLITTERS)
+BELTLIKE = BELT_NAMES | UGS | SPLITTER_NAMES
+INSERTER_NAMES = frozenset(gd.INSERTERS)
+MACHINES = frozenset(gd.ASSEMBLERS + gd.FURNACES)
 
 
 # ============================================================================ the task
@@ -123,15 +123,15 @@ def cells_of(e: Entity) -> list[tuple[int, int]]:
     return [(e.y + i, e.x + j) for i in range(h) for j in range(w)]
 
 
-def _inb(world: World, c: tuple[int, int]) -> bool:
+def in_bounds(world: World, c: tuple[int, int]) -> bool:
     return 0 <= c[0] < world.height and 0 <= c[1] < world.width
 
 
 def fronts(e: Entity) -> list[tuple[tuple[int, int], int]]:
     """(cell, direction) of the cells a belt, underground output or splitter pushes into."""
-    if e.name in _BELTS or (e.name in _UGS and e.io == IO_OUTPUT):
+    if e.name in BELT_NAMES or (e.name in UGS and e.io == IO_OUTPUT):
         return [(step((e.y, e.x), e.direction), e.direction)]
-    if e.name in _SPLITTERS:
+    if e.name in SPLITTER_NAMES:
         return [(step(c, e.direction), e.direction) for c in cells_of(e)]
     return []
 
@@ -148,7 +148,7 @@ def ug_partner(world: World, e: Entity) -> Entity | None:
     step_d = OFF[e.direction]
     for k in range(1, gd.underground_max_distance(e.name) + 1):
         c = (e.y + k * step_d[0], e.x + k * step_d[1])
-        if not _inb(world, c):
+        if not in_bounds(world, c):
             return None
         o = world.entity_at(*c)
         if o is not None and o.name == e.name and o.io == IO_OUTPUT and o.direction == e.direction:
@@ -161,7 +161,7 @@ def ug_input_of(world: World, o: Entity) -> Entity | None:
     back = (o.direction + 2) % 4
     for k in range(1, gd.underground_max_distance(o.name) + 1):
         c = step((o.y, o.x), back, k)
-        if not _inb(world, c):
+        if not in_bounds(world, c):
             return None
         i = world.entity_at(*c)
         if i is not None and i.name == o.name and i.io == IO_INPUT and i.direction == o.direction:

@@ -22,7 +22,6 @@ from factorion.core.world import (
     obstacle_size,
 )
 from factorion.tasks.base import (
-    _UGS,
     BELT_ITEMS,
     DIRECT_P,
     FAMILIES,
@@ -34,9 +33,10 @@ from factorion.tasks.base import (
     ORES,
     TREES,
     TWO_INGREDIENTS,
+    UGS,
     Draws,
-    _inb,
     cells_of,
+    in_bounds,
     ingredients_of,
     pick,
     product_of,
@@ -47,7 +47,7 @@ from factorion.tasks.flow import Flow, fill
 from factorion.tasks.routing import Goal, place_all, route, source_starts
 
 
-def _free_cells(world: World, avoid: set) -> list[tuple[int, int]]:
+def free_cells(world: World, avoid: set) -> list[tuple[int, int]]:
     ys, xs = np.nonzero(world.grid[PART] == 0)
     cells = zip(ys.tolist(), xs.tolist(), strict=True)
     return [c for c in cells if c not in avoid] if avoid else list(cells)
@@ -56,7 +56,7 @@ def _free_cells(world: World, avoid: set) -> list[tuple[int, int]]:
 def scatter_obstacles(world: World, rng: np.random.Generator, density: float,
                       avoid: set = frozenset()) -> None:
     """Random 1x1 obstacles on ``density`` of the free cells not in ``avoid``."""
-    free = _free_cells(world, set(avoid))
+    free = free_cells(world, set(avoid))
     n = int(round(density * len(free)))
     if n <= 0:
         return
@@ -78,11 +78,11 @@ def scatter_obstacles(world: World, rng: np.random.Generator, density: float,
 
 
 def _random_free(world: World, rng, avoid: set, need_free_neighbour: bool = True) -> tuple[int, int] | None:
-    free = _free_cells(world, avoid)
+    free = free_cells(world, avoid)
     rng.shuffle(free)
     for c in free:
         around = (step(c, d) for d in range(4))
-        if not need_free_neighbour or any(_inb(world, n) and world.grid[PART][n] == 0 and n not in avoid
+        if not need_free_neighbour or any(in_bounds(world, n) and world.grid[PART][n] == 0 and n not in avoid
                                           for n in around):
             return c
     return None
@@ -98,7 +98,7 @@ def _build_belt(size: int, rng, throttle: bool) -> World | None:
     item = pick(rng, BELT_ITEMS)
     src = _random_free(w, rng, set())
     w.place(Entity(SOURCE, *src, item=item))
-    far = [c for c in _free_cells(w, _neighbours(w, src))
+    far = [c for c in free_cells(w, _neighbours(w, src))
            if abs(c[0] - src[0]) + abs(c[1] - src[1]) >= max(2, size // 3)]
     if not far:
         return None
@@ -146,7 +146,7 @@ def _build_underground(size: int, rng, throttle: bool) -> World | None:
     scatter_obstacles(w, rng, float(rng.uniform(0.0, 0.15)), _neighbours(w, src) | _neighbours(w, snk))
     if fill(w, tier, rng=rng, underground=True):
         return None
-    if not any(e.name in _UGS for e in w.entities(obstacles=False)):
+    if not any(e.name in UGS for e in w.entities(obstacles=False)):
         return None
     return w.transformed(int(rng.integers(4)), bool(rng.random() < 0.5))
 
@@ -368,7 +368,8 @@ def _build_recipe(family: str, size: int, rng, throttle: bool) -> World | None:
             ok = None
             for c, s in sides:
                 outside = step(c, s)
-                if (_inb(w, c) and _inb(w, outside) and w.grid[PART][c] == 0 and w.grid[PART][outside] == 0
+                if (in_bounds(w, c) and in_bounds(w, outside) and w.grid[PART][c] == 0
+                        and w.grid[PART][outside] == 0
                         and c not in reserved and outside not in reserved):
                     ok = (c, s, outside)
                     break
@@ -403,7 +404,7 @@ def _build_recipe(family: str, size: int, rng, throttle: bool) -> World | None:
 _BUILDERS = {"belt": _build_belt, "underground": _build_underground, "splitter": _build_splitter}
 
 
-def _check(family: str, size: int) -> None:
+def check_factory(family: str, size: int) -> None:
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; families: {FAMILIES}")
     if not (MIN_SIZE[family] <= size <= MAX_SIZE):
@@ -416,7 +417,7 @@ def solved_factory(family: str, size: int, rng: np.random.Generator | int | None
     family's construction (retried with fresh draws from ``rng`` until it routes).
     ``throttle``: only draw factories level 2 can slow down (belts above yellow, a fast inserter
     or a machine above the first tier)."""
-    _check(family, size)
+    check_factory(family, size)
     rng = np.random.default_rng(rng)
     build = _BUILDERS.get(family)
     for _ in range(500):

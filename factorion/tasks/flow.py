@@ -11,12 +11,12 @@ import numpy as np
 from factorion.core import gamedata as gd
 from factorion.core.world import IO_INPUT, IO_OUTPUT, PART, SINK, SOURCE, Entity, World
 from factorion.tasks.base import (
-    _BELTLIKE,
-    _BELTS,
-    _INSERTERS,
-    _SPLITTERS,
-    _UGS,
+    BELT_NAMES,
+    BELTLIKE,
+    INSERTER_NAMES,
     OFF,
+    SPLITTER_NAMES,
+    UGS,
     cells_of,
     fronts,
     ingredients_of,
@@ -24,7 +24,7 @@ from factorion.tasks.base import (
     product_of,
     smelt,
 )
-from factorion.tasks.routing import Goal, _Ctx, enter_pred, route, source_starts
+from factorion.tasks.routing import Goal, RouteCtx, enter_pred, route, source_starts
 
 # entity classes of the flow analysis
 _C_OTHER, _C_SOURCE, _C_SINK, _C_ASM, _C_FURN, _C_INS, _C_BELT, _C_UG_IN, _C_UG_OUT, _C_SPLIT = range(10)
@@ -39,13 +39,13 @@ def _cls(e: Entity) -> int:
         return _C_SOURCE
     if n == SINK:
         return _C_SINK
-    if n in _BELTS:
+    if n in BELT_NAMES:
         return _C_BELT
-    if n in _UGS:
+    if n in UGS:
         return _C_UG_IN if e.io == IO_INPUT else _C_UG_OUT
-    if n in _SPLITTERS:
+    if n in SPLITTER_NAMES:
         return _C_SPLIT
-    if n in _INSERTERS:
+    if n in INSERTER_NAMES:
         return _C_INS
     if n in _ASSEMBLERS:
         return _C_ASM
@@ -260,9 +260,9 @@ class Flow:
     # ------------------------------------------------------------------ the analysis
     @staticmethod
     def _accepts_belt(t: Entity, d: int) -> bool:
-        if t.name in _BELTS:
+        if t.name in BELT_NAMES:
             return t.direction != (d + 2) % 4
-        if t.name in _SPLITTERS or (t.name in _UGS and t.io == IO_INPUT):
+        if t.name in SPLITTER_NAMES or (t.name in UGS and t.io == IO_INPUT):
             return t.direction == d
         return t.name == SINK
 
@@ -278,7 +278,7 @@ class Flow:
 
     def accepts(self, t: Entity | None) -> set[str] | None:
         """Items an inserter may drop into ``t`` (None: anything)."""
-        if t is None or t.name in _BELTLIKE or t.name in gd.CHESTS:
+        if t is None or t.name in BELTLIKE or t.name in gd.CHESTS:
             return None
         if t.name in gd.FURNACES:
             return set(_smeltable()) if not self.furnace_ore else {self.furnace_ore}
@@ -402,10 +402,10 @@ class Flow:
         return [self.ents[i] for i in self._heads_i(self._index[e])]
 
     def input_inserters(self, m: Entity) -> list[Entity]:
-        return [i for i in self.inp[m] if i.name in _INSERTERS]
+        return [i for i in self.inp[m] if i.name in INSERTER_NAMES]
 
     def output_inserters(self, m: Entity) -> list[Entity]:
-        return [i for i in self.out[m] if i.name in _INSERTERS]
+        return [i for i in self.out[m] if i.name in INSERTER_NAMES]
 
     def _goal_for_i(self, ci: int) -> Goal:
         goal = Goal()
@@ -481,7 +481,7 @@ def fill(world: World, tier: int, *, rng: np.random.Generator | None = None, und
             path = None
             for starts in (ends, srcs):
                 if starts and goal:
-                    ctx = ctx or _Ctx(world)
+                    ctx = ctx or RouteCtx(world)
                     path = route(world, starts, goal, tier, underground=underground, rng=rng, ctx=ctx)
                     if path is not None:
                         break

@@ -10,15 +10,15 @@ import numpy as np
 from factorion.core import gamedata as gd
 from factorion.core.world import IO_INPUT, Entity, World
 from factorion.tasks.base import (
-    _BELTLIKE,
-    _BELTS,
-    _INSERTERS,
-    _SPLITTERS,
-    _UGS,
+    BELT_NAMES,
+    BELTLIKE,
     FAMILIES,
     FIXED,
+    INSERTER_NAMES,
     LEVELS,
     RECIPE_FAMILIES,
+    SPLITTER_NAMES,
+    UGS,
     Task,
     fixed_only,
     ingredients_of,
@@ -29,7 +29,7 @@ from factorion.tasks.base import (
     ug_partner,
     world_items,
 )
-from factorion.tasks.families import _check, solved_factory
+from factorion.tasks.families import check_factory, solved_factory
 
 
 def _throughput(world: World) -> float:
@@ -57,7 +57,7 @@ def _throttle_plans(solution: World, rng) -> list[list[tuple[Entity, str]]]:
     ents = solution.entities(obstacles=False)
     count = Counter(e.name for e in ents)
     for e in ents:
-        if e.name in _BELTS and gd.tier(e.name) > 0:
+        if e.name in BELT_NAMES and gd.tier(e.name) > 0:
             low = gd.BELTS[int(rng.integers(0, gd.tier(e.name)))]
             run, c = [e], e
             for _ in range(int(rng.integers(0, 4))):
@@ -67,13 +67,13 @@ def _throttle_plans(solution: World, rng) -> list[list[tuple[Entity, str]]]:
                 run.append(n)
                 c = n
             plan = [(r, low) for r in run]
-        elif e.name in _UGS and e.io == IO_INPUT and gd.tier(e.name) > 0:
+        elif e.name in UGS and e.io == IO_INPUT and gd.tier(e.name) > 0:
             o = ug_partner(solution, e)
             if o is None:
                 continue
             low = gd.UNDERGROUNDS[int(rng.integers(0, gd.tier(e.name)))]
             plan = [(e, low), (o, low)]
-        elif e.name in _SPLITTERS and gd.tier(e.name) > 0:
+        elif e.name in SPLITTER_NAMES and gd.tier(e.name) > 0:
             plan = [(e, gd.SPLITTERS[int(rng.integers(0, gd.tier(e.name)))])]
         elif e.name in _INSERTER_DOWN:
             plan = [(e, pick(rng, _INSERTER_DOWN[e.name]))]
@@ -87,10 +87,10 @@ def _throttle_plans(solution: World, rng) -> list[list[tuple[Entity, str]]]:
             after[r.name] -= 1
             after[name] += 1
         # a belt tier or inserter kind lowered must still be seen elsewhere (the clue the fix needs)
-        if e.name in _BELTLIKE and gd.tier(e.name) not in {gd.tier(n) for n, k in after.items()
-                                                            if k > 0 and n in _BELTLIKE}:
+        if e.name in BELTLIKE and gd.tier(e.name) not in {gd.tier(n) for n, k in after.items()
+                                                            if k > 0 and n in BELTLIKE}:
             continue
-        if e.name in _INSERTERS and after[e.name] <= 0:
+        if e.name in INSERTER_NAMES and after[e.name] <= 0:
             continue
         plans.append(plan)
     return [plans[i] for i in rng.permutation(len(plans))]
@@ -178,7 +178,7 @@ def make_task(family: str, level: int, size: int = 11, seed: int | None = None,
     """A task of ``family`` at ``level`` on a ``size`` x ``size`` grid; the same seed gives the
     same task (and, level 2 aside, the same reference solution at every level)."""
     from factorion.sim import simulate
-    _check(family, size)
+    check_factory(family, size)
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level}")
     if n_missing is None:

@@ -28,13 +28,13 @@ from factorion.core.world import (
     World,
 )
 from factorion.tasks.base import (
-    _BELTLIKE,
-    _BELTS,
-    _INSERTERS,
-    _SPLITTERS,
-    _UGS,
+    BELT_NAMES,
+    BELTLIKE,
+    INSERTER_NAMES,
     OFF,
-    _inb,
+    SPLITTER_NAMES,
+    UGS,
+    in_bounds,
     inserter_cells,
     step,
     ug_partner,
@@ -67,9 +67,9 @@ def _path_ok(path) -> bool:
         if c in seen:
             return False
         seen.add(c)
-    ug_cells = {(e.y, e.x) for e in path if e.name in _UGS}
+    ug_cells = {(e.y, e.x) for e in path if e.name in UGS}
     for i, e in enumerate(path):
-        if e.name in _UGS and e.io == IO_INPUT:
+        if e.name in UGS and e.io == IO_INPUT:
             o = path[i + 1]
             k = abs(o.y - e.y) + abs(o.x - e.x)
             for j in range(1, k):
@@ -82,16 +82,16 @@ def enter_pred(e: Entity) -> Callable[[int, bool], bool] | None:
     """How a route may enter entity ``e`` (the head of a line) without side-loading."""
     if e.name == SINK:
         return lambda din, flag: not flag
-    if e.name in _BELTS:
+    if e.name in BELT_NAMES:
         dh = e.direction
         return lambda din, flag: din != (dh + 2) % 4 and (not flag or din == dh)
-    if e.name in _SPLITTERS or (e.name in _UGS and e.io == IO_INPUT):
+    if e.name in SPLITTER_NAMES or (e.name in UGS and e.io == IO_INPUT):
         dh = e.direction
         return lambda din, flag: din == dh
     return None
 
 
-class _Ctx:
+class RouteCtx:
     """What the router must respect in a world: occupied cells, cells something already pushes
     into or an inserter reaches (blocked), sources (a belt pointing away from one is fed by it),
     and per belt tier the cells where a new underground would pair wrongly."""
@@ -122,7 +122,7 @@ class _Ctx:
         ys, xs = np.nonzero(_IS_ONE_BY_ONE[kind] & (part == 1))
         for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
             e = world.entity_at(y, x)
-            if e.name in _INSERTERS:
+            if e.name in INSERTER_NAMES:
                 for c in inserter_cells(e):
                     if 0 <= c[0] < H and 0 <= c[1] < W:
                         self.blocked[c] = True
@@ -159,7 +159,7 @@ _DIRS_FOR = {(din, flag): tuple(d for d in range(4)
 
 
 def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal, tier: int, *,
-          underground: bool = True, rng: np.random.Generator | None = None, ctx: _Ctx | None = None,
+          underground: bool = True, rng: np.random.Generator | None = None, ctx: RouteCtx | None = None,
           ug_cost: float = 5.0, exclude: Iterable[tuple[int, int]] = ()) -> list[Entity] | None:
     """A* route of one belt line; the entities to place, or None when there is no route.
 
@@ -176,13 +176,13 @@ def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal
     heuristic tables, integer states); the same search, pops and tie-breaks as
     :func:`_route_simple`, which it hands over to when a goal cell lies outside the world.
     """
-    ctx = ctx or _Ctx(world)
+    ctx = ctx or RouteCtx(world)
     H, W = ctx.H, ctx.W
     gcells = goal.cells()
     if not gcells:
         return None
     if not all(0 <= gy < H and 0 <= gx < W for gy, gx in gcells):
-        return _route_simple(world, starts, goal, tier, underground=underground, rng=rng, ctx=ctx,
+        return route_simple(world, starts, goal, tier, underground=underground, rng=rng, ctx=ctx,
                              ug_cost=ug_cost, exclude=exclude)
     belt = gd.BELTS[tier]
     ugname = gd.UNDERGROUNDS[tier]
@@ -278,7 +278,7 @@ def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal
                 f = step(c, d)
                 if 0 <= f[0] < H and 0 <= f[1] < W:
                     fe = world.entity_at(*f)
-                    if fe is not None and (fe.name in _BELTLIKE or fe.name == SINK):
+                    if fe is not None and (fe.name in BELTLIKE or fe.name == SINK):
                         continue
                     if fe is None and (ctx.blocked[f] or f in exclude):
                         continue
@@ -344,13 +344,13 @@ def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal
     return None
 
 
-def _route_simple(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal, tier: int, *,
-          underground: bool = True, rng: np.random.Generator | None = None, ctx: _Ctx | None = None,
+def route_simple(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal, tier: int, *,
+          underground: bool = True, rng: np.random.Generator | None = None, ctx: RouteCtx | None = None,
           ug_cost: float = 5.0, exclude: Iterable[tuple[int, int]] = ()) -> list[Entity] | None:
     """:func:`route` as first written: the reference :func:`route` must equal, and what it runs when
     a goal cell lies outside the world (never in the families' constructions).
     """
-    ctx = ctx or _Ctx(world)
+    ctx = ctx or RouteCtx(world)
     H, W = ctx.H, ctx.W
     belt = gd.BELTS[tier]
     ugname = gd.UNDERGROUNDS[tier]
@@ -420,7 +420,7 @@ def _route_simple(world: World, starts: Sequence[tuple[int, int, int, bool]], go
                 f = step(c, d)
                 if inb(f):
                     fe = world.entity_at(*f)
-                    if fe is not None and (fe.name in _BELTLIKE or fe.name == SINK):
+                    if fe is not None and (fe.name in BELTLIKE or fe.name == SINK):
                         continue
                     if fe is None and (ctx.blocked[f] or f in exclude):
                         continue
@@ -481,6 +481,6 @@ def source_starts(world: World, cell: tuple[int, int]) -> list[tuple[int, int, i
     out = []
     for d in range(4):
         c = step(cell, d)
-        if _inb(world, c):
+        if in_bounds(world, c):
             out.append((c[0], c[1], d, True))
     return out

@@ -63,9 +63,9 @@ from factorion.env.masks import DEFAULT_ENTITIES, DEFAULT_MAX_ITEMS, DEFAULT_MAX
 # the LightningModule and the sample code are re-exported: ``factorion.train.bc.X`` works as before
 from factorion.train.bc_samples import (
     BucketBuffer,
-    _throughput_fn,
     expand_episode,
     expert_actions,
+    throughput_fn,
 )
 
 TRAIN_SEED0, VAL_SEED0, ROLLOUT_SEED0, TEST_SEED0 = 0, 1_000_000_000, 1_500_000_000, 2_000_000_000
@@ -335,7 +335,7 @@ def row_to_task(row: dict):
     ep = row_to_episode(row)
     ref = ep["reference"]
     if not (ref > 0) and row.get("grid") is not None:  # NaN: simulate the complete window
-        fn = _throughput_fn()
+        fn = throughput_fn()
         ref = float(fn(_world_from(_grid_from(row["grid"], row["grid_shape"])))) if fn else math.nan
     return SimpleNamespace(
         world=ep["start"],

@@ -56,7 +56,7 @@ def build_masks(
     return ActionMasks(layout, grids, *rep, batched=batched)
 
 
-def _throughput_fn():
+def throughput_fn():
     try:
         from factorion import sim
     except ImportError:
@@ -154,7 +154,7 @@ def expand_episode(
     H, W = start.shape
     layout = layout_for(H, W, entities, max_recipes)
     max_steps = max_steps or 2 * H * W
-    throughput = _throughput_fn() if throughput is None else throughput
+    throughput = throughput_fn() if throughput is None else throughput
     task_ns = SimpleNamespace(items=list(items), recipes=list(recipes))
     item_vec, rec_vec = E.task_vectors(task_ns, max_items, max_recipes)
     world = start.copy()

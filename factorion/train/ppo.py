@@ -41,19 +41,18 @@ import numpy as np
 import torch
 
 from factorion.policy.model import masks_to_tensors, obs_to_tensors
-from factorion.train.ppo_eval import _families_for, evaluate_policy
+from factorion.train.ppo_eval import evaluate_policy, families_for
 from factorion.train.ppo_expert import expert_nll, store_expert_labels
 from factorion.train.ppo_log import (
     CSVLog,
     EpisodeStats,
-    _console,
-    _mean,
-    _wandb,
+    console_line,
     curriculum_state,
     load_curriculum_state,
+    mean_of,
+    wandb_run,
 )
 from factorion.train.ppo_policy import (
-    _value_params,
     build_policies,
     capture_trunk,
     freeze_trunk,
@@ -63,14 +62,15 @@ from factorion.train.ppo_policy import (
     same_trunk,
     set_actor_frozen,
     stage_kl,
+    value_params,
 )
 from factorion.train.ppo_rollout import (
     MASK_STAGES,
     OBS_KEYS,
     Rollout,
-    _index,
     compute_gae,
     explained_variance,
+    index_rows,
     path_masks,
     taken_path_masks,
 )
@@ -226,7 +226,7 @@ def train(args: Args) -> dict:
     cfg = policy.config
 
     # ---- env + curriculum
-    families = tuple(_families_for(args.size, args.families or None))
+    families = tuple(families_for(args.size, args.families or None))
     curriculum = None
     if args.level <= 0:
         curriculum = Curriculum(families, start_level=args.start_level, promote_at=args.promote_at,
@@ -295,7 +295,7 @@ def train(args: Args) -> dict:
                "n_trainable": sum(p.numel() for p in trainable), "frozen_blocks": k_frozen,
                "frozen_params": frozen_names, "start": desc, "world_size": world,
                "batch_size": args.batch_size * world}
-    wb = _wandb(args, out, run_cfg) if main_rank else None
+    wb = wandb_run(args, out, run_cfg) if main_rank else None
     if main_rank:
         (out / "args.json").write_text(json.dumps(run_cfg, indent=1, default=str))
         print(f"ppo: {policy.num_params(False):,} parameters ({run_cfg['n_trainable']:,} trained, "
@@ -440,7 +440,7 @@ def train(args: Args) -> dict:
         for _epoch in range(args.update_epochs):
             perm = torch.randperm(n, device=dev)
             for s in range(0, n, args.minibatch_size):
-                mb = _index(b, perm[s:s + args.minibatch_size])
+                mb = index_rows(b, perm[s:s + args.minibatch_size])
                 rec: list = []  # the policy's stage logits (for the KL to BC)
                 with replay_trunk(policy, k_frozen, mb.get("feats")), \
                         policy_temperature(args.temperature, rec):
@@ -489,7 +489,7 @@ def train(args: Args) -> dict:
                     fabric.backward(args.expert_coef * ex_nll)
                     lg["expert/nll"].append(ex_nll.item())
                 if warmup and not single:  # DDP: the graph is whole; drop the actor's gradients
-                    keep = {id(q) for q in _value_params(policy)}
+                    keep = {id(q) for q in value_params(policy)}
                     for q in trainable:
                         if id(q) not in keep:
                             q.grad = None
@@ -530,13 +530,13 @@ def train(args: Args) -> dict:
         row["env/valid_rate"] = 1.0 - row["env/invalid_rate"]
         row["env/entities"] = float(np.mean(info["entities"]))
         row["env/reward_mean"] = float(buf.rewards.mean())
-        row.update({f"losses/{k}": _mean(lg[f"losses/{k}"]) for k in (
+        row.update({f"losses/{k}": mean_of(lg[f"losses/{k}"]) for k in (
             "policy", "value", "entropy", "approx_kl", "kl_bc", "kl_to_bc_sampled", "clipfrac")})
         row.update({"losses/explained_variance": explained_variance(buf.values.flatten(), ret.flatten()),
                     "losses/updates": n_updates, "losses/early_stop": int(stopped)})
         row.update(stats.summary())
         if args.expert_coef > 0:
-            row.update({"expert/nll": _mean(lg["expert/nll"]), "expert/agree": agree_n / max(labelled_n, 1),
+            row.update({"expert/nll": mean_of(lg["expert/nll"]), "expert/agree": agree_n / max(labelled_n, 1),
                         "expert/labelled": labelled_n / (args.num_envs * args.num_steps)})
         if sil is not None:
             row.update(sil.summary(sil_log))
@@ -548,7 +548,7 @@ def train(args: Args) -> dict:
             if wb is not None:
                 wb.log({k: v for k, v in row.items() if isinstance(v, int | float)}, step=global_step)
             if iteration % max(1, args.log_every) == 0 or iteration == 1:
-                print(_console(row), flush=True)
+                print(console_line(row), flush=True)
         due = args.save_minutes <= 0 or time.perf_counter() - last_save >= 60 * args.save_minutes
         if main_rank and due:
             save()

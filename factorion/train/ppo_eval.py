@@ -12,13 +12,13 @@ import torch
 
 from factorion.env.masks import OP_FINISH, STAGES
 from factorion.policy.model import Policy, masks_to_tensors, obs_to_tensors
-from factorion.train.ppo_rollout import _index
+from factorion.train.ppo_rollout import index_rows
 
 EVAL_SEED0 = 10_000
 
 
 # ---------------------------------------------------------------------------------- evaluation
-def _families_for(size: int, families: Sequence[str] | None = None) -> list[str]:
+def families_for(size: int, families: Sequence[str] | None = None) -> list[str]:
     from factorion import tasks
 
     fams = list(families) if families else list(tasks.FAMILIES)
@@ -40,7 +40,7 @@ def evaluate_policy(policy: Policy, families: Sequence[str] | None = None,
     from factorion.tasks.levels import make_task
 
     t0 = time.perf_counter()
-    fams = _families_for(size, families)
+    fams = families_for(size, families)
     tasks_, failed = [], []
     for f in fams:
         for lv in levels:
@@ -72,7 +72,7 @@ def evaluate_policy(policy: Policy, families: Sequence[str] | None = None,
         ot = obs_to_tensors(obs, dev)
         for s in range(0, len(idx), batch_size):
             j = torch.as_tensor(idx[s:s + batch_size], device=dev)
-            out = policy(_index(ot, j), _index(mt, j), greedy=True)
+            out = policy(index_rows(ot, j), index_rows(mt, j), greedy=True)
             acts[idx[s:s + batch_size]] = out["action"].cpu().numpy()
         obs, r, term, trunc, info = env.step(acts)
         ret[active] += r[active]

@@ -108,7 +108,7 @@ def load_curriculum_state(cur, st: Mapping) -> None:
             cur.episodes[f] = int(st["episodes"][f])
 
 
-def _wandb(args: Args, out: Path, config: dict):
+def wandb_run(args: Args, out: Path, config: dict):
     if not args.wandb:
         return None
     try:
@@ -125,11 +125,11 @@ def _wandb(args: Args, out: Path, config: dict):
         return None
 
 
-def _mean(xs: list[float]) -> float:
+def mean_of(xs: list[float]) -> float:
     return float(np.mean(xs)) if xs else float("nan")
 
 
-def _console(row: Mapping[str, Any]) -> str:
+def console_line(row: Mapping[str, Any]) -> str:
     def g(k, fmt="{:.3f}"):
         v = row.get(k)
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)

@@ -177,14 +177,14 @@ def build_policies(args: Args, ckpt: Mapping | None) -> tuple[Policy, Policy | N
     return policy, ref, desc
 
 
-def _value_params(policy: Policy) -> list[torch.nn.Parameter]:
+def value_params(policy: Policy) -> list[torch.nn.Parameter]:
     return list(policy.value_head.parameters())
 
 
 def set_actor_frozen(policy: Policy, frozen: bool, trainable: Sequence[torch.nn.Parameter]) -> None:
     """Critic warm-up: only the value head trains (encoder + action heads frozen); ``trainable``:
     the parameters the run trains at all."""
-    keep = {id(p) for p in _value_params(policy)}
+    keep = {id(p) for p in value_params(policy)}
     for p in trainable:
         if id(p) not in keep:
             p.requires_grad_(not frozen)

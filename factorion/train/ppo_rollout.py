@@ -120,5 +120,5 @@ class Rollout:
                 **({"feats": f(self.feats)} if self.feats is not None else {})}
 
 
-def _index(batch: Mapping, idx: torch.Tensor) -> dict:
-    return {k: (_index(v, idx) if isinstance(v, Mapping) else v[idx]) for k, v in batch.items()}
+def index_rows(batch: Mapping, idx: torch.Tensor) -> dict:
+    return {k: (index_rows(v, idx) if isinstance(v, Mapping) else v[idx]) for k, v in batch.items()}
