@@ -11,7 +11,7 @@ BLUEPRINTS ?=
 export WANDB_MODE ?= offline
 
 DATA    ?= data/out
-.PHONY: install test test-all lint bench data pretrain finetune evaluate demo clean
+.PHONY: install test test-all lint bench data pretrain finetune evaluate demo clean serve browser
 
 install: $(STAMP)
 
@@ -22,8 +22,17 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PYTHON) -m pytest -m "not slow" tests
+
+# the browser test of `factorion serve` (tests/test_serve_browser.py) needs Chromium; it skips without
+browser:
+	@command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) \
+		|| echo "no browser: the browser test will skip"
+
+# the web page on http://127.0.0.1:8000 (PORT=..., CHECKPOINT=models/... to build with a policy too)
+serve: $(STAMP)
+	$(PYTHON) -m factorion.cli serve --port $(or $(PORT),8000) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
 
 test-all: $(STAMP)
 	$(PYTHON) -m pytest tests

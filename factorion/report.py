@@ -50,9 +50,9 @@ def throughput_text(world: World, as_json: bool = False, sim=None) -> str:
     return json.dumps(sim.to_dict(), indent=2) if as_json else sim.report()
 
 
-def picture_cell(world: World, max_px: int = 1536) -> int:
-    """Pixels per tile: 24, less for worlds wider than ``max_px / 24`` tiles (2 at least)."""
-    return max(2, min(24, max_px // max(world.shape)))
+def picture_cell(world: World, max_px: int = 1536, most: int = 24) -> int:
+    """Pixels per tile: ``most``, less for worlds wider than ``max_px / most`` tiles (2 at least)."""
+    return max(2, min(most, max_px // max(world.shape)))
 
 
 def picture(world: World, sim=None, title: str | None = None, cell: int | None = None) -> bytes:
@@ -112,12 +112,13 @@ class BuildReport:
 
 
 def build_report(world: World, checkpoint=None, budget_s: float = 10.0, seed: int = 0,
-                 samples: int = 8) -> BuildReport:
-    """Run the build search on ``world`` and check, simulate and draw its winner."""
+                 samples: int = 8, cell: int | None = None) -> BuildReport:
+    """Run the build search on ``world`` and check, simulate and draw its winner (``cell``
+    pixels per tile; default :func:`picture_cell`)."""
     from factorion.build import build, validate_export
     from factorion.sim import simulate
     r = build(world, checkpoint=checkpoint, budget_s=budget_s, seed=seed, samples=samples)
     warns = validate_export(r.blueprint)
     sim = simulate(r.world)
-    png = picture(r.world, sim, title=f"{r.throughput:.3g} items/s ({r.method})")
+    png = picture(r.world, sim, title=f"{r.throughput:.3g} items/s ({r.method})", cell=cell)
     return BuildReport(r, sim, warns, png)

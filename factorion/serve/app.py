@@ -32,7 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from factorion.core.blueprint import BlueprintError
 from factorion.core.world import WorldError
 from factorion.serve import tasks as T
-from factorion.serve.jobs import JobManager, JobsBusy
+from factorion.serve.jobs import JobManager, JobsBusy, page_cell
 
 STATIC = Path(str(files("factorion.serve") / "static"))
 
@@ -74,7 +74,8 @@ def measure(task: T.TaskIn) -> dict:
                          for (y, x), v in sorted(sim.per_sink.items())],
             "bottlenecks": cells(sim.bottlenecks), "idle": cells(sim.idle), "jammed": cells(sim.jammed),
             "report": throughput_text(world, sim=sim),
-            "png": base64.b64encode(picture(world, sim, title=f"{sim.total:.4g} items/s")).decode("ascii")}
+            "png": base64.b64encode(picture(world, sim, title=f"{sim.total:.4g} items/s",
+                                            cell=page_cell(world))).decode("ascii")}
 
 
 def _routes(app: FastAPI, jobs: JobManager) -> None:
@@ -92,7 +93,9 @@ def _routes(app: FastAPI, jobs: JobManager) -> None:
     @app.get("/api/items", summary="Item names a source or sink may carry")
     def items():
         from factorion.core import gamedata as gd
-        return {"items": sorted(gd.item_names())}
+        from factorion.core.render import abbrev
+        names = sorted(gd.item_names())
+        return {"items": names, "abbrev": {n: abbrev(n) for n in names}}
 
     @app.post("/api/throughput", summary="Measure a factory: throughput per sink, bottlenecks, idle entities")
     def throughput(task: T.TaskIn):

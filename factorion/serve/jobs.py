@@ -70,12 +70,19 @@ def result_payload(rep) -> dict:
             "log": [{"seconds": s, "method": m, "throughput": t} for s, m, t in r.log]}
 
 
+def page_cell(world: World) -> int:
+    """Pixels per tile of the page's pictures: about 640 pixels wide, 12 to 40 a tile."""
+    from factorion.report import picture_cell
+    return max(12, picture_cell(world, max_px=640, most=40))
+
+
 def _child(conn, world: World, checkpoint: str | None, budget_s: float, seed: int) -> None:
     """The job's process: build, then send the result (or a one-line reason) to the watcher."""
     try:
         from factorion.report import build_report
         conn.send(("started", None))
-        conn.send(("done", result_payload(build_report(world, checkpoint, budget_s=budget_s, seed=seed))))
+        rep = build_report(world, checkpoint, budget_s=budget_s, seed=seed, cell=page_cell(world))
+        conn.send(("done", result_payload(rep)))
     except Exception as e:  # everything the build raises goes back as one line
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         conn.send(("failed", f"{type(e).__name__}: {msg}"))

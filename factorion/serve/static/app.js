@@ -3,7 +3,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { rows: 11, cols: 11, cells: new Map(), items: new Set(), config: null, mode: "grid", n: 0 };
+const state = {
+  rows: 11, cols: 11, cells: new Map(), items: new Set(), abbrev: {}, config: null, mode: "grid", n: 0 };
 const key = (y, x) => `${y},${x}`;
 
 function message(text, info = false) {
@@ -29,8 +30,8 @@ async function api(path, body) {
 
 // ------------------------------------------------------------------ the grid
 
-function abbrev(item) {
-  return item.split("-").map((w) => w[0]).join("").slice(0, 3);
+function abbrev(item) {  // the pictures' labels (factorion.core.render.abbrev), sent by /api/items
+  return state.abbrev[item] || item.slice(0, 3);
 }
 
 function drawCell(div) {
@@ -282,8 +283,9 @@ async function start() {
       $("policy").disabled = true;
       $("policy-label").title = "no policy checkpoint: start the server with --checkpoint CKPT";
     }
-    const { items } = await api("/api/items");
+    const { items, abbrev } = await api("/api/items");
     state.items = new Set(items);
+    state.abbrev = abbrev;
     const list = $("items");
     for (const i of items) list.appendChild(Object.assign(document.createElement("option"), { value: i }));
     document.body.dataset.ready = "1";
