@@ -197,3 +197,18 @@ def test_job_time_limit():
 
 def test_unknown_job(client):
     assert "no job 'nope'" in detail(client.get("/api/jobs/nope"), 404)
+
+
+def test_build_with_the_policy(tmp_path):
+    torch = pytest.importorskip("torch")
+    from factorion.policy.model import Policy, PolicyConfig
+    torch.manual_seed(0)
+    path = tmp_path / "p.pt"
+    Policy(PolicyConfig.preset("tiny")).eval().save(path)
+    with TestClient(create_app(checkpoint=str(path), time_limit_s=120)) as client:
+        assert client.get("/api/config").json()["policy"] is True
+        r = client.post("/api/build", json={**grid(), "budget_s": 2, "policy": True})
+        assert r.status_code == 202, r.text
+        job = wait(client, r.json()["id"])
+    assert job["state"] == "done", job["error"] and job["policy"] is True
+    assert job["result"]["candidates"] > 2  # the planner's two and the policy's roll-outs

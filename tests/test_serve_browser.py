@@ -129,3 +129,27 @@ def test_place_build_and_copy_the_string(url, browser):
     if shot:
         browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(shot)
+
+
+def test_paste_a_blueprint_and_measure_it(url, browser):
+    browser.get(url)
+    body = browser.find_element(By.TAG_NAME, "body")
+    WebDriverWait(browser, 30).until(lambda _: body.get_attribute("data-ready"))
+    w = World(5, 8)
+    w.place("source", 2, 0, item="copper-plate")
+    for x in range(1, 7):
+        w.place("transport-belt", 2, x, direction=1)
+    w.place("sink", 2, 7, item="copper-plate")
+    w.place("transport-belt", 0, 0, direction=1)  # carries nothing: idle
+    browser.find_element(By.ID, "tab-paste").click()
+    set_value(browser, "paste", "0eNgarbage!!")
+    browser.find_element(By.ID, "measure").click()
+    WebDriverWait(browser, 10).until(lambda b: "base64" in message(b))
+    set_value(browser, "paste", w.to_string())
+    browser.find_element(By.ID, "measure").click()
+    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".card .title")
+                                     and "Measured" in b.find_element(By.CSS_SELECTOR, ".card .title").text)
+    card = browser.find_element(By.CSS_SELECTOR, ".card")
+    shown = float(card.find_element(By.CSS_SELECTOR, ".throughput").get_attribute("data-value"))
+    assert shown == pytest.approx(throughput(w)) and shown > 0
+    assert "sink (2, 7)" in card.text and "1 idle" in card.text and not message(browser)

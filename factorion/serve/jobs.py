@@ -79,9 +79,11 @@ def page_cell(world: World) -> int:
 def _child(conn, world: World, checkpoint: str | None, budget_s: float, seed: int) -> None:
     """The job's process: build, then send the result (or a one-line reason) to the watcher."""
     try:
+        from factorion.build import load_policy
         from factorion.report import build_report
+        policy = load_policy(checkpoint)  # torch and the weights load before the progress clock starts
         conn.send(("started", None))
-        rep = build_report(world, checkpoint, budget_s=budget_s, seed=seed, cell=page_cell(world))
+        rep = build_report(world, policy, budget_s=budget_s, seed=seed, cell=page_cell(world))
         conn.send(("done", result_payload(rep)))
     except Exception as e:  # everything the build raises goes back as one line
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
