@@ -5,6 +5,8 @@
     factorion inspect    INPUT [--all]
     factorion render     INPUT (-o OUT.png | --text) [--index N] [--window TOP,LEFT,H,W] [--cell PX]
     factorion throughput INPUT [--json] [--index N] [--window TOP,LEFT,H,W]
+    factorion build      TASK [--checkpoint CKPT] [--budget S] [-o OUT.png]
+    factorion serve      [--host 127.0.0.1] [--port 8000] [--checkpoint CKPT]   (the web page)
 
 INPUT is a blueprint exchange string (it starts with ``0e``) or JSON text (``{...}``), a file
 holding one, or ``-`` for standard input. Books are flattened; ``--index`` picks a blueprint in

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import base64
 import io
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
+import requests
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from factorion.cli import main
-from factorion.core.blueprint import load_blueprints
+from factorion.core.blueprint import encode, load_blueprints, make_blueprint
 from factorion.core.world import SINK, SOURCE, World
 from factorion.report import throughput_text
-from factorion.serve.app import create_app
+from factorion.serve.app import MAX_BODY, create_app
+from factorion.serve.tasks import MAX_TEXT
 from factorion.sim import throughput
 
 SOURCE_CELL = {"kind": "source", "y": 3, "x": 0, "item": "iron-plate"}
@@ -77,6 +82,7 @@ def test_throughput_report_is_the_clis(client, capsys):
     body = r.json()
     assert body["total"] == pytest.approx(throughput(w)) and body["total"] > 0
     assert body["per_sink"][0]["y"] == 2 and body["per_sink"][0]["x"] == 5
+    assert body["counts"] == {"transport-belt": 4, "sink": 1, "source": 1}
     assert main(["throughput", text]) == 0
     assert body["report"] == throughput_text(w) == capsys.readouterr().out.rstrip("\n")
     img = Image.open(io.BytesIO(base64.b64decode(body["png"])))
@@ -117,6 +123,11 @@ def test_pasted_factory_size_limits(client):
     assert client.post("/api/throughput", json={"text": small}).status_code == 200  # measuring is fine
     huge = World(300, 5).to_string()
     assert "300x5" in detail(client.post("/api/throughput", json={"text": huge}), 400)
+    # refused before the grid is allocated (a 10^5 x 10^5 world would not fit in memory)
+    assert "100000x100000" in detail(client.post("/api/throughput", json={"text": "size 100000 100000"}), 400)
+    far = encode(make_blueprint([{"name": "wooden-chest", "position": {"x": 0.5, "y": 0.5}},
+                                 {"name": "wooden-chest", "position": {"x": 9e6 + 0.5, "y": 0.5}}]))
+    assert "9000001" in detail(client.post("/api/throughput", json={"text": far}), 400)
 
 
 def test_unknown_item(client):
@@ -139,6 +150,8 @@ def test_malformed_string(client, text, match):
 
 
 def test_bad_task_bodies(client):
+    assert "over the limit" in detail(client.post("/api/throughput", content=b"x" * (MAX_BODY + 1)), 413)
+    assert "text" in detail(client.post("/api/throughput", json={"text": "0" * (MAX_TEXT + 1)}), 422)
     assert "either 'grid' or 'text'" in detail(client.post("/api/throughput", json={}), 422)
     assert "either 'grid' or 'text'" in detail(client.post("/api/build", json={**grid(), "text": "x"}), 422)
     out = [SOURCE_CELL, {**SINK_CELL, "x": 7}]
@@ -212,3 +225,30 @@ def test_build_with_the_policy(tmp_path):
         job = wait(client, r.json()["id"])
     assert job["state"] == "done", job["error"] and job["policy"] is True
     assert job["result"]["candidates"] > 2  # the planner's two and the policy's roll-outs
+
+
+def test_serve_command(tmp_path, capsys):
+    assert main(["serve", "--checkpoint", str(tmp_path / "missing.pt")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("factorion: error:") and "missing.pt" in err and err.count("\n") == 1
+    with socket.socket() as s:  # a free port (released for the server to take)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "factorion.cli", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        t0 = time.monotonic()
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() - t0 < 60, "the server did not answer within 60 s"
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/api/config", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert r.json()["size"]["max"] == 32
+        assert "id=\"grid\"" in requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert f"http://127.0.0.1:{port}/" in out

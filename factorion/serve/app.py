@@ -11,8 +11,9 @@
 =====================  ============================================================================
 
 Bad input answers 4xx with ``{"detail": "one line"}``: 422 for a body the schema rejects (sizes,
-rates, budget), 400 for a task the game data rejects (unknown items, malformed strings), 404 for
-an unknown job, 429 when too many builds run. The measuring and building go through
+rates, budget), 400 for a task the game data rejects (unknown items, malformed strings, a pasted
+factory out of the size limits), 404 for an unknown job, 413 for a body over ``MAX_BODY``, 429
+when too many builds run. The measuring and building go through
 :mod:`factorion.report`, the functions the command line prints from.
 """
 
@@ -45,7 +46,18 @@ def _one_line(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+MAX_BODY = 2 * T.MAX_TEXT + 65536  # bytes of a request body (JSON escapes may double the text)
+
+
 def _errors(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next):
+        n = request.headers.get("content-length", "")
+        if n.isdigit() and int(n) > MAX_BODY:
+            return JSONResponse({"detail": f"the request is {int(n)} bytes, over the limit of {MAX_BODY}"},
+                                status_code=413)
+        return await call_next(request)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError):
         return JSONResponse({"detail": _one_line(exc)}, status_code=422)
@@ -70,6 +82,7 @@ def measure(task: T.TaskIn) -> dict:
     def cells(cs):
         return [{"y": y, "x": x, "name": sim.names.get((y, x), "?")} for y, x in cs]
     return {"total": sim.total, "height": world.height, "width": world.width, "converged": sim.converged,
+            "counts": dict(sorted(world.counts().items(), key=lambda t: (-t[1], t[0]))),
             "per_sink": [{"y": y, "x": x, "rate": v, "items": sim.flow.get((y, x), {})}
                          for (y, x), v in sorted(sim.per_sink.items())],
             "bottlenecks": cells(sim.bottlenecks), "idle": cells(sim.idle), "jammed": cells(sim.jammed),

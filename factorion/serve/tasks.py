@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from factorion.core.world import OBSTACLE, SINK, SOURCE, Entity, World, WorldError
+from factorion.core.world import OBSTACLE, SOURCE, Entity, World, WorldError
 
 SIZE_MIN, SIZE_MAX = 5, 32        # build grids: tiles a side
 MEASURE_MAX = 256                 # a blueprint to measure: tiles a side
@@ -89,7 +89,7 @@ def grid_world(grid: Grid) -> World:
 def to_world(task: TaskIn, lo: int = SIZE_MIN, hi: int = SIZE_MAX) -> World:
     """The task's world, ``lo``..``hi`` tiles a side, with sane source rates."""
     from factorion.report import task_world
-    world = grid_world(task.grid) if task.grid is not None else task_world(task.text, task.index)
+    world = grid_world(task.grid) if task.grid is not None else task_world(task.text, task.index, max_side=hi)
     h, w = world.shape
     if not (lo <= h <= hi and lo <= w <= hi):
         raise WorldError(f"the factory is {h}x{w} tiles; this takes {lo} to {hi} tiles a side")
@@ -97,9 +97,3 @@ def to_world(task: TaskIn, lo: int = SIZE_MIN, hi: int = SIZE_MAX) -> World:
         if r is None or not math.isfinite(r) or not 0 < r <= MAX_RATE:
             raise WorldError(f"bad rate {r} at ({y}, {x}): a source's rate is items/s in (0, {MAX_RATE:g}]")
     return world
-
-
-def has_task(world: World) -> bool:
-    """Whether ``world`` holds a source and a sink (a build task, not only a factory to measure)."""
-    names = {e.name for e in world.entities()}
-    return SOURCE in names and SINK in names

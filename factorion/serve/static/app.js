@@ -156,7 +156,9 @@ function showMeasure(c, r) {
   const meta = el("p", "meta", `${r.height}x${r.width}; ${r.bottlenecks.length} bottleneck(s) (red), `
     + `${r.idle.length} idle (grey)${r.jammed.length ? `, ${r.jammed.length} jammed` : ""}`
     + (r.converged ? "" : "; rates did not settle: approximate"));
-  b.replaceChildren(t, picture(r.png), sinks, meta, el("pre", "report", r.report));
+  const counts = Object.entries(r.counts).map(([k, n]) => `${k} ${n}`).join(", ");
+  const inventory = el("p", "meta", `entities: ${counts || "none"}`);
+  b.replaceChildren(t, picture(r.png), sinks, meta, inventory, el("pre", "report", r.report));
 }
 
 function showBuild(c, job) {
