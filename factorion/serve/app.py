@@ -33,7 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from factorion.core.blueprint import BlueprintError
 from factorion.core.world import WorldError
 from factorion.serve import tasks as T
-from factorion.serve.jobs import JobManager, JobsBusy, page_cell
+from factorion.serve.jobs import JobManager, JobsBusy, page_cell, warm_kernels
 
 STATIC = Path(str(files("factorion.serve") / "static"))
 
@@ -134,13 +134,6 @@ def _routes(app: FastAPI, jobs: JobManager) -> None:
                                      "many newer ones)") from None
 
 
-def _warm() -> None:
-    """Load (on a fresh clone: compile) the simulator and planner kernels once, off the request path."""
-    from factorion.build import parse_spec
-    from factorion.report import build_report
-    build_report(parse_spec("size 5 5\nsource 2 0 iron-plate\nsink 2 4 iron-plate"), budget_s=0.5)
-
-
 def create_app(checkpoint: str | None = None, max_jobs: int = 2, time_limit_s: float = 180.0,
                warm: bool = False) -> FastAPI:
     """The app; ``warm`` loads the numba kernels in a background thread at start-up."""
@@ -149,7 +142,7 @@ def create_app(checkpoint: str | None = None, max_jobs: int = 2, time_limit_s: f
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         if warm:
-            threading.Thread(target=_warm, daemon=True, name="factorion-warm").start()
+            threading.Thread(target=warm_kernels, daemon=True, name="factorion-warm").start()
         yield
         jobs.shutdown()
 
