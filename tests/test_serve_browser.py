@@ -55,6 +55,7 @@ def browser():
     opts.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1250"):
         opts.add_argument(a)
+    # the driver named in the Service: Selenium Manager (which would go online) is never run
     driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(DRIVER))
     yield driver
     driver.quit()
