@@ -224,6 +224,9 @@ def cmd_build(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    if not (0 <= args.port <= 65535 and args.max_jobs >= 1 and args.time_limit > 0):
+        raise CliError("--port must be 0..65535, --max-jobs at least 1 and --time-limit above 0 "
+                       f"(got {args.port}, {args.max_jobs}, {args.time_limit:g})", 2)
     from factorion.serve.app import serve
     return serve(host=args.host, port=args.port, checkpoint=args.checkpoint, max_jobs=args.max_jobs,
                  time_limit_s=args.time_limit)

@@ -231,6 +231,9 @@ def test_serve_command(tmp_path, capsys):
     assert main(["serve", "--checkpoint", str(tmp_path / "missing.pt")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("factorion: error:") and "missing.pt" in err and err.count("\n") == 1
+    for bad in (["--port", "70000"], ["--max-jobs", "0"], ["--time-limit", "-1"], ["--time-limit", "nan"]):
+        assert main(["serve", *bad]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
     with socket.socket() as s:  # a free port (released for the server to take)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
