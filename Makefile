@@ -11,7 +11,7 @@ BLUEPRINTS ?=
 export WANDB_MODE ?= offline
 
 DATA    ?= data/out
-.PHONY: install test test-all lint bench data pretrain finetune evaluate demo clean
+.PHONY: install test test-all lint bench data pretrain finetune evaluate demo clean serve browser
 
 install: $(STAMP)
 
@@ -22,8 +22,20 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PYTHON) -m pytest -m "not slow" tests
+
+# the browser test of `factorion serve` (tests/test_serve_browser.py) needs Chromium; it skips without
+APT := $(if $(filter 0,$(shell id -u)),,sudo -n) apt-get
+browser:
+	@command -v chromedriver >/dev/null || ($(APT) update -qq && $(APT) install -y -qq chromium chromium-driver) \
+		|| echo "no browser: the browser test will skip"
+
+# the web page on http://127.0.0.1:8000 (PORT=...); builds may use the policy of make finetune (or of
+# make pretrain) when there is one, or CHECKPOINT=...
+SERVE_CKPT = $(or $(CHECKPOINT),$(firstword $(wildcard models/ppo/finetune/policy.pt models/bc/last.ckpt)))
+serve: $(STAMP)
+	$(PYTHON) -m factorion.cli serve --port $(or $(PORT),8000) $(if $(SERVE_CKPT),--checkpoint $(SERVE_CKPT))
 
 test-all: $(STAMP)
 	$(PYTHON) -m pytest tests

@@ -5,6 +5,8 @@
     factorion inspect    INPUT [--all]
     factorion render     INPUT (-o OUT.png | --text) [--index N] [--window TOP,LEFT,H,W] [--cell PX]
     factorion throughput INPUT [--json] [--index N] [--window TOP,LEFT,H,W]
+    factorion build      TASK [--checkpoint CKPT] [--budget S] [-o OUT.png]
+    factorion serve      [--host 127.0.0.1] [--port 8000] [--checkpoint CKPT]   (the web page)
 
 INPUT is a blueprint exchange string (it starts with ``0e``) or JSON text (``{...}``), a file
 holding one, or ``-`` for standard input. Books are flattened; ``--index`` picks a blueprint in
@@ -16,7 +18,6 @@ parses arguments and prints.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import textwrap
@@ -203,37 +204,32 @@ def cmd_render(args) -> int:
 
 def cmd_throughput(args) -> int:
     _, world = _world(args)  # bad input is reported before a missing simulator
+    from factorion.report import throughput_text
     try:
-        from factorion.sim import simulate
+        text = throughput_text(world, as_json=args.json)
     except ImportError as e:
         raise CliError(f"the simulator is not available: {e}") from None
-    r = simulate(world)
-    print(json.dumps(r.to_dict(), indent=2) if args.json else r.report())
+    print(text)
     return 0
 
 
 def cmd_build(args) -> int:
-    from factorion.build import build, parse_spec, validate_export
-    from factorion.core.render import render_png
-    text = read_input(args.input)
-    if text.lstrip().startswith(("0", "{")):
-        bp = pick(load_blueprints(text), args.index)
-        world = World.from_blueprint(bp.raw)
-    else:
-        world = parse_spec(text)
-    r = build(world, checkpoint=args.checkpoint, budget_s=args.budget, seed=args.seed, samples=args.samples)
-    warns = validate_export(r.blueprint)
-    from factorion.sim import simulate
-    res = simulate(r.world)
-    render_png(r.world, args.output, title=f"{r.throughput:.3g} items/s ({r.method})",
-               flows={c: sum(f.values()) for c, f in res.flow.items()})
-    print(f"throughput: {r.throughput:.4g} items/s  (best of {r.candidates} candidates, by {r.method}, "
-          f"{r.seconds:.1f} s, {r.cpu_seconds:.1f} s CPU)")
-    print(f"picture: {args.output}")
-    print("draftsman: " + ("loads it cleanly" if not warns else f"{len(warns)} warning(s): {warns[0][:120]}"))
-    print("blueprint string (paste into the game):")
-    print(r.blueprint)
+    from factorion.report import build_report, task_world
+    world = task_world(read_input(args.input), args.index)
+    rep = build_report(world, checkpoint=args.checkpoint, budget_s=args.budget, seed=args.seed,
+                       samples=args.samples)
+    rep.save_png(args.output)
+    print("\n".join(rep.lines(picture_path=args.output)))
     return 0
+
+
+def cmd_serve(args) -> int:
+    if not (0 <= args.port <= 65535 and args.max_jobs >= 1 and args.time_limit > 0):
+        raise CliError("--port must be 0..65535, --max-jobs at least 1 and --time-limit above 0 "
+                       f"(got {args.port}, {args.max_jobs}, {args.time_limit:g})", 2)
+    from factorion.serve.app import serve
+    return serve(host=args.host, port=args.port, checkpoint=args.checkpoint, max_jobs=args.max_jobs,
+                 time_limit_s=args.time_limit)
 
 
 # --------------------------------------------------------------------------- parser
@@ -286,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="policy roll-outs per sampling round (default 8)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("serve", help="a local web page: place sources and sinks, build, copy the blueprint")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--checkpoint", metavar="CKPT", help="a policy checkpoint builds may sample from "
+                   "(default: the scripted planner only)")
+    s.add_argument("--max-jobs", type=int, default=2, metavar="N", help="builds running at once (default 2)")
+    s.add_argument("--time-limit", type=float, default=180.0, metavar="S",
+                   help="wall-clock seconds a build job may take in all before it is stopped (default 180)")
+    s.set_defaults(func=cmd_serve)
     return p
 
 
