@@ -5,12 +5,17 @@
     factorion inspect    INPUT [--all]
     factorion render     INPUT (-o OUT.png | --text) [--index N] [--window TOP,LEFT,H,W] [--cell PX]
     factorion throughput INPUT [--json] [--index N] [--window TOP,LEFT,H,W]
+    factorion build      TASK [--budget S] [--checkpoint CKPT] [-o OUT.png] [--out STRING.txt]
+
+Every command takes ``--max-cells N``: the largest world, height x width in tiles (default 1024 x
+1024, or the environment variable ``FACTORION_MAX_CELLS``); a bigger one is refused before it is
+allocated, with a one-line error naming its extent.
 
 INPUT is a blueprint exchange string (it starts with ``0e``) or JSON text (``{...}``), a file
 holding one, or ``-`` for standard input. Books are flattened; ``--index`` picks a blueprint in
 that flat order (``inspect`` lists it). Errors print one line, ``factorion: error: ...``, and
-exit 1 for bad input or 2 for bad usage. The work is done by the library modules: this one only
-parses arguments and prints.
+exit 1 for bad input or 2 for bad usage (3: an internal error, one line too). The work is done by
+the library modules: this one only parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from factorion.core.blueprint import Blueprint, BlueprintError, load_blueprints
-from factorion.core.world import OBSTACLE, SINK, SOURCE, World, WorldError
+from factorion.core.world import OBSTACLE, SINK, SOURCE, World, WorldError, set_max_cells
 
 PROG = "factorion"
 LIST_LIMIT = 20  # inspect lists every blueprint up to this many (more with --all)
@@ -63,8 +68,11 @@ def read_input(arg: str) -> str:
     """The text behind an INPUT argument: ``-`` reads stdin; an argument starting with ``0e`` or
     ``{`` is the blueprint text itself; anything else is a file path."""
     if arg == "-":
-        buf = getattr(sys.stdin, "buffer", None)
-        text = buf.read().decode("utf-8", errors="replace") if buf is not None else sys.stdin.read()
+        try:
+            buf = getattr(sys.stdin, "buffer", None)
+            text = buf.read().decode("utf-8", errors="replace") if buf is not None else sys.stdin.read()
+        except (AttributeError, OSError, ValueError):  # no stdin (`<&-`), or a closed one
+            raise CliError("cannot read standard input (is it closed?)") from None
     elif not arg.strip():
         raise BlueprintError("empty input")
     elif arg.lstrip().startswith(("0e", "{")):
@@ -95,14 +103,40 @@ def pick(bps: list[Blueprint], index: int) -> Blueprint:
     return bps[index]
 
 
+COORD_LIMIT = 1 << 31  # |TOP|, |LEFT| of a window
+
+
 def _window(text: str) -> tuple[int, int, int, int]:
     try:
         top, left, h, w = (int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected TOP,LEFT,H,W (four integers), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected TOP,LEFT,H,W (four integers), got {_short(text)!r}") \
+            from None
     if h < 1 or w < 1:
         raise argparse.ArgumentTypeError(f"window height and width must be positive, got {h}x{w}")
-    return top, left, h, w
+    if abs(top) > COORD_LIMIT or abs(left) > COORD_LIMIT:
+        raise argparse.ArgumentTypeError(f"window corner ({top}, {left}) is beyond +-2^31")
+    return top, left, h, w  # the size limit is checked where the window is rasterised
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {_short(text)!r}")
+    return v
+
+
+def _budget(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (0 < v < 1e6):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {_short(text)!r}")
+    return v
 
 
 def _cell(text: str) -> int:
@@ -213,26 +247,38 @@ def cmd_throughput(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from factorion.build import build, parse_spec, validate_export
-    from factorion.core.render import render_png
+    from factorion.build import build, load_policy, parse_spec, validate_export
     text = read_input(args.input)
     if text.lstrip().startswith(("0", "{")):
         bp = pick(load_blueprints(text), args.index)
         world = World.from_blueprint(bp.raw)
     else:
         world = parse_spec(text)
-    r = build(world, checkpoint=args.checkpoint, budget_s=args.budget, seed=args.seed, samples=args.samples)
-    warns = validate_export(r.blueprint)
-    from factorion.sim import simulate
-    res = simulate(r.world)
-    render_png(r.world, args.output, title=f"{r.throughput:.3g} items/s ({r.method})",
-               flows={c: sum(f.values()) for c, f in res.flow.items()})
+    policy = None
+    if args.checkpoint:
+        try:
+            policy = load_policy(args.checkpoint)
+        except Exception as e:  # noqa: BLE001 - a user's file: truncated, text, another kind of checkpoint
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise CliError(f"cannot load checkpoint {_short(args.checkpoint)!r}: {type(e).__name__}"
+                           + (f": {_short(msg, 120)}" if msg else "")) from None
+    r = build(world, checkpoint=policy, budget_s=args.budget, seed=args.seed, samples=args.samples)
     print(f"throughput: {r.throughput:.4g} items/s  (best of {r.candidates} candidates, by {r.method}, "
           f"{r.seconds:.1f} s, {r.cpu_seconds:.1f} s CPU)")
-    print(f"picture: {args.output}")
-    print("draftsman: " + ("loads it cleanly" if not warns else f"{len(warns)} warning(s): {warns[0][:120]}"))
     print("blueprint string (paste into the game):")
-    print(r.blueprint)
+    print(r.blueprint, flush=True)  # first: whatever happens to the picture, the result is out
+    if args.out:
+        from factorion.core.files import write_text_atomic
+        write_text_atomic(r.blueprint + "\n", args.out)
+        print(f"string: {args.out}")
+    warns = validate_export(r.blueprint)
+    print("draftsman: " + ("loads it cleanly" if not warns else f"{len(warns)} warning(s): {warns[0][:120]}"))
+    from factorion.core.render import render_png
+    from factorion.sim import simulate
+    res = simulate(r.world)
+    img = render_png(r.world, args.output, title=f"{r.throughput:.3g} items/s ({r.method})",
+                     flows={c: sum(f.values()) for c, f in res.flow.items()})
+    print(f"picture: {args.output} ({img.shape[1]}x{img.shape[0]} px)")
     return 0
 
 
@@ -278,21 +324,30 @@ def build_parser() -> argparse.ArgumentParser:
                    "text spec file ('size H W', 'source Y X ITEM', 'sink Y X ITEM', 'obstacle Y X')")
     s.add_argument("--checkpoint", metavar="CKPT", help="a policy checkpoint to sample from, every sample "
                    "checked in the simulator (default: the scripted planner only)")
-    s.add_argument("--budget", type=float, default=10.0, metavar="S", help="seconds to search (default 10)")
+    s.add_argument("--budget", type=_budget, default=10.0, metavar="S",
+                   help="seconds to search (> 0, default 10)")
     s.add_argument("-o", "--output", default="build.png", metavar="OUT.png",
                    help="picture (default build.png)")
+    s.add_argument("--out", metavar="STRING.txt", help="also write the blueprint string to this file")
     s.add_argument("--index", type=int, default=0, metavar="N", help="which blueprint of a book")
-    s.add_argument("--samples", type=int, default=8, metavar="N",
+    s.add_argument("--samples", type=_positive_int, default=8, metavar="N",
                    help="policy roll-outs per sampling round (default 8)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_build)
+    for s in sub.choices.values():
+        s.add_argument("--max-cells", type=_positive_int, metavar="N",
+                       help="largest world in cells, height x width (default 1048576 = 1024x1024, "
+                       "or $FACTORION_MAX_CELLS)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (never raises for bad input or usage)."""
+    limit = None
     try:
         args = build_parser().parse_args(argv)
+        if args.max_cells:
+            limit = set_max_cells(args.max_cells)
         return args.func(args)
     except CliError as e:
         err, code = str(e), e.code
@@ -310,7 +365,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as e:  # -h / --version
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    print(f"{PROG}: error: {err}", file=sys.stderr)
+    except MemoryError:
+        err, code = "out of memory", 1
+    except RecursionError:
+        err, code = "input nested too deeply", 1
+    except Exception as e:  # noqa: BLE001 - a bug: still one line (exit 3), never a traceback
+        err, code = f"internal error: {type(e).__name__}: {e}", 3
+    finally:
+        if limit is not None:
+            set_max_cells(limit)
+    print(f"{PROG}: error: {_short(' '.join(err.split()), 400)}", file=sys.stderr)
     return code
 
 

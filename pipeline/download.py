@@ -29,7 +29,6 @@ at that key, missing/empty string, or one starting with neither ``0`` nor ``{``)
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import hashlib
 import json
@@ -37,7 +36,6 @@ import logging
 import os
 import re
 import socket
-import tempfile
 import threading
 import time
 import tomllib
@@ -55,6 +53,8 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.retry import Retry
+
+from factorion.core.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -167,19 +167,6 @@ def cache_name(key: str) -> str:
     return f"{safe[:80]}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _causes(exc: BaseException) -> list[BaseException]:
     """``exc`` and what it wraps (MaxRetryError.reason, args[0], __cause__), outermost first."""
     chain = [exc]
@@ -278,7 +265,7 @@ class Fetcher:
                 except (zstandard.ZstdError, ValueError):
                     log.warning("%s: unreadable cache entry, fetching again", cache)
         body, payload = self._download(url, params, parse)
-        _write_atomic(cache, zstandard.compress(body))
+        write_bytes_atomic(zstandard.compress(body), cache)
         return payload, time.time()
 
     def item_cache(self, source: str, key: str, ext: str = "json") -> Path:

@@ -37,15 +37,16 @@ import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from factorion.core.files import atomic_target, temp_path, write_bytes_atomic
+
 __all__ = ["EXAMPLE_SCHEMA", "BLUEPRINT_SCHEMA", "REJECT_SCHEMA", "SPLITS", "split_of", "SplitWriter",
-           "write_table_atomic", "schema_markdown", "swap_in"]
+           "write_table_atomic", "write_bytes_atomic", "atomic_target", "schema_markdown", "swap_in"]
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -154,55 +155,10 @@ def schema_markdown(schema: pa.Schema) -> str:
     return "\n".join(lines)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's files are private (0600)
-
-
-def _tmp_path(path: Path, suffix: str = ".tmp") -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.fchmod(fd, _FILE_MODE)
-    os.close(fd)
-    return Path(tmp)
-
-
-@contextlib.contextmanager
-def atomic_target(path: str | os.PathLike, suffix: str = ".tmp"):
-    """Yield a temp path beside ``path``; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path, suffix)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_table_atomic(table: pa.Table, path: str | os.PathLike, compression: str = "zstd") -> Path:
     with atomic_target(path) as tmp:
         pq.write_table(table, tmp, compression=compression)
     return Path(path)
-
-
-def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 class _PartWriter:
@@ -231,7 +187,7 @@ class _PartWriter:
         if self.writer is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.final = self.folder / f"part-{self.parts:05d}.parquet"
-            self.tmp = _tmp_path(self.final)
+            self.tmp = temp_path(self.final)
             self.writer = pq.ParquetWriter(self.tmp, self.schema, compression=self.compression)
             self.parts += 1
         table = pa.Table.from_pylist(self.buffer, schema=self.schema)

@@ -264,20 +264,20 @@ def test_resume_after_limit(server, tmp_path):
 def test_resume_after_interruption(server, tmp_path, monkeypatch):
     server.publish(list(BP))
     cfg = config(tmp_path, fb(server))
-    real_write, writes = dl._write_atomic, []
+    real_write, writes = dl.write_bytes_atomic, []
 
-    def write_then_die(path, data):
+    def write_then_die(data, path):
         if len(writes) == 3:  # index + 2 blueprints written, then the process "dies"
             raise KeyboardInterrupt
         writes.append(path)
-        real_write(path, data)
+        real_write(data, path)
 
-    monkeypatch.setattr(dl, "_write_atomic", write_then_die)
+    monkeypatch.setattr(dl, "write_bytes_atomic", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
-    monkeypatch.setattr(dl, "_write_atomic", real_write)
+    monkeypatch.setattr(dl, "write_bytes_atomic", real_write)
     assert server.bp_hits() == 3
-    assert not list((tmp_path / "cache").rglob(".tmp-*"))  # no temp files left behind
+    assert not list((tmp_path / "cache").rglob(".*.tmp"))  # no temp files left behind
     res = run(cfg)
     assert len(res.records) == 5 and server.bp_hits() == 3 + 3  # 2 cached, 3 fetched
 
