@@ -39,7 +39,9 @@ import math
 import multiprocessing as mp
 import os
 import resource
+import signal
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -202,11 +204,39 @@ def process_record(task: tuple[dict, frozenset]) -> RecordResult:
 
 
 # --------------------------------------------------------------------------- ordered, bounded pool map
+def die_with_parent(poll_s: float = 1.0) -> None:
+    """Make this (worker) process exit when its parent dies, even when it is blocked waiting for work:
+    ``PR_SET_PDEATHSIG`` = SIGKILL on Linux, and on any POSIX a daemon thread that polls the parent id
+    (it changes when the parent dies and the worker is re-parented)."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _worker_init(initializer: Callable, initargs: tuple) -> None:
+    die_with_parent()
+    initializer(*initargs)
+
+
 def ordered_map(fn: Callable, tasks: Iterable, workers: int, in_flight: int,
                 initializer: Callable, initargs: tuple) -> Iterator:
     """``map(fn, tasks)`` over ``workers`` processes, results in task order, at most ``in_flight``
     tasks submitted and not yet consumed (``tasks`` is read lazily, so it may depend on what the
-    consumer has seen)."""
+    consumer has seen). Workers exit when this process dies (:func:`die_with_parent`)."""
     if workers <= 1:
         initializer(*initargs)
         try:
@@ -218,7 +248,8 @@ def ordered_map(fn: Callable, tasks: Iterable, workers: int, in_flight: int,
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else methods[0])
     it = iter(tasks)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs) as ex:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(initializer, initargs)) as ex:
         pending: deque = deque()
         for t in it:
             pending.append(ex.submit(fn, t))
@@ -298,22 +329,49 @@ def _peak_mb() -> dict[str, float]:
             "cpu_workers_s": round(kids.ru_utime + kids.ru_stime, 2)}
 
 
-def run(rc: RunConfig) -> dict:
-    """Build the dataset; return the figures (also written to ``<out>/stats.json``)."""
-    from pipeline import card as CARD
+class RunError(Exception):
+    """A run that must not replace the dataset (no records, no examples, an --out that is no dataset)."""
 
+
+def run(rc: RunConfig) -> dict:
+    """Build the dataset; return the figures (also written to ``<out>/stats.json``).
+
+    Everything is written into a staging folder beside ``--out`` and swapped in whole at the end
+    (:func:`pipeline.write.swap_in`): a run that fails, is killed, or yields no records or no
+    examples (:class:`RunError`) leaves the previous dataset exactly as it was."""
     t_start = time.perf_counter()
     out = Path(rc.out)
-    out.mkdir(parents=True, exist_ok=True)
+    W.prepare_out(out)  # refuses a folder that is no dataset; clears stale staging of dead runs
     recs, rejects, errors = gather(rc)
     for e in errors:
         print(e, file=sys.stderr)
+    if not recs:
+        raise RunError(f"no blueprint strings from any source ({len(errors)} source error(s), {len(rejects)} "
+                       f"rejected); {out} left as it was")
+    staging = W.staging_path(out)
+    try:
+        stats = _build(rc, staging, recs, rejects, errors, t_start)
+        if stats["rows"] == 0:
+            raise RunError(f"{stats['records']} records gave no examples ({stats['rejects_by_reason']}); "
+                           f"{out} left as it was")
+        W.swap_in(staging, out)
+    finally:
+        import shutil
+        shutil.rmtree(staging, ignore_errors=True)
+    return stats
+
+
+def _build(rc: RunConfig, staging: Path, recs: list[dict], rejects: list[RejectRow], errors: list[str],
+           t_start: float) -> dict:
+    """Decode, chunk and write the whole dataset into ``staging``; return the figures."""
+    from pipeline import card as CARD
+
     recs.sort(key=lambda r: (-len(r["text"]), r["source"], r["key"]))
     t_gathered = time.perf_counter()
     gc.freeze()  # the raw strings live to the end; keep them out of every collection
-
-    staging = out / f".examples.staging-{os.getpid()}"
-    writer = W.SplitWriter(staging, rows_per_group=rc.rows_per_group, rows_per_file=rc.rows_per_file)
+    staging.mkdir(parents=True)
+    writer = W.SplitWriter(staging / "examples", rows_per_group=rc.rows_per_group,
+                           rows_per_file=rc.rows_per_file)
     seen_bp: set[str] = set()
     seen_win: set[bytes] = set()
     bp_rows: list[dict] = []
@@ -327,7 +385,6 @@ def run(rc: RunConfig) -> dict:
     def tasks():
         for r in recs:
             yield r, frozenset(seen_bp)
-
     bar = tqdm(total=len(recs), desc="decode+chunk", unit="file", disable=not rc.progress, smoothing=0.05)
     written = 0
     try:
@@ -368,17 +425,15 @@ def run(rc: RunConfig) -> dict:
     except BaseException:
         bar.close()
         writer.abort()
-        import shutil
-        shutil.rmtree(staging, ignore_errors=True)
         raise
     t_chunked = time.perf_counter()
 
     # tables, swap, card
     for s in W.SPLITS:  # every split folder exists, even when empty, with a readable file
-        folder = staging / s
+        folder = staging / "examples" / s
         if not any(folder.glob("*.parquet")):
             W.write_table_atomic(W.EXAMPLE_SCHEMA.empty_table(), folder / "part-00000.parquet")
-    W.swap_in(staging, out / "examples")
+    out = staging  # everything below goes into the staging folder too
     import pyarrow as pa
     W.write_table_atomic(pa.Table.from_pylist(bp_rows, schema=W.BLUEPRINT_SCHEMA), out / "blueprints.parquet")
     rej_rows = [{"source": r.source, "key": r.key, "path": r.path, "stage": r.stage, "reason": r.reason,
@@ -426,8 +481,14 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.replace(" ", "").split(",") if x)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        print(f"{self.prog}: error: {message} (see '{self.prog} -h')", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
-    p = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.split("\n")[0])
+    p = _Parser(prog="python -m pipeline.run", description=__doc__.split("\n")[0])
     p.add_argument("--blueprints", action="append", default=[], metavar="DIR",
                    help="also read *.txt blueprint strings under DIR (repeatable), e.g. ../shared/blueprints")
     p.add_argument("--out", default="data/out", help="output folder (default: %(default)s)")
@@ -460,6 +521,10 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
         p.error("--split: three non-negative fractions")
     if a.max_removed < 2:
         p.error("--max-removed: at least 2")
+    if a.limit is not None and a.limit < 1:
+        p.error(f"--limit: at least 1 string per source, got {a.limit}")
+    if a.workers < 1 or (a.stride is not None and a.stride < 1) or a.max_windows < 0 or a.samples < 0:
+        p.error("--workers and --stride: at least 1; --max-windows and --samples: at least 0")
     cfg = C.ChunkConfig(sizes=sizes, stride=a.stride, min_entities=a.min_entities,
                         max_obstacle_frac=a.max_obstacle_frac, max_windows=a.max_windows,
                         max_removed=a.max_removed, zero_keep=a.zero_keep, expert=a.expert,
@@ -473,7 +538,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     rc = parse_args(argv)
-    stats = run(rc)
+    try:
+        stats = run(rc)
+    except (RunError, ValueError, OSError) as e:  # the previous dataset is untouched
+        print(f"python -m pipeline.run: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     print(f"{stats['rows']} rows ({stats['rows_per_split']}) from {stats['windows']} windows of "
           f"{stats['blueprints_kept']} blueprints in {stats['wall_s']['total']} s -> {rc.out}")
     print(f"rows per level {stats['rows_per_level']}; {stats['windows_per_s']} windows/s; "
