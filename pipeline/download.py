@@ -302,8 +302,8 @@ class Fetcher:
             except requests.HTTPError as e:
                 raise FetchError(f"HTTP {e.response.status_code}") from e
             chunks, size = [], 0
-            try:
-                for chunk in response.iter_content(16384):
+            try:  # read1: what has arrived (decoded at most 64 KiB at a time), so the clock is checked
+                while chunk := response.raw.read1(65536, decode_content=True):
                     size += len(chunk)
                     if size > self.max_body:
                         raise FetchError(f"body over {self.max_body} bytes (decompressed); not kept")
@@ -311,9 +311,9 @@ class Fetcher:
                         raise FetchError(f"deadline of {self.deadline_s:g} s reached reading the body "
                                          f"({size} bytes so far)")
                     chunks.append(chunk)
-            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
-                raise
-            except requests.RequestException as e:
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as e:
+                raise requests.exceptions.ChunkedEncodingError(e) from e  # truncated: retried
+            except (urllib3.exceptions.HTTPError, OSError) as e:  # a read timeout, say
                 raise FetchError(_describe(_causes(e)[-1])) from e
         return b"".join(chunks)
 

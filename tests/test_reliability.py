@@ -227,6 +227,29 @@ def test_bad_checkpoint_is_one_line(capsys, tmp_path, kind):
                    match="cannot load checkpoint")
 
 
+class _Evil:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # would create the marker file when unpickled
+
+
+def test_a_malicious_pickle_checkpoint_is_refused(capsys, tmp_path):
+    import pickle
+    import zipfile
+    marker = tmp_path / "pwned"
+    ckpt = tmp_path / "evil.ckpt"
+    with zipfile.ZipFile(ckpt, "w") as z:  # torch's zip layout, holding a pickle that runs code
+        z.writestr("evil/data.pkl", pickle.dumps({"state_dict": _Evil(str(marker))}))
+        z.writestr("evil/version", "3\n")
+    spec = tmp_path / "t.txt"
+    spec.write_text(SPEC.format(rate=""))
+    one_line_error(capsys, ["build", str(spec), "--checkpoint", str(ckpt), "--budget", "0.5"],
+                   match="cannot load checkpoint")
+    assert not marker.exists()
+
+
 # --------------------------------------------------------------------------- memory of every "Found" case
 def test_every_found_case_stays_under_a_gigabyte(tmp_path):
     """All the oversized inputs of issue 16 in one process: each a one-line error, peak RSS < 1 GB."""
@@ -312,6 +335,18 @@ def test_a_run_without_records_keeps_the_previous_dataset(tmp_path):
         R.run(_rc(tmp_path, tmp_path / "junk"))
     assert _snapshot(tmp_path / "out") == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_a_far_entity_is_a_recorded_reject_in_the_pipeline(tmp_path):
+    import pandas as pd
+    folder = _corpus(tmp_path / "bps")
+    far = {"name": "transport-belt", "position": {"x": 2e8, "y": 0.5}}
+    (folder / "far.txt").write_text(bp_text(BELT, far))
+    stats = R.run(_rc(tmp_path, folder))
+    assert stats["rows"] > 0
+    rej = pd.read_parquet(tmp_path / "out" / "rejects.parquet")
+    far = rej[rej.key == "far.txt"]
+    assert far.reason.tolist() == ["rasterise"] and "1x200000001 tiles" in far.detail.iloc[0]
 
 
 def test_the_output_folder_is_replaced_whole(tmp_path):
