@@ -129,6 +129,23 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _samples(text: str) -> int:
+    v = _positive_int(text)
+    if v > 1024:
+        raise argparse.ArgumentTypeError(f"expected 1..1024 roll-outs per round, got {v}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v < 1 << 32:
+        raise argparse.ArgumentTypeError(f"expected a seed 0..2^32-1, got {_short(text)!r}")
+    return v
+
+
 def _budget(text: str) -> float:
     try:
         v = float(text)
@@ -330,9 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="picture (default build.png)")
     s.add_argument("--out", metavar="STRING.txt", help="also write the blueprint string to this file")
     s.add_argument("--index", type=int, default=0, metavar="N", help="which blueprint of a book")
-    s.add_argument("--samples", type=_positive_int, default=8, metavar="N",
+    s.add_argument("--samples", type=_samples, default=8, metavar="N",
                    help="policy roll-outs per sampling round (default 8)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.set_defaults(func=cmd_build)
     for s in sub.choices.values():
         s.add_argument("--max-cells", type=_positive_int, metavar="N",

@@ -63,6 +63,7 @@ from factorion.core.world import (
     World,
     WorldError,
     item_name,
+    max_cells,
     recipe_name,
 )
 from pipeline import chunk as C
@@ -513,11 +514,14 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
     p.add_argument("--samples", type=int, default=12, help="windows drawn in samples.png")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    sizes = _ints(a.sizes)
-    fractions = _floats(a.split)
-    if not sizes or min(sizes) < 3:
-        p.error("--sizes: window sides of at least 3")
-    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+    try:
+        sizes, fractions = _ints(a.sizes), _floats(a.split)
+    except ValueError:
+        p.error(f"--sizes takes integers and --split numbers, comma-separated: {a.sizes!r}, {a.split!r}")
+    if not sizes or min(sizes) < 3 or max(sizes) ** 2 > max_cells():
+        p.error(f"--sizes: window sides of at least 3 and at most {math.isqrt(max_cells())} "
+                "(the world-size limit, FACTORION_MAX_CELLS)")
+    if len(fractions) != 3 or not all(math.isfinite(f) and f >= 0 for f in fractions) or sum(fractions) <= 0:
         p.error("--split: three non-negative fractions")
     if a.max_removed < 2:
         p.error("--max-removed: at least 2")

@@ -183,11 +183,12 @@ def test_a_string_copied_out_of_a_book_keeps_its_index():
 SPEC = "size 5 7\nsource 2 0 iron-plate{rate}\nsink 2 6 iron-plate\n"
 
 
-@pytest.mark.parametrize("budget", ["0", "-5", "nan", "inf", "soon"])
-def test_build_budget_must_be_positive(capsys, tmp_path, budget):
+@pytest.mark.parametrize("flag, value", [("--budget", v) for v in ("0", "-5", "nan", "inf", "soon")]
+                         + [("--samples", "0"), ("--samples", "1000000000"), ("--seed", str(10 ** 30))])
+def test_build_budget_samples_and_seed_must_be_sane(capsys, tmp_path, flag, value):
     spec = tmp_path / "t.txt"
     spec.write_text(SPEC.format(rate=""))
-    one_line_error(capsys, ["build", str(spec), "--budget", budget], code=2, match="--budget")
+    one_line_error(capsys, ["build", str(spec), flag, value], code=2, match=flag)
 
 
 @pytest.mark.parametrize("rate", ["nan", "inf", "-5", "0"])
@@ -359,7 +360,8 @@ def test_the_output_folder_is_replaced_whole(tmp_path):
 
 
 def test_cli_failures_are_one_line_and_exit_non_zero(tmp_path, capsys):
-    for argv in (["--limit", "-1"], ["--limit", "0"], ["--workers", "0"]):
+    for argv in (["--limit", "-1"], ["--limit", "0"], ["--workers", "0"], ["--sizes", "abc"],
+                 ["--sizes", "5000"], ["--split", "nan,0,1"]):
         with pytest.raises(SystemExit) as e:
             R.parse_args(argv)
         assert e.value.code == 2
