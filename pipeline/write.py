@@ -262,7 +262,7 @@ def staging_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.staging-{os.getpid()}")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -290,7 +290,7 @@ def prepare_out(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     for p in sorted(out.parent.glob(f".{out.name}.*-*")):
         kind, _, pid = p.name[len(out.name) + 2:].rpartition("-")
-        if kind not in ("staging", "old") or not pid.isdigit() or _pid_alive(int(pid)):
+        if kind not in ("staging", "old") or not pid.isdigit() or pid_alive(int(pid)):
             continue
         if kind == "old" and not out.exists():
             os.replace(p, out)  # killed between the two renames of the fallback swap

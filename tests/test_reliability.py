@@ -446,9 +446,9 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
         parent.send_signal(signal.SIGKILL)
         parent.wait()
     deadline = time.monotonic() + 15
-    while any(W._pid_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(W.pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    alive = [p for p in pids if W._pid_alive(p)]
+    alive = [p for p in pids if W.pid_alive(p)]
     for p in alive:  # do not leave them behind whatever happens
         os.kill(p, signal.SIGKILL)
     assert alive == []
