@@ -325,12 +325,19 @@ class Fetcher:
             mtime = cache.stat().st_mtime
             if max_age is None or time.time() - mtime < max_age:
                 try:
-                    return parse(zstandard.decompress(cache.read_bytes())), mtime
+                    return parse(self._read_cache(cache)), mtime
                 except (zstandard.ZstdError, ValueError):
-                    log.warning("%s: unreadable cache entry, fetching again", cache)
+                    log.warning("%s: unreadable or oversized cache entry, fetching again", cache)
         body, payload = self._download(url, params, parse)
         write_bytes_atomic(zstandard.compress(body), cache)
         return payload, time.time()
+
+    def _read_cache(self, cache: Path) -> bytes:
+        """A cached body, held to ``max_body_bytes`` like a fresh one (an older run may have kept more)."""
+        data = cache.read_bytes()
+        if zstandard.frame_content_size(data) > self.max_body:
+            raise ValueError("over max_body_bytes")
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=self.max_body)
 
     def item_cache(self, source: str, key: str, ext: str = "json") -> Path:
         return self.cache_dir / cache_name(source) / f"{cache_name(key)}.{ext}.zst"

@@ -429,17 +429,8 @@ def _build(rc: RunConfig, staging: Path, recs: list[dict], rejects: list[RejectR
         raise
     t_chunked = time.perf_counter()
 
-    # tables, swap, card
-    for s in W.SPLITS:  # every split folder exists, even when empty, with a readable file
-        folder = staging / "examples" / s
-        if not any(folder.glob("*.parquet")):
-            W.write_table_atomic(W.EXAMPLE_SCHEMA.empty_table(), folder / "part-00000.parquet")
-    out = staging  # everything below goes into the staging folder too
-    import pyarrow as pa
-    W.write_table_atomic(pa.Table.from_pylist(bp_rows, schema=W.BLUEPRINT_SCHEMA), out / "blueprints.parquet")
-    rej_rows = [{"source": r.source, "key": r.key, "path": r.path, "stage": r.stage, "reason": r.reason,
-                 "detail": r.detail, "bp_id": r.bp_id} for r in rejects]
-    W.write_table_atomic(pa.Table.from_pylist(rej_rows, schema=W.REJECT_SCHEMA), out / "rejects.parquet")
+    out = staging  # the tables, the card and the figures go into the staging folder too
+    _write_tables(out, bp_rows, rejects)
     t_written = time.perf_counter()
 
     png = None
@@ -460,11 +451,7 @@ def _build(rc: RunConfig, staging: Path, recs: list[dict], rejects: list[RejectR
         "wall_s": {"gather": round(t_gathered - t_start, 2), "decode_chunk_write": round(chunk_wall, 2),
                    "tables": round(t_written - t_chunked, 2), "total": 0.0},
         "windows_per_s": round(n_windows / chunk_wall, 1) if chunk_wall > 0 else 0.0,
-        "config": {**{k: getattr(rc.chunk, k) for k in ("sizes", "stride", "max_windows", "min_entities",
-                                                         "max_obstacle_frac", "max_removed", "impact_tries",
-                                                         "zero_keep", "expert", "seed")},
-                   "fractions": list(rc.fractions), "workers": rc.workers, "network": rc.network,
-                   "blueprints": list(rc.blueprints)},
+        "config": _config_figures(rc),
     }
     stats["wall_s"]["total"] = round(time.perf_counter() - t_start, 2)
     stats.update(_peak_mb())
@@ -472,6 +459,26 @@ def _build(rc: RunConfig, staging: Path, recs: list[dict], rejects: list[RejectR
     stats["wall_s"]["total"] = round(time.perf_counter() - t_start, 2)
     W.write_bytes_atomic((json.dumps(stats, indent=2, default=str) + "\n").encode(), out / "stats.json")
     return stats
+
+
+def _write_tables(out: Path, bp_rows: list[dict], rejects: list[RejectRow]) -> None:
+    """Empty parts for empty splits (every split folder holds a readable file), then the tables."""
+    import pyarrow as pa
+    for s in W.SPLITS:
+        folder = out / "examples" / s
+        if not any(folder.glob("*.parquet")):
+            W.write_table_atomic(W.EXAMPLE_SCHEMA.empty_table(), folder / "part-00000.parquet")
+    W.write_table_atomic(pa.Table.from_pylist(bp_rows, schema=W.BLUEPRINT_SCHEMA), out / "blueprints.parquet")
+    rej_rows = [{"source": r.source, "key": r.key, "path": r.path, "stage": r.stage, "reason": r.reason,
+                 "detail": r.detail, "bp_id": r.bp_id} for r in rejects]
+    W.write_table_atomic(pa.Table.from_pylist(rej_rows, schema=W.REJECT_SCHEMA), out / "rejects.parquet")
+
+
+def _config_figures(rc: RunConfig) -> dict:
+    keys = ("sizes", "stride", "max_windows", "min_entities", "max_obstacle_frac", "max_removed",
+            "impact_tries", "zero_keep", "expert", "seed")
+    return {**{k: getattr(rc.chunk, k) for k in keys}, "fractions": list(rc.fractions), "workers": rc.workers,
+            "network": rc.network, "blueprints": list(rc.blueprints)}
 
 
 def _ints(text: str) -> tuple[int, ...]:

@@ -506,6 +506,19 @@ def test_oversized_and_gzip_bomb_bodies_are_capped_and_not_cached(server, tmp_pa
     assert server.hits["/blueprints/-Kaaa.json"] == 1  # not retried either
 
 
+def test_an_oversized_cache_entry_is_not_used(server, tmp_path):
+    """A body an older run cached beyond today's cap is fetched again (and then rejected)."""
+    server.publish(["-Kaaa"])
+    cfg = config(tmp_path, fb(server), max_body_bytes=1_000)
+    fx = dl.Fetcher({**dl.DOWNLOAD_DEFAULTS, **cfg["download"]})
+    dl.write_bytes_atomic(zstandard.compress(json.dumps(server.blueprint("-Kaaa", pad="x" * 5_000)).encode()),
+                          fx.item_cache("fp", "-Kaaa"))
+    server.set("/blueprints/-Kaaa.json", ("big", 5_000))
+    res = run(cfg)
+    [reject] = res.rejects
+    assert "body over 1000 bytes" in reject.reason and server.hits["/blueprints/-Kaaa.json"] == 1
+
+
 def test_failures_are_summarised_per_source_on_the_console(server, tmp_path, caplog):
     server.publish(["-Kaaa", "-Kbbb", "-Kccc"])
     server.set("/blueprints/-Kaaa.json", ("status", 500, {}))
