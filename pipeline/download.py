@@ -577,6 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also read *.txt blueprint strings under PATH (e.g. ../shared/blueprints)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit: at least 1 item per source, got {args.limit}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
