@@ -173,7 +173,12 @@ def process_record(task: tuple[dict, frozenset]) -> RecordResult:
     counts, times = Counter(), Counter()
     stats = C.ChunkStats()
     t0 = time.process_time()
-    bps, rejects = decode_record(rec["text"], rec["source"], rec["key"])
+    try:
+        bps, rejects = decode_record(rec["text"], rec["source"], rec["key"])
+    except Exception as e:  # noqa: BLE001 - one bad string must not stop the run
+        log.debug("internal error decoding %s %s", rec["source"], rec["key"], exc_info=True)
+        bps, rejects = [], [RejectRow(rec["source"], rec["key"], "", "decode", "internal",
+                                      f"{type(e).__name__}: {e}"[:300])]
     times["decode_s"] += time.process_time() - t0
     out: list[BPResult] = []
     while bps:

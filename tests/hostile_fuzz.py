@@ -64,6 +64,12 @@ def bases(files: list[str]) -> list[dict]:
     out = [_hand_world()]
     for f in files:
         out += [{"blueprint": bp.raw} for bp in load_blueprints(Path(f).read_text())[:1]]
+    old = json.loads(json.dumps(out[0]))  # the hand world as a 1.1 string holds it (8-way directions)
+    old["blueprint"]["version"] = (1 << 48) | (1 << 32) | (110 << 16)
+    for e in old["blueprint"]["entities"]:
+        if e.get("direction"):
+            e["direction"] //= 2
+    out.append(old)
     book = {"blueprint_book": {"label": "book", "blueprints": [{"index": i, **b} for i, b in enumerate(out)]}}
     return [*out, book]
 

@@ -350,6 +350,22 @@ def test_a_far_entity_is_a_recorded_reject_in_the_pipeline(tmp_path):
     assert far.reason.tolist() == ["rasterise"] and "1x200000001 tiles" in far.detail.iloc[0]
 
 
+@pytest.mark.parametrize("direction, ok", [({}, False), ([1], False), ("north", False), (1.5, False),
+                                            (None, True), (3, True)])
+def test_a_malformed_1_1_direction_is_a_decode_reject_not_an_abort(capsys, direction, ok):
+    """1.x directions are doubled while decoding: a value that cannot be doubled used to stop the run."""
+    from pipeline.decode import decode_record
+    text = json.dumps({"blueprint": {"version": (1 << 48) | (1 << 32), "entities": [
+        {"entity_number": 1, **BELT, "direction": direction}]}})
+    bps, rejects = decode_record(text, "s", "k")
+    assert (len(bps), len(rejects)) == ((1, 0) if ok else (0, 1))
+    if not ok:
+        assert rejects[0].stage == "decode" and f"direction {direction!r}" in rejects[0].detail
+        one_line_error(capsys, ["inspect", text], match="direction")
+    else:
+        assert main(["inspect", text]) == 0
+
+
 def test_the_output_folder_is_replaced_whole(tmp_path):
     R.run(_rc(tmp_path, _corpus(tmp_path / "bps")))
     out = tmp_path / "out"

@@ -282,7 +282,7 @@ def normalise_blueprint(bp: dict, default_version: int | None = None) -> dict:
 def _entity_1_to_2(e: dict) -> dict:
     e = dict(e)
     e["name"] = RENAMES_1_TO_2.get(e["name"], e["name"])
-    if "direction" in e:
+    if e.get("direction"):  # an integer (validate_entities); null and 0 stay as they are
         e["direction"] = 2 * e["direction"]
     return e
 
