@@ -65,6 +65,7 @@ from factorion.core.world import (
     item_name,
     max_cells,
     recipe_name,
+    set_max_cells,
 )
 from pipeline import chunk as C
 from pipeline import decode as D
@@ -525,7 +526,13 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
                    help="do not simulate (throughputs NaN, all windows kept)")
     p.add_argument("--samples", type=int, default=12, help="windows drawn in samples.png")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--max-cells", type=int, metavar="N", help="largest blueprint world in cells, height x "
+                   "width (default 1048576 = 1024x1024, or $FACTORION_MAX_CELLS); a bigger one is a reject")
     a = p.parse_args(argv)
+    if a.max_cells is not None:
+        if a.max_cells < 1:
+            p.error(f"--max-cells: at least 1, got {a.max_cells}")
+        set_max_cells(a.max_cells)  # this process and its (forked) workers
     try:
         sizes, fractions = _ints(a.sizes), _floats(a.split)
     except ValueError:

@@ -366,6 +366,15 @@ def test_a_malformed_1_1_direction_is_a_decode_reject_not_an_abort(capsys, direc
         assert main(["inspect", text]) == 0
 
 
+def test_pipeline_max_cells_flag(tmp_path):
+    old = max_cells()
+    try:
+        assert R.parse_args(["--max-cells", "4000000", "--sizes", "1500"]).chunk.sizes == (1500,)
+        assert max_cells() == 4_000_000
+    finally:
+        set_max_cells(old)
+
+
 def test_the_output_folder_is_replaced_whole(tmp_path):
     R.run(_rc(tmp_path, _corpus(tmp_path / "bps")))
     out = tmp_path / "out"
@@ -377,7 +386,7 @@ def test_the_output_folder_is_replaced_whole(tmp_path):
 
 def test_cli_failures_are_one_line_and_exit_non_zero(tmp_path, capsys):
     for argv in (["--limit", "-1"], ["--limit", "0"], ["--workers", "0"], ["--sizes", "abc"],
-                 ["--sizes", "5000"], ["--split", "nan,0,1"]):
+                 ["--sizes", "5000"], ["--split", "nan,0,1"], ["--max-cells", "0"]):
         with pytest.raises(SystemExit) as e:
             R.parse_args(argv)
         assert e.value.code == 2
