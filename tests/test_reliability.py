@@ -263,14 +263,16 @@ def test_every_found_case_stays_under_a_gigabyte(tmp_path):
              ["throughput", bp_text(BELT), "--window", "0,0,100000,100000"],
              ["build", str(spec), "-o", str(tmp_path / "b.png")]]
     script = textwrap.dedent("""
-        import contextlib, io, json, resource, sys
+        import contextlib, io, json, sys
+        sys.path.insert(0, "tests")
+        from hostile_fuzz import peak_rss_kib  # this process's own peak (VmHWM)
         from factorion.cli import main
         res = []
         for argv in json.loads(sys.argv[1]):
             err = io.StringIO()
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
                 res.append((main(argv), err.getvalue()))
-        print(json.dumps({"res": res, "kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+        print(json.dumps({"res": res, "kib": peak_rss_kib()}))
     """)
     r = subprocess.run([PY, "-c", script, json.dumps(cases)], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
