@@ -19,6 +19,7 @@ the game would accept it.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ def parse_spec(text: str) -> World:
             if key in (SOURCE, SINK):
                 world.place(Entity(key, y, x, item=args[2]))
                 if key == SOURCE and len(args) > 3:
-                    world.rates[(y, x)] = float(args[3])
+                    world.rates[(y, x)] = _rate(args[3])
             elif key == "obstacle":
                 h, w = (int(args[2]), int(args[3])) if len(args) > 3 else (1, 1)
                 for dy in range(h):
@@ -73,6 +74,14 @@ def parse_spec(text: str) -> World:
     if world is None:
         raise WorldError("empty spec: expected 'size H W' and sources/sinks")
     return world
+
+
+def _rate(text: str) -> float:
+    """A source rate from a spec: a finite number of items/s > 0 (ValueError otherwise)."""
+    v = float(text)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"rate {text!r} is not a finite number > 0 (items/s)")
+    return v
 
 
 def _makers(item: str) -> list[str]:

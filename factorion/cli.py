@@ -5,14 +5,18 @@
     factorion inspect    INPUT [--all]
     factorion render     INPUT (-o OUT.png | --text) [--index N] [--window TOP,LEFT,H,W] [--cell PX]
     factorion throughput INPUT [--json] [--index N] [--window TOP,LEFT,H,W]
-    factorion build      TASK [--checkpoint CKPT] [--budget S] [-o OUT.png]
+    factorion build      TASK [--budget S] [--checkpoint CKPT] [-o OUT.png] [--out STRING.txt]
     factorion serve      [--host 127.0.0.1] [--port 8000] [--checkpoint CKPT]   (the web page)
+
+Every command takes ``--max-cells N``: the largest world, height x width in tiles (default 1024 x
+1024, or the environment variable ``FACTORION_MAX_CELLS``); a bigger one is refused before it is
+allocated, with a one-line error naming its extent.
 
 INPUT is a blueprint exchange string (it starts with ``0e``) or JSON text (``{...}``), a file
 holding one, or ``-`` for standard input. Books are flattened; ``--index`` picks a blueprint in
 that flat order (``inspect`` lists it). Errors print one line, ``factorion: error: ...``, and
-exit 1 for bad input or 2 for bad usage. The work is done by the library modules: this one only
-parses arguments and prints.
+exit 1 for bad input or 2 for bad usage (3: an internal error, one line too). The work is done by
+the library modules: this one only parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from factorion.core.blueprint import Blueprint, BlueprintError, load_blueprints
-from factorion.core.world import OBSTACLE, SINK, SOURCE, World, WorldError
+from factorion.core.world import OBSTACLE, SINK, SOURCE, World, WorldError, set_max_cells
 
 PROG = "factorion"
 LIST_LIMIT = 20  # inspect lists every blueprint up to this many (more with --all)
@@ -64,8 +68,11 @@ def read_input(arg: str) -> str:
     """The text behind an INPUT argument: ``-`` reads stdin; an argument starting with ``0e`` or
     ``{`` is the blueprint text itself; anything else is a file path."""
     if arg == "-":
-        buf = getattr(sys.stdin, "buffer", None)
-        text = buf.read().decode("utf-8", errors="replace") if buf is not None else sys.stdin.read()
+        try:
+            buf = getattr(sys.stdin, "buffer", None)
+            text = buf.read().decode("utf-8", errors="replace") if buf is not None else sys.stdin.read()
+        except (AttributeError, OSError, ValueError):  # no stdin (`<&-`), or a closed one
+            raise CliError("cannot read standard input (is it closed?)") from None
     elif not arg.strip():
         raise BlueprintError("empty input")
     elif arg.lstrip().startswith(("0e", "{")):
@@ -96,14 +103,57 @@ def pick(bps: list[Blueprint], index: int) -> Blueprint:
     return bps[index]
 
 
+COORD_LIMIT = 1 << 31  # |TOP|, |LEFT| of a window
+
+
 def _window(text: str) -> tuple[int, int, int, int]:
     try:
         top, left, h, w = (int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected TOP,LEFT,H,W (four integers), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected TOP,LEFT,H,W (four integers), got {_short(text)!r}") \
+            from None
     if h < 1 or w < 1:
         raise argparse.ArgumentTypeError(f"window height and width must be positive, got {h}x{w}")
-    return top, left, h, w
+    if abs(top) > COORD_LIMIT or abs(left) > COORD_LIMIT:
+        raise argparse.ArgumentTypeError(f"window corner ({top}, {left}) is beyond +-2^31")
+    return top, left, h, w  # the size limit is checked where the window is rasterised
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {_short(text)!r}")
+    return v
+
+
+def _samples(text: str) -> int:
+    v = _positive_int(text)
+    if v > 1024:
+        raise argparse.ArgumentTypeError(f"expected 1..1024 roll-outs per round, got {v}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v < 1 << 32:
+        raise argparse.ArgumentTypeError(f"expected a seed 0..2^32-1, got {_short(text)!r}")
+    return v
+
+
+def _budget(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (0 < v < 1e6):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {_short(text)!r}")
+    return v
 
 
 def _cell(text: str) -> int:
@@ -213,13 +263,34 @@ def cmd_throughput(args) -> int:
     return 0
 
 
+def _policy(checkpoint):
+    """The policy of a user's checkpoint file (None stays None); a bad file is one line."""
+    if not checkpoint:
+        return None
+    from factorion.build import load_policy
+    try:
+        return load_policy(checkpoint)
+    except Exception as e:  # noqa: BLE001 - a user's file: truncated, text, another kind of checkpoint
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CliError(f"cannot load checkpoint {_short(checkpoint)!r}: {type(e).__name__}"
+                       + (f": {_short(msg, 120)}" if msg else "")) from None
+
+
 def cmd_build(args) -> int:
     from factorion.report import build_report, task_world
     world = task_world(read_input(args.input), args.index)
-    rep = build_report(world, checkpoint=args.checkpoint, budget_s=args.budget, seed=args.seed,
+    rep = build_report(world, checkpoint=_policy(args.checkpoint), budget_s=args.budget, seed=args.seed,
                        samples=args.samples)
+    print(rep.summary())
+    print("blueprint string (paste into the game):")
+    print(rep.result.blueprint, flush=True)  # first: whatever happens to the picture, the result is out
+    if args.out:
+        from factorion.core.files import write_text_atomic
+        write_text_atomic(rep.result.blueprint + "\n", args.out)
+        print(f"string: {args.out}")
+    print(rep.draftsman_line())
     rep.save_png(args.output)
-    print("\n".join(rep.lines(picture_path=args.output)))
+    print(f"picture: {args.output}")
     return 0
 
 
@@ -274,13 +345,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "text spec file ('size H W', 'source Y X ITEM', 'sink Y X ITEM', 'obstacle Y X')")
     s.add_argument("--checkpoint", metavar="CKPT", help="a policy checkpoint to sample from, every sample "
                    "checked in the simulator (default: the scripted planner only)")
-    s.add_argument("--budget", type=float, default=10.0, metavar="S", help="seconds to search (default 10)")
+    s.add_argument("--budget", type=_budget, default=10.0, metavar="S",
+                   help="seconds to search (> 0, default 10)")
     s.add_argument("-o", "--output", default="build.png", metavar="OUT.png",
                    help="picture (default build.png)")
+    s.add_argument("--out", metavar="STRING.txt", help="also write the blueprint string to this file")
     s.add_argument("--index", type=int, default=0, metavar="N", help="which blueprint of a book")
-    s.add_argument("--samples", type=int, default=8, metavar="N",
+    s.add_argument("--samples", type=_samples, default=8, metavar="N",
                    help="policy roll-outs per sampling round (default 8)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.set_defaults(func=cmd_build)
 
     s = sub.add_parser("serve", help="a local web page: place sources and sinks, build, copy the blueprint")
@@ -292,13 +365,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--time-limit", type=float, default=180.0, metavar="S",
                    help="wall-clock seconds a build job may take in all before it is stopped (default 180)")
     s.set_defaults(func=cmd_serve)
+    for s in sub.choices.values():
+        s.add_argument("--max-cells", type=_positive_int, metavar="N",
+                       help="largest world in cells, height x width (default 1048576 = 1024x1024, "
+                       "or $FACTORION_MAX_CELLS)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (never raises for bad input or usage)."""
+    limit = None
     try:
         args = build_parser().parse_args(argv)
+        if args.max_cells:
+            limit = set_max_cells(args.max_cells)
         return args.func(args)
     except CliError as e:
         err, code = str(e), e.code
@@ -316,7 +396,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as e:  # -h / --version
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    print(f"{PROG}: error: {err}", file=sys.stderr)
+    except MemoryError:
+        err, code = "out of memory", 1
+    except RecursionError:
+        err, code = "input nested too deeply", 1
+    except Exception as e:  # noqa: BLE001 - a bug: still one line (exit 3), never a traceback
+        err, code = f"internal error: {type(e).__name__}: {e}", 3
+    finally:
+        if limit is not None:
+            set_max_cells(limit)
+    print(f"{PROG}: error: {_short(' '.join(err.split()), 400)}", file=sys.stderr)
     return code
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 
 from factorion.core.world import World, WorldError
@@ -122,44 +121,43 @@ def picture(world: World, sim=None, title: str | None = None, cell: int | None =
 
 @dataclass
 class BuildReport:
-    """One build: the search's result, the winner's simulation, draftsman's warnings, picture."""
+    """One build: the search's result, the winner's simulation and draftsman's warnings. The
+    picture is drawn on demand, after the string is out (a failing picture loses nothing)."""
     result: object  # factorion.build.BuildResult
     sim: object     # factorion.sim.SimResult of result.world
     warnings: list[str]
-    png: bytes
+    cell: int | None = None
+
+    def summary(self) -> str:
+        r = self.result
+        return (f"throughput: {r.throughput:.4g} items/s  (best of {r.candidates} candidates, by {r.method}, "
+                f"{r.seconds:.1f} s, {r.cpu_seconds:.1f} s CPU)")
+
+    def draftsman_line(self) -> str:
+        w = self.warnings
+        return "draftsman: " + ("loads it cleanly" if not w else f"{len(w)} warning(s): {w[0][:120]}")
+
+    def lines(self) -> list[str]:
+        """The summary, draftsman's verdict and the blueprint string."""
+        return [self.summary(), self.draftsman_line(), "blueprint string (paste into the game):",
+                self.result.blueprint]
+
+    @property
+    def png(self) -> bytes:
+        r = self.result
+        return picture(r.world, self.sim, title=f"{r.throughput:.3g} items/s ({r.method})", cell=self.cell)
 
     def save_png(self, path: str | os.PathLike) -> None:
-        """Write the picture to ``path`` atomically (a temporary file renamed over it)."""
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(prefix=".factorion-", suffix=".png", dir=os.path.dirname(path) or ".")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.png)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-
-    def lines(self, picture_path: str | None = None) -> list[str]:
-        """What ``factorion build`` prints (the blueprint string last)."""
-        r, w = self.result, self.warnings
-        out = [f"throughput: {r.throughput:.4g} items/s  (best of {r.candidates} candidates, by {r.method}, "
-               f"{r.seconds:.1f} s, {r.cpu_seconds:.1f} s CPU)"]
-        if picture_path:
-            out.append(f"picture: {picture_path}")
-        out.append("draftsman: " + ("loads it cleanly" if not w else f"{len(w)} warning(s): {w[0][:120]}"))
-        out += ["blueprint string (paste into the game):", r.blueprint]
-        return out
+        """Write the picture to ``path`` atomically."""
+        from factorion.core.files import write_bytes_atomic
+        write_bytes_atomic(self.png, path)
 
 
 def build_report(world: World, checkpoint=None, budget_s: float = 10.0, seed: int = 0,
                  samples: int = 8, cell: int | None = None) -> BuildReport:
-    """Run the build search on ``world`` and check, simulate and draw its winner (``cell``
-    pixels per tile; default :func:`picture_cell`)."""
+    """Run the build search on ``world`` and check and simulate its winner (its picture at
+    ``cell`` pixels per tile; default :func:`picture_cell`)."""
     from factorion.build import build, validate_export
     from factorion.sim import simulate
     r = build(world, checkpoint=checkpoint, budget_s=budget_s, seed=seed, samples=samples)
-    warns = validate_export(r.blueprint)
-    sim = simulate(r.world)
-    png = picture(r.world, sim, title=f"{r.throughput:.3g} items/s ({r.method})", cell=cell)
-    return BuildReport(r, sim, warns, png)
+    return BuildReport(r, simulate(r.world), validate_export(r.blueprint), cell)

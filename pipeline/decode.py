@@ -174,6 +174,8 @@ def normalise_in_place(bp: dict, default_version: Any = None) -> list[tuple]:
         if old:
             e["name"] = name = renames.get(name, name)
             if "direction" in e:
+                if type(e["direction"]) is not int:  # the project's normaliser names the bad field
+                    return _fallback(bp, default_version)
                 e["direction"] = 2 * e["direction"]
         extra = ""
         if len(e) > 3 and not _PLAIN_KEYS.issuperset(e):

@@ -15,8 +15,11 @@ Sources come from ``data/sources.toml`` (``[[source]]`` tables + a ``[download]`
   ``*.txt`` strings (:func:`read_folder`). A missing file/folder is an empty source.
 
 HTTP: one ``requests.Session`` (clear User-Agent), urllib3 ``Retry`` on 429/5xx/read errors honouring
-``Retry-After``, timeouts, at most ``rate_limit_per_s`` requests/s. Truncated bodies and invalid JSON are
-retried here too. DNS/connect failures get ``connect_retries`` only: with no network a source is skipped
+``Retry-After`` up to ``max_retry_after_s`` (a longer one is a reject), timeouts, at most
+``rate_limit_per_s`` requests/s. Truncated bodies and invalid JSON are retried here too. Every URL has a
+total ``deadline_s`` (attempts, waits and a slow body together) and bodies are streamed and capped at
+``max_body_bytes`` after decompression (a gzip bomb stops there); both end as a reject, never cached.
+DNS/connect failures get ``connect_retries`` only: with no network a source is skipped
 with ONE line on stderr (and in ``errors``) and the run goes on.
 
 Cache: raw bodies, zstd, ``<cache_dir>/<source>/<key>.json.zst`` (``.txt.zst`` for raw text), written
@@ -29,7 +32,6 @@ at that key, missing/empty string, or one starting with neither ``0`` nor ``{``)
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import hashlib
 import json
@@ -37,7 +39,6 @@ import logging
 import os
 import re
 import socket
-import tempfile
 import threading
 import time
 import tomllib
@@ -50,19 +51,24 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 import zstandard
 from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.retry import Retry
 
+from factorion.core.files import write_bytes_atomic
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "data/sources.toml"
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a folder's *.txt over this is a reject (the decoder's JSON cap)
 FIREBASE_URL = "https://facorio-blueprints.firebaseio.com"
 DOWNLOAD_DEFAULTS: dict[str, Any] = {  # the [download] table; data/sources.toml documents each
     "rate_limit_per_s": 1.0, "timeout_s": 20.0, "connect_timeout_s": 5.0, "retries": 5, "connect_retries": 1,
     "body_retries": 3, "backoff": 1.0, "cache_dir": "data/cache", "index_max_age_s": 86400.0,
+    "deadline_s": 60.0, "max_retry_after_s": 60.0, "max_body_bytes": 32 * 1024 * 1024,
     "user_agent": "factorion-data/0.1 (+https://github.com/factorion; research dataset builder)",
 }
 
@@ -167,19 +173,6 @@ def cache_name(key: str) -> str:
     return f"{safe[:80]}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _causes(exc: BaseException) -> list[BaseException]:
     """``exc`` and what it wraps (MaxRetryError.reason, args[0], __cause__), outermost first."""
     chain = [exc]
@@ -197,13 +190,30 @@ def _describe(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+class GiveUp(urllib3.exceptions.HTTPError):
+    """Raised inside urllib3's retry loop: the URL's deadline is reached, or Retry-After is too long."""
+
+
 class _PoliteRetry(Retry):
-    """A Retry whose backoff is never shorter than MIN_BACKOFF (urllib3's first retry is immediate)."""
+    """A Retry whose backoff is never shorter than MIN_BACKOFF (urllib3's first retry is immediate),
+    that waits at most MAX_RETRY_AFTER for a Retry-After and never sleeps past ``deadline``."""
 
     MIN_BACKOFF = 0.0
+    MAX_RETRY_AFTER = 60.0
+    deadline = float("inf")  # time.monotonic() value; set by the Fetcher before each request
 
     def get_backoff_time(self) -> float:
         return max(super().get_backoff_time(), self.MIN_BACKOFF)
+
+    def sleep(self, response=None) -> None:
+        wait = self.get_retry_after(response) if response is not None and self.respect_retry_after_header \
+            else None
+        if wait is not None and wait > self.MAX_RETRY_AFTER:
+            raise GiveUp(f"server asked to wait {wait:.0f} s (Retry-After), over the "
+                         f"{self.MAX_RETRY_AFTER:.0f} s cap")
+        if time.monotonic() + (wait or self.get_backoff_time()) > self.deadline:
+            raise GiveUp("deadline reached while retrying")
+        super().sleep(response)
 
 
 class Fetcher:
@@ -218,7 +228,11 @@ class Fetcher:
         self._lock = threading.Lock()
         self.requests = 0
         retries = int(settings["retries"])
-        retry_cls = type("PoliteRetry", (_PoliteRetry,), {"MIN_BACKOFF": self.interval})
+        self.deadline_s = float(settings["deadline_s"])
+        self.max_body = int(settings["max_body_bytes"])
+        retry_cls = type("PoliteRetry", (_PoliteRetry,), {
+            "MIN_BACKOFF": self.interval, "MAX_RETRY_AFTER": float(settings["max_retry_after_s"])})
+        self.retry_cls = retry_cls
         retry = retry_cls(
             total=retries, connect=int(settings["connect_retries"]), read=retries, status=retries,
             backoff_factor=float(settings["backoff"]), status_forcelist=(429, 500, 502, 503, 504),
@@ -240,31 +254,68 @@ class Fetcher:
             time.sleep(wait)
 
     def _download(self, url: str, params: Mapping[str, Any] | None, parse: Callable[[bytes], Any]):
-        """GET ``url`` -> (body, parsed); truncated bodies and unparsable ones are retried here."""
+        """GET ``url`` -> (body, parsed); truncated bodies and unparsable ones are retried here, all
+        within the URL's deadline."""
         attempts, last = int(self.settings["body_retries"]) + 1, ""
+        deadline = time.monotonic() + self.deadline_s
         for attempt in range(attempts):
             if attempt:
-                time.sleep(min(float(self.settings["backoff"]) * 2 ** (attempt - 1), 30.0))
+                time.sleep(min(float(self.settings["backoff"]) * 2 ** (attempt - 1), 30.0,
+                               max(0.0, deadline - time.monotonic())))
             self._throttle()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise FetchError(f"deadline of {self.deadline_s:g} s reached"
+                                 + (f" ({last})" if last else ""))
             self.requests += 1
             try:
-                response = self.session.get(url, params=params, timeout=self.timeout)
-                response.raise_for_status()
+                body = self._get_body(url, params, deadline)
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as e:
                 last = f"truncated body: {_describe(_causes(e)[-1])}"
                 continue
-            except requests.HTTPError as e:
-                raise FetchError(f"HTTP {e.response.status_code}") from e
-            except requests.RequestException as e:
-                causes = _causes(e)  # ConnectTimeoutError includes NewConnectionError, NameResolutionError
-                if any(isinstance(c, ConnectTimeoutError | socket.gaierror) for c in causes):
-                    raise Unreachable(_describe(causes[-1])) from e
-                raise FetchError(_describe(causes[-1])) from e
             try:
-                return response.content, parse(response.content)
+                return body, parse(body)
             except ValueError as e:  # invalid JSON, or text that is not UTF-8
                 last = f"invalid body: {_describe(e)}"
         raise FetchError(f"{last} (after {attempts} attempts)")
+
+    def _get_body(self, url: str, params: Mapping[str, Any] | None, deadline: float) -> bytes:
+        """One GET (urllib3's retries inside it), its body streamed under the deadline and size cap."""
+        left = deadline - time.monotonic()
+        timeout = urllib3.Timeout(connect=min(self.timeout[0], left), read=min(self.timeout[1], left),
+                                  total=left)
+        self.retry_cls.deadline = deadline
+        try:
+            response = self.session.get(url, params=params, timeout=timeout, stream=True)
+        except GiveUp as e:
+            raise FetchError(str(e)) from e
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise
+        except requests.RequestException as e:
+            causes = _causes(e)  # ConnectTimeoutError includes NewConnectionError, NameResolutionError
+            if any(isinstance(c, ConnectTimeoutError | socket.gaierror) for c in causes):
+                raise Unreachable(_describe(causes[-1])) from e
+            raise FetchError(_describe(causes[-1])) from e
+        with response:
+            try:
+                response.raise_for_status()
+            except requests.HTTPError as e:
+                raise FetchError(f"HTTP {e.response.status_code}") from e
+            chunks, size = [], 0
+            try:  # read1: what has arrived (decoded at most 64 KiB at a time), so the clock is checked
+                while chunk := response.raw.read1(65536, decode_content=True):
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise FetchError(f"body over {self.max_body} bytes (decompressed); not kept")
+                    if time.monotonic() > deadline:
+                        raise FetchError(f"deadline of {self.deadline_s:g} s reached reading the body "
+                                         f"({size} bytes so far)")
+                    chunks.append(chunk)
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as e:
+                raise requests.exceptions.ChunkedEncodingError(e) from e  # truncated: retried
+            except (urllib3.exceptions.HTTPError, OSError) as e:  # a read timeout, say
+                raise FetchError(_describe(_causes(e)[-1])) from e
+        return b"".join(chunks)
 
     def get(self, url: str, params: Mapping[str, Any] | None = None, *, cache: Path,
             max_age: float | None = None, as_json: bool = True) -> tuple[Any, float]:
@@ -274,12 +325,19 @@ class Fetcher:
             mtime = cache.stat().st_mtime
             if max_age is None or time.time() - mtime < max_age:
                 try:
-                    return parse(zstandard.decompress(cache.read_bytes())), mtime
+                    return parse(self._read_cache(cache)), mtime
                 except (zstandard.ZstdError, ValueError):
-                    log.warning("%s: unreadable cache entry, fetching again", cache)
+                    log.warning("%s: unreadable or oversized cache entry, fetching again", cache)
         body, payload = self._download(url, params, parse)
-        _write_atomic(cache, zstandard.compress(body))
+        write_bytes_atomic(zstandard.compress(body), cache)
         return payload, time.time()
+
+    def _read_cache(self, cache: Path) -> bytes:
+        """A cached body, held to ``max_body_bytes`` like a fresh one (an older run may have kept more)."""
+        data = cache.read_bytes()
+        if zstandard.frame_content_size(data) > self.max_body:
+            raise ValueError("over max_body_bytes")
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=self.max_body)
 
     def item_cache(self, source: str, key: str, ext: str = "json") -> Path:
         return self.cache_dir / cache_name(source) / f"{cache_name(key)}.{ext}.zst"
@@ -411,7 +469,16 @@ def _scan_folder(root: Path, source: str) -> Items:
     manifest = _read_manifest(root / "MANIFEST.tsv")
     for file in sorted(root.rglob("*.txt")):
         key = file.relative_to(root).as_posix()
-        text = _normalise(file.read_text(encoding="utf-8", errors="replace"))
+        if not file.is_file():  # a folder (or a dangling link) named *.txt
+            yield Reject(source, key, (root / key).as_posix(), "not a regular file")
+            continue
+        try:
+            if file.stat().st_size > MAX_FILE_BYTES:
+                raise OSError(f"over {MAX_FILE_BYTES} bytes")
+            text = _normalise(file.read_text(encoding="utf-8", errors="replace"))
+        except OSError as e:
+            yield Reject(source, key, (root / key).as_posix(), f"unreadable: {e.strerror or e}")
+            continue
         row = manifest.get(hashlib.sha256(text.encode()).hexdigest()) or manifest.get(file.stem)
         title, author, url, meta = file.stem, "", (root / key).as_posix(), {}
         if row and "/" in row.get("source", ""):
@@ -452,6 +519,16 @@ KINDS: dict[str, Callable[[Fetcher, Mapping[str, Any], int | None, bool], Items]
 }
 
 
+def failure_summary(source: str, rejects: Sequence[Reject], top: int = 3) -> str | None:
+    """One console line for a source's failed items: how many, and the commonest reasons."""
+    if not rejects:
+        return None
+    reasons = Counter(r.reason[:80] for r in rejects)
+    parts = [f"{why} (x{n})" for why, n in reasons.most_common(top)]
+    more = f"; {len(reasons) - top} more kinds" if len(reasons) > top else ""
+    return f"{source}: {len(rejects)} item(s) rejected: " + "; ".join(parts) + more + " (rejects.parquet)"
+
+
 def fetch_all(config_path: str | os.PathLike | Mapping[str, Any] | Config = DEFAULT_CONFIG,
               only: str | Sequence[str] | None = None, limit: int | None = None, progress: bool = True,
               folders: Sequence[str | os.PathLike] = ()) -> DownloadResult:
@@ -473,6 +550,7 @@ def fetch_all(config_path: str | os.PathLike | Mapping[str, Any] | Config = DEFA
     result = DownloadResult()
     try:
         for src in sources:
+            before = len(result.rejects)
             try:
                 for item in KINDS[src["kind"]](fx, src, limit, progress):
                     (result.records if isinstance(item, RawRecord) else result.rejects).append(item)
@@ -480,6 +558,9 @@ def fetch_all(config_path: str | os.PathLike | Mapping[str, Any] | Config = DEFA
                 why = f"network unreachable ({e})" if isinstance(e, Unreachable) else str(e)
                 result.errors.append(f"{src['name']}: {why}; skipped")
                 log.warning("%s", result.errors[-1])
+            summary = failure_summary(src["name"], result.rejects[before:])
+            if summary:
+                log.warning("%s", summary)
     finally:
         fx.session.close()
     result.http_requests = fx.requests
@@ -496,6 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also read *.txt blueprint strings under PATH (e.g. ../shared/blueprints)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit: at least 1 item per source, got {args.limit}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:

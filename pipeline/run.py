@@ -39,7 +39,9 @@ import math
 import multiprocessing as mp
 import os
 import resource
+import signal
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -61,7 +63,9 @@ from factorion.core.world import (
     World,
     WorldError,
     item_name,
+    max_cells,
     recipe_name,
+    set_max_cells,
 )
 from pipeline import chunk as C
 from pipeline import decode as D
@@ -170,7 +174,12 @@ def process_record(task: tuple[dict, frozenset]) -> RecordResult:
     counts, times = Counter(), Counter()
     stats = C.ChunkStats()
     t0 = time.process_time()
-    bps, rejects = decode_record(rec["text"], rec["source"], rec["key"])
+    try:
+        bps, rejects = decode_record(rec["text"], rec["source"], rec["key"])
+    except Exception as e:  # noqa: BLE001 - one bad string must not stop the run
+        log.debug("internal error decoding %s %s", rec["source"], rec["key"], exc_info=True)
+        bps, rejects = [], [RejectRow(rec["source"], rec["key"], "", "decode", "internal",
+                                      f"{type(e).__name__}: {e}"[:300])]
     times["decode_s"] += time.process_time() - t0
     out: list[BPResult] = []
     while bps:
@@ -202,11 +211,39 @@ def process_record(task: tuple[dict, frozenset]) -> RecordResult:
 
 
 # --------------------------------------------------------------------------- ordered, bounded pool map
+def die_with_parent(poll_s: float = 1.0) -> None:
+    """Make this (worker) process exit when its parent dies, even when it is blocked waiting for work:
+    ``PR_SET_PDEATHSIG`` = SIGKILL on Linux, and on any POSIX a daemon thread that polls the parent id
+    (it changes when the parent dies and the worker is re-parented)."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _worker_init(initializer: Callable, initargs: tuple) -> None:
+    die_with_parent()
+    initializer(*initargs)
+
+
 def ordered_map(fn: Callable, tasks: Iterable, workers: int, in_flight: int,
                 initializer: Callable, initargs: tuple) -> Iterator:
     """``map(fn, tasks)`` over ``workers`` processes, results in task order, at most ``in_flight``
     tasks submitted and not yet consumed (``tasks`` is read lazily, so it may depend on what the
-    consumer has seen)."""
+    consumer has seen). Workers exit when this process dies (:func:`die_with_parent`)."""
     if workers <= 1:
         initializer(*initargs)
         try:
@@ -218,7 +255,8 @@ def ordered_map(fn: Callable, tasks: Iterable, workers: int, in_flight: int,
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else methods[0])
     it = iter(tasks)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs) as ex:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(initializer, initargs)) as ex:
         pending: deque = deque()
         for t in it:
             pending.append(ex.submit(fn, t))
@@ -298,22 +336,49 @@ def _peak_mb() -> dict[str, float]:
             "cpu_workers_s": round(kids.ru_utime + kids.ru_stime, 2)}
 
 
-def run(rc: RunConfig) -> dict:
-    """Build the dataset; return the figures (also written to ``<out>/stats.json``)."""
-    from pipeline import card as CARD
+class RunError(Exception):
+    """A run that must not replace the dataset (no records, no examples, an --out that is no dataset)."""
 
+
+def run(rc: RunConfig) -> dict:
+    """Build the dataset; return the figures (also written to ``<out>/stats.json``).
+
+    Everything is written into a staging folder beside ``--out`` and swapped in whole at the end
+    (:func:`pipeline.write.swap_in`): a run that fails, is killed, or yields no records or no
+    examples (:class:`RunError`) leaves the previous dataset exactly as it was."""
     t_start = time.perf_counter()
     out = Path(rc.out)
-    out.mkdir(parents=True, exist_ok=True)
+    W.prepare_out(out)  # refuses a folder that is no dataset; clears stale staging of dead runs
     recs, rejects, errors = gather(rc)
     for e in errors:
         print(e, file=sys.stderr)
+    if not recs:
+        raise RunError(f"no blueprint strings from any source ({len(errors)} source error(s), {len(rejects)} "
+                       f"rejected); {out} left as it was")
+    staging = W.staging_path(out)
+    try:
+        stats = _build(rc, staging, recs, rejects, errors, t_start)
+        if stats["rows"] == 0:
+            raise RunError(f"{stats['records']} records gave no examples ({stats['rejects_by_reason']}); "
+                           f"{out} left as it was")
+        W.swap_in(staging, out)
+    finally:
+        import shutil
+        shutil.rmtree(staging, ignore_errors=True)
+    return stats
+
+
+def _build(rc: RunConfig, staging: Path, recs: list[dict], rejects: list[RejectRow], errors: list[str],
+           t_start: float) -> dict:
+    """Decode, chunk and write the whole dataset into ``staging``; return the figures."""
+    from pipeline import card as CARD
+
     recs.sort(key=lambda r: (-len(r["text"]), r["source"], r["key"]))
     t_gathered = time.perf_counter()
     gc.freeze()  # the raw strings live to the end; keep them out of every collection
-
-    staging = out / f".examples.staging-{os.getpid()}"
-    writer = W.SplitWriter(staging, rows_per_group=rc.rows_per_group, rows_per_file=rc.rows_per_file)
+    staging.mkdir(parents=True)
+    writer = W.SplitWriter(staging / "examples", rows_per_group=rc.rows_per_group,
+                           rows_per_file=rc.rows_per_file)
     seen_bp: set[str] = set()
     seen_win: set[bytes] = set()
     bp_rows: list[dict] = []
@@ -327,7 +392,6 @@ def run(rc: RunConfig) -> dict:
     def tasks():
         for r in recs:
             yield r, frozenset(seen_bp)
-
     bar = tqdm(total=len(recs), desc="decode+chunk", unit="file", disable=not rc.progress, smoothing=0.05)
     written = 0
     try:
@@ -368,22 +432,11 @@ def run(rc: RunConfig) -> dict:
     except BaseException:
         bar.close()
         writer.abort()
-        import shutil
-        shutil.rmtree(staging, ignore_errors=True)
         raise
     t_chunked = time.perf_counter()
 
-    # tables, swap, card
-    for s in W.SPLITS:  # every split folder exists, even when empty, with a readable file
-        folder = staging / s
-        if not any(folder.glob("*.parquet")):
-            W.write_table_atomic(W.EXAMPLE_SCHEMA.empty_table(), folder / "part-00000.parquet")
-    W.swap_in(staging, out / "examples")
-    import pyarrow as pa
-    W.write_table_atomic(pa.Table.from_pylist(bp_rows, schema=W.BLUEPRINT_SCHEMA), out / "blueprints.parquet")
-    rej_rows = [{"source": r.source, "key": r.key, "path": r.path, "stage": r.stage, "reason": r.reason,
-                 "detail": r.detail, "bp_id": r.bp_id} for r in rejects]
-    W.write_table_atomic(pa.Table.from_pylist(rej_rows, schema=W.REJECT_SCHEMA), out / "rejects.parquet")
+    out = staging  # the tables, the card and the figures go into the staging folder too
+    _write_tables(out, bp_rows, rejects)
     t_written = time.perf_counter()
 
     png = None
@@ -404,11 +457,7 @@ def run(rc: RunConfig) -> dict:
         "wall_s": {"gather": round(t_gathered - t_start, 2), "decode_chunk_write": round(chunk_wall, 2),
                    "tables": round(t_written - t_chunked, 2), "total": 0.0},
         "windows_per_s": round(n_windows / chunk_wall, 1) if chunk_wall > 0 else 0.0,
-        "config": {**{k: getattr(rc.chunk, k) for k in ("sizes", "stride", "max_windows", "min_entities",
-                                                         "max_obstacle_frac", "max_removed", "impact_tries",
-                                                         "zero_keep", "expert", "seed")},
-                   "fractions": list(rc.fractions), "workers": rc.workers, "network": rc.network,
-                   "blueprints": list(rc.blueprints)},
+        "config": _config_figures(rc),
     }
     stats["wall_s"]["total"] = round(time.perf_counter() - t_start, 2)
     stats.update(_peak_mb())
@@ -416,6 +465,26 @@ def run(rc: RunConfig) -> dict:
     stats["wall_s"]["total"] = round(time.perf_counter() - t_start, 2)
     W.write_bytes_atomic((json.dumps(stats, indent=2, default=str) + "\n").encode(), out / "stats.json")
     return stats
+
+
+def _write_tables(out: Path, bp_rows: list[dict], rejects: list[RejectRow]) -> None:
+    """Empty parts for empty splits (every split folder holds a readable file), then the tables."""
+    import pyarrow as pa
+    for s in W.SPLITS:
+        folder = out / "examples" / s
+        if not any(folder.glob("*.parquet")):
+            W.write_table_atomic(W.EXAMPLE_SCHEMA.empty_table(), folder / "part-00000.parquet")
+    W.write_table_atomic(pa.Table.from_pylist(bp_rows, schema=W.BLUEPRINT_SCHEMA), out / "blueprints.parquet")
+    rej_rows = [{"source": r.source, "key": r.key, "path": r.path, "stage": r.stage, "reason": r.reason,
+                 "detail": r.detail, "bp_id": r.bp_id} for r in rejects]
+    W.write_table_atomic(pa.Table.from_pylist(rej_rows, schema=W.REJECT_SCHEMA), out / "rejects.parquet")
+
+
+def _config_figures(rc: RunConfig) -> dict:
+    keys = ("sizes", "stride", "max_windows", "min_entities", "max_obstacle_frac", "max_removed",
+            "impact_tries", "zero_keep", "expert", "seed")
+    return {**{k: getattr(rc.chunk, k) for k in keys}, "fractions": list(rc.fractions), "workers": rc.workers,
+            "network": rc.network, "blueprints": list(rc.blueprints)}
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -426,8 +495,14 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.replace(" ", "").split(",") if x)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        print(f"{self.prog}: error: {message} (see '{self.prog} -h')", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
-    p = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.split("\n")[0])
+    p = _Parser(prog="python -m pipeline.run", description=__doc__.split("\n")[0])
     p.add_argument("--blueprints", action="append", default=[], metavar="DIR",
                    help="also read *.txt blueprint strings under DIR (repeatable), e.g. ../shared/blueprints")
     p.add_argument("--out", default="data/out", help="output folder (default: %(default)s)")
@@ -451,15 +526,28 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
                    help="do not simulate (throughputs NaN, all windows kept)")
     p.add_argument("--samples", type=int, default=12, help="windows drawn in samples.png")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--max-cells", type=int, metavar="N", help="largest blueprint world in cells, height x "
+                   "width (default 1048576 = 1024x1024, or $FACTORION_MAX_CELLS); a bigger one is a reject")
     a = p.parse_args(argv)
-    sizes = _ints(a.sizes)
-    fractions = _floats(a.split)
-    if not sizes or min(sizes) < 3:
-        p.error("--sizes: window sides of at least 3")
-    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+    if a.max_cells is not None:
+        if a.max_cells < 1:
+            p.error(f"--max-cells: at least 1, got {a.max_cells}")
+        set_max_cells(a.max_cells)  # this process and its (forked) workers
+    try:
+        sizes, fractions = _ints(a.sizes), _floats(a.split)
+    except ValueError:
+        p.error(f"--sizes takes integers and --split numbers, comma-separated: {a.sizes!r}, {a.split!r}")
+    if not sizes or min(sizes) < 3 or max(sizes) ** 2 > max_cells():
+        p.error(f"--sizes: window sides of at least 3 and at most {math.isqrt(max_cells())} "
+                "(the world-size limit, FACTORION_MAX_CELLS)")
+    if len(fractions) != 3 or not all(math.isfinite(f) and f >= 0 for f in fractions) or sum(fractions) <= 0:
         p.error("--split: three non-negative fractions")
     if a.max_removed < 2:
         p.error("--max-removed: at least 2")
+    if a.limit is not None and a.limit < 1:
+        p.error(f"--limit: at least 1 string per source, got {a.limit}")
+    if a.workers < 1 or (a.stride is not None and a.stride < 1) or a.max_windows < 0 or a.samples < 0:
+        p.error("--workers and --stride: at least 1; --max-windows and --samples: at least 0")
     cfg = C.ChunkConfig(sizes=sizes, stride=a.stride, min_entities=a.min_entities,
                         max_obstacle_frac=a.max_obstacle_frac, max_windows=a.max_windows,
                         max_removed=a.max_removed, zero_keep=a.zero_keep, expert=a.expert,
@@ -473,7 +561,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     rc = parse_args(argv)
-    stats = run(rc)
+    try:
+        stats = run(rc)
+    except (RunError, ValueError, OSError) as e:  # the previous dataset is untouched
+        print(f"python -m pipeline.run: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     print(f"{stats['rows']} rows ({stats['rows_per_split']}) from {stats['windows']} windows of "
           f"{stats['blueprints_kept']} blueprints in {stats['wall_s']['total']} s -> {rc.out}")
     print(f"rows per level {stats['rows_per_level']}; {stats['windows_per_s']} windows/s; "

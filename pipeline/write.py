@@ -12,9 +12,11 @@ Layout of ``--out`` (default ``data/out``)::
     rejects.parquet                         what was rejected or skipped, and why
     stats.json  card.md  samples.png        run figures, the dataset card, sample windows
 
-Every file is written to a temporary name and ``os.replace``-d into place; the ``examples`` tree is
-built in a staging folder and swapped in at the end (two renames), so readers never see a half-written
-part. Rows are buffered per split and written as row groups of ``rows_per_group``, a new part file every
+Every file is written to a temporary name and ``os.replace``-d into place, and the whole ``--out``
+folder is built in a staging folder beside it (``.<out>.staging-<pid>``) and swapped in at the end in
+one atomic exchange (:func:`swap_in`), so readers never see a half-written dataset nor a mix of two
+runs, and a failed run leaves the previous dataset as it was. Rows are buffered per split and
+written as row groups of ``rows_per_group``, a new part file every
 ``rows_per_file`` rows: memory stays bounded whatever the corpus size. ``pandas.read_parquet
 ("data/out/examples")`` reads every split (column ``split``), ``pandas.read_parquet
 ("data/out/examples/train")`` one.
@@ -37,15 +39,17 @@ import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from factorion.core.files import atomic_target, temp_path, write_bytes_atomic
+
 __all__ = ["EXAMPLE_SCHEMA", "BLUEPRINT_SCHEMA", "REJECT_SCHEMA", "SPLITS", "split_of", "SplitWriter",
-           "write_table_atomic", "schema_markdown", "swap_in"]
+           "write_table_atomic", "write_bytes_atomic", "atomic_target", "schema_markdown", "swap_in",
+           "staging_path", "prepare_out"]
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -154,55 +158,10 @@ def schema_markdown(schema: pa.Schema) -> str:
     return "\n".join(lines)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's files are private (0600)
-
-
-def _tmp_path(path: Path, suffix: str = ".tmp") -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.fchmod(fd, _FILE_MODE)
-    os.close(fd)
-    return Path(tmp)
-
-
-@contextlib.contextmanager
-def atomic_target(path: str | os.PathLike, suffix: str = ".tmp"):
-    """Yield a temp path beside ``path``; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path, suffix)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_table_atomic(table: pa.Table, path: str | os.PathLike, compression: str = "zstd") -> Path:
     with atomic_target(path) as tmp:
         pq.write_table(table, tmp, compression=compression)
     return Path(path)
-
-
-def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 class _PartWriter:
@@ -231,7 +190,7 @@ class _PartWriter:
         if self.writer is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.final = self.folder / f"part-{self.parts:05d}.parquet"
-            self.tmp = _tmp_path(self.final)
+            self.tmp = temp_path(self.final)
             self.writer = pq.ParquetWriter(self.tmp, self.schema, compression=self.compression)
             self.parts += 1
         table = pa.Table.from_pylist(self.buffer, schema=self.schema)
@@ -293,14 +252,77 @@ class SplitWriter:
             self.abort()
 
 
+DATASET_NAMES = frozenset({"examples", "blueprints.parquet", "rejects.parquet", "stats.json", "card.md",
+                           "samples.png"})
+
+
+def staging_path(out: Path) -> Path:
+    """Where a run builds the next ``out``: a hidden sibling named after this process."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.staging-{os.getpid()}")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is no longer running
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def prepare_out(out: Path) -> None:
+    """Before a run: refuse an ``out`` that exists and is no dataset (it would be replaced whole);
+    put back a dataset a killed swap left aside; remove the staging folders of dead runs."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    if out.is_dir():
+        strange = sorted(p.name for p in out.iterdir() if p.name not in DATASET_NAMES
+                         and not p.name.startswith("."))
+        if strange:
+            raise ValueError(f"--out {out} holds {strange[:3]}, not a dataset: it is replaced whole, "
+                             "so name an empty or dataset folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for p in sorted(out.parent.glob(f".{out.name}.*-*")):
+        kind, _, pid = p.name[len(out.name) + 2:].rpartition("-")
+        if kind not in ("staging", "old") or not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        if kind == "old" and not out.exists():
+            os.replace(p, out)  # killed between the two renames of the fallback swap
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def swap_in(staged: Path, final: Path) -> None:
-    """Replace folder ``final`` by ``staged``: rename the old one aside, rename the new one in, delete
-    the old one (two renames on one file system; a reader sees the old tree or the new one)."""
-    final = Path(final)
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
+    """Replace folder ``final`` by the complete folder ``staged`` in one step: a rename when there is
+    no ``final``, else an atomic exchange of the two (Linux), then the old tree is deleted. Where the
+    exchange is unsupported: the old one is renamed aside, the new one in, the old one deleted
+    (:func:`prepare_out` puts the old one back if a kill falls between the two renames)."""
+    staged, final = Path(staged), Path(final)
+    if not final.exists():
+        os.replace(staged, final)
+        return
+    if _exchange(staged, final):
+        shutil.rmtree(staged, ignore_errors=True)  # it now holds the old tree
+        return
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    os.replace(final, old)
     os.replace(staged, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)

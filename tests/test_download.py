@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -76,6 +77,9 @@ class FakeFirebase:
                     pass
 
             def act(self, what: str, *args) -> None:
+                if what in ("drip", "gzip", "big"):
+                    self.hostile(what, *args)
+                    return
                 if what == "sleep":
                     time.sleep(args[0])
                     what, args = "json", args[1:]
@@ -94,6 +98,29 @@ class FakeFirebase:
                 self.send_header("Content-Length", str(len(body) + (100 if what == "truncate" else 0)))
                 self.end_headers()
                 self.wfile.write(body[: len(body) // 2] if what == "truncate" else body)
+
+            def hostile(self, what: str, *args) -> None:
+                """drip: a body one byte per ``args[1]`` s; gzip: ``args[0]`` zero bytes gzipped
+                (Content-Encoding: gzip); big: a body of ``args[0]`` bytes."""
+                if what == "gzip":
+                    body = gzip.compress(b"0" * args[0], 9)
+                elif what == "big":
+                    body = b" " * args[0]
+                else:
+                    body = json.dumps(args[0]).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if what == "gzip":
+                    self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if what != "drip":
+                    self.wfile.write(body)
+                    return
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(args[1])
 
         return Handler
 
@@ -264,20 +291,20 @@ def test_resume_after_limit(server, tmp_path):
 def test_resume_after_interruption(server, tmp_path, monkeypatch):
     server.publish(list(BP))
     cfg = config(tmp_path, fb(server))
-    real_write, writes = dl._write_atomic, []
+    real_write, writes = dl.write_bytes_atomic, []
 
-    def write_then_die(path, data):
+    def write_then_die(data, path):
         if len(writes) == 3:  # index + 2 blueprints written, then the process "dies"
             raise KeyboardInterrupt
         writes.append(path)
-        real_write(path, data)
+        real_write(data, path)
 
-    monkeypatch.setattr(dl, "_write_atomic", write_then_die)
+    monkeypatch.setattr(dl, "write_bytes_atomic", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
-    monkeypatch.setattr(dl, "_write_atomic", real_write)
+    monkeypatch.setattr(dl, "write_bytes_atomic", real_write)
     assert server.bp_hits() == 3
-    assert not list((tmp_path / "cache").rglob(".tmp-*"))  # no temp files left behind
+    assert not list((tmp_path / "cache").rglob(".*.tmp"))  # no temp files left behind
     res = run(cfg)
     assert len(res.records) == 5 and server.bp_hits() == 3 + 3  # 2 cached, 3 fetched
 
@@ -429,3 +456,84 @@ base_url = "{server.base_url}"
     assert dl.main(["--config", str(toml), "--limit", "1", "--no-progress", "--folder", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "fp" in out and "bps" in out and "total" in out and "2 records" in out
+
+
+# ----------------------------------------------------------------------------- hostile servers (issue 16)
+def test_a_slow_body_ends_at_the_deadline(server, tmp_path):
+    """1 byte every 0.2 s (each under the read timeout): the URL's total deadline ends it."""
+    server.publish(["-Kaaa", "-Kbbb"])
+    server.set("/blueprints/-Kaaa.json", ("drip", server.blueprint("-Kaaa"), 0.2))
+    t = time.perf_counter()
+    res = run(config(tmp_path, fb(server), deadline_s=1.5))
+    assert time.perf_counter() - t < 6
+    assert [r.key for r in res.records] == ["-Kbbb"]
+    [reject] = res.rejects
+    assert reject.key == "-Kaaa" and "deadline of 1.5 s reached" in reject.reason
+    assert not any("Kaaa" in p.name for p in (tmp_path / "cache").rglob("*"))  # not cached
+
+
+def test_a_long_retry_after_is_a_reject_not_a_sleep(server, tmp_path):
+    server.publish(["-Kaaa", "-Kbbb"])
+    server.set("/blueprints/-Kaaa.json", ("status", 429, {"Retry-After": "3600"}))
+    t = time.perf_counter()
+    res = run(config(tmp_path, fb(server), max_retry_after_s=5))
+    assert time.perf_counter() - t < 5
+    [reject] = res.rejects
+    assert "asked to wait 3600 s (Retry-After), over the 5 s cap" in reject.reason
+    assert [r.key for r in res.records] == ["-Kbbb"]
+
+
+def test_retries_stop_at_the_deadline(server, tmp_path):
+    server.publish(["-Kaaa"])
+    server.set("/blueprints/-Kaaa.json", ("status", 503, {"Retry-After": "1"}))
+    t = time.perf_counter()
+    res = run(config(tmp_path, fb(server), retries=50, deadline_s=2.5))
+    assert time.perf_counter() - t < 6
+    [reject] = res.rejects
+    assert "deadline" in reject.reason
+
+
+@pytest.mark.parametrize("what", ["big", "gzip"])
+def test_oversized_and_gzip_bomb_bodies_are_capped_and_not_cached(server, tmp_path, what):
+    """3 MB of body, or 64 KB of gzip inflating to 64 MB: stopped at the 1 MB cap, never cached."""
+    server.publish(["-Kaaa", "-Kbbb"])
+    server.set("/blueprints/-Kaaa.json", (what, 3_000_000 if what == "big" else 64_000_000))
+    res = run(config(tmp_path, fb(server), max_body_bytes=1_000_000))
+    [reject] = res.rejects
+    assert "body over 1000000 bytes (decompressed); not kept" in reject.reason
+    assert [r.key for r in res.records] == ["-Kbbb"]
+    assert not any("Kaaa" in p.name for p in (tmp_path / "cache").rglob("*"))
+    assert server.hits["/blueprints/-Kaaa.json"] == 1  # not retried either
+
+
+def test_an_oversized_cache_entry_is_not_used(server, tmp_path):
+    """A body an older run cached beyond today's cap is fetched again (and then rejected)."""
+    server.publish(["-Kaaa"])
+    cfg = config(tmp_path, fb(server), max_body_bytes=1_000)
+    fx = dl.Fetcher({**dl.DOWNLOAD_DEFAULTS, **cfg["download"]})
+    dl.write_bytes_atomic(zstandard.compress(json.dumps(server.blueprint("-Kaaa", pad="x" * 5_000)).encode()),
+                          fx.item_cache("fp", "-Kaaa"))
+    server.set("/blueprints/-Kaaa.json", ("big", 5_000))
+    res = run(cfg)
+    [reject] = res.rejects
+    assert "body over 1000 bytes" in reject.reason and server.hits["/blueprints/-Kaaa.json"] == 1
+
+
+def test_failures_are_summarised_per_source_on_the_console(server, tmp_path, caplog):
+    server.publish(["-Kaaa", "-Kbbb", "-Kccc"])
+    server.set("/blueprints/-Kaaa.json", ("status", 500, {}))
+    server.set("/blueprints/-Kbbb.json", ("status", 500, {}))
+    with caplog.at_level(logging.WARNING, logger="pipeline.download"):
+        run(config(tmp_path, fb(server), retries=0))
+    lines = [r.getMessage() for r in caplog.records if r.name == "pipeline.download"]
+    assert "fp: 2 item(s) rejected: fetch failed: HTTP 500 (x2) (rejects.parquet)" in lines
+
+
+def test_a_folder_named_txt_is_a_reject_not_an_abort(tmp_path):
+    root = tmp_path / "bps"
+    (root / "x.txt").mkdir(parents=True)
+    (root / "ok.txt").write_text(BP["-Kaaa"])
+    rejects: list = []
+    recs = list(dl.read_folder(root, "bps", rejects))
+    assert [r.key for r in recs] == ["ok.txt"]
+    assert [(r.key, r.reason) for r in rejects] == [("x.txt", "not a regular file")]

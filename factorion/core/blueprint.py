@@ -28,6 +28,7 @@ import base64
 import binascii
 import copy
 import json
+import math
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ __all__ = [
     "version_int",
     "normalise_blueprint",
     "validate_entities",
+    "entity_problem",
     "iter_blueprints",
     "load_blueprints",
     "make_blueprint",
@@ -98,11 +100,14 @@ V2 = version_int(2, 0, 0, 0)
 # --------------------------------------------------------------------------- strings
 
 
+IGNORED_TOP_LEVEL_KEYS = ("index",)  # a string copied out of a book keeps its slot beside "blueprint"
+
+
 def _check_top_level(obj: object) -> dict:
     if not isinstance(obj, dict):
         raise BlueprintError(f"not a JSON object: top level is {type(obj).__name__}")
-    unknown = sorted(k for k in obj if k not in TOP_LEVEL_KEYS)
-    if unknown or not obj:
+    unknown = sorted(str(k) for k in obj if k not in TOP_LEVEL_KEYS and k not in IGNORED_TOP_LEVEL_KEYS)
+    if unknown or not any(k in obj for k in TOP_LEVEL_KEYS):
         raise BlueprintError(f"unknown top-level key {unknown!r}; expected one of {TOP_LEVEL_KEYS}")
     return obj
 
@@ -153,7 +158,10 @@ def decode(text: str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
 def encode(obj: dict, level: int = 9) -> str:
     """Encode a blueprint dict (top-level key included) as an exchange string."""
     _check_top_level(obj)
-    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:  # strict JSON: NaN and Infinity are not JSON, and the game would refuse them
+        data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except ValueError as e:
+        raise BlueprintError(f"cannot export: {e}") from None
     return "0" + base64.b64encode(zlib.compress(data, level)).decode("ascii")
 
 
@@ -172,25 +180,76 @@ class Blueprint:
     raw: dict = field(default_factory=dict)  # the (normalised) value under "blueprint"
 
 
+POSITION_LIMIT = float(1 << 31)  # |x|, |y| beyond this are no position (the game's map is +-1e6 tiles)
+
+
 def validate_entities(entities: object) -> list[dict]:
-    """Check every entity has a ``name`` and a ``position`` with ``x`` and ``y``; return the list."""
+    """Check every entity (see :func:`entity_problem`); return the list. BlueprintError names the
+    first bad entity and field."""
     if entities is None:
         return []
     if not isinstance(entities, list):
         raise BlueprintError(f"'entities' is not a list but {type(entities).__name__}")
     for i, e in enumerate(entities):
-        num = e.get("entity_number") if isinstance(e, dict) else None
-        where = f"entity at index {i} (entity_number {num})"
-        if not isinstance(e, dict) or not isinstance(e.get("name"), str):
-            raise BlueprintError(f"{where} has no name")
-        pos = e.get("position")
-        if not (isinstance(pos, dict) and _is_num(pos.get("x")) and _is_num(pos.get("y"))):
-            raise BlueprintError(f"{where} has no position with numeric x and y")
+        why = entity_problem(e)
+        if why:
+            num = e.get("entity_number") if isinstance(e, dict) else None
+            raise BlueprintError(f"entity at index {i} (entity_number {_short_repr(num)}) {why}")
     return entities
+
+
+def _short_repr(v: object, n: int = 40) -> str:
+    r = repr(v)
+    return r if len(r) <= n else r[:n - 3] + "..."
+
+
+def entity_problem(e: object) -> str | None:
+    """What is wrong with one blueprint entity dict, or None. Checked: a ``name`` (string); a
+    ``position`` with finite numeric ``x`` and ``y`` within +-2^31; ``direction`` an integer 0..15;
+    ``recipe`` and ``type`` strings; ``tags`` an object; ``infinity_settings`` an object whose
+    ``filters`` is a list of objects with a string ``name``/``mode`` and a numeric ``count``."""
+    if not isinstance(e, dict) or not isinstance(e.get("name"), str):
+        return "has no name"
+    pos = e.get("position")
+    if not (isinstance(pos, dict) and _is_num(pos.get("x")) and _is_num(pos.get("y"))):
+        return "has no position with numeric x and y"
+    for axis in ("x", "y"):
+        v = pos[axis]
+        if not _finite(v) or abs(v) > POSITION_LIMIT:
+            return f"has position.{axis} {_short_repr(v)}: not a finite number within +-2^31"
+    d = e.get("direction")
+    if d is not None and not (isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 16):
+        return f"has direction {_short_repr(d)}: expected an integer 0..15"
+    for key in ("recipe", "type"):
+        if e.get(key) is not None and not isinstance(e[key], str):
+            return f"has {key} {_short_repr(e[key])}: expected a string"
+    if e.get("tags") is not None and not isinstance(e["tags"], dict):
+        return f"has tags {_short_repr(e['tags'])}: expected an object"
+    inf = e.get("infinity_settings")
+    if inf is None:
+        return None
+    if not isinstance(inf, dict):
+        return f"has infinity_settings {_short_repr(inf)}: expected an object"
+    filters = inf.get("filters")
+    if filters is not None and not isinstance(filters, list):
+        return f"has infinity_settings.filters {_short_repr(filters)}: expected a list"
+    for f in filters or []:
+        if not isinstance(f, dict):
+            return f"has an infinity filter {_short_repr(f)}: expected an object"
+        for key, ok in (("name", isinstance(f.get("name"), str)), ("mode", isinstance(f.get("mode"), str)),
+                        ("count", _is_num(f.get("count")) and _finite(f["count"]))):
+            if f.get(key) is not None and not ok:
+                return f"has an infinity filter {key} {_short_repr(f[key])}: expected a " \
+                       + ("number" if key == "count" else "string")
+    return None
 
 
 def _is_num(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _finite(v: int | float) -> bool:
+    return isinstance(v, int) or math.isfinite(v)  # math.isfinite(10**400) raises
 
 
 def normalise_blueprint(bp: dict, default_version: int | None = None) -> dict:
@@ -223,7 +282,7 @@ def normalise_blueprint(bp: dict, default_version: int | None = None) -> dict:
 def _entity_1_to_2(e: dict) -> dict:
     e = dict(e)
     e["name"] = RENAMES_1_TO_2.get(e["name"], e["name"])
-    if "direction" in e:
+    if e.get("direction"):  # an integer (validate_entities); null and 0 stay as they are
         e["direction"] = 2 * e["direction"]
     return e
 
@@ -243,6 +302,9 @@ def _walk(node: dict, path, labels, inherited_version, normalise) -> Iterator[Bl
         if not isinstance(bp, dict):
             raise BlueprintError(f"blueprint at path {path} is not an object")
         v = bp.get("version", inherited_version)
+        if bp.get("label") is not None and not isinstance(bp["label"], str):
+            raise BlueprintError(f"blueprint at path {path} has label {_short_repr(bp['label'])}: "
+                                 "expected a string")
         if normalise:
             bp = normalise_blueprint(bp, inherited_version)
         else:
@@ -260,11 +322,21 @@ def _walk(node: dict, path, labels, inherited_version, normalise) -> Iterator[Bl
         if not isinstance(book, dict):
             raise BlueprintError(f"blueprint book at path {path} is not an object")
         v = book.get("version", inherited_version)
-        sub_labels = (*labels, book.get("label") or "")
-        for pos, entry in enumerate(book.get("blueprints") or []):
+        label = book.get("label")
+        if label is not None and not isinstance(label, str):
+            raise BlueprintError(f"blueprint book at path {path} has label {_short_repr(label)}: "
+                                 "expected a string")
+        entries = book.get("blueprints")
+        if entries is not None and not isinstance(entries, list):
+            raise BlueprintError(f"blueprint book at path {path} has blueprints {_short_repr(entries)}: "
+                                 "expected a list")
+        sub_labels = (*labels, label or "")
+        for pos, entry in enumerate(entries or []):
             if not isinstance(entry, dict):
                 raise BlueprintError(f"book entry {pos} at path {path} is not an object")
             idx = entry.get("index", pos)
+            if not isinstance(idx, int) or isinstance(idx, bool):
+                idx = pos
             yield from _walk(entry, (*path, idx), sub_labels, v, normalise)
 
 

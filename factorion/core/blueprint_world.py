@@ -9,11 +9,13 @@ Rasterising is vectorised: entities are classified in one Python pass (memoised 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
 
 from factorion.core import gamedata as gd
+from factorion.core.blueprint import entity_problem
 from factorion.core.world import (
     DIR,
     IO,
@@ -32,6 +34,7 @@ from factorion.core.world import (
     SOURCE,
     World,
     WorldError,
+    check_size,
     item_id,
     item_name,
     obstacle_size,
@@ -45,7 +48,11 @@ _DIRECTIONAL = frozenset(gd.BELTS + gd.UNDERGROUNDS + gd.SPLITTERS + gd.INSERTER
 
 
 def source_sink_role(e: dict) -> tuple[str, str | None] | None:
-    """(role, item) of an infinity chest used as a source or sink, else None."""
+    """(role, item) of an infinity chest used as a source or sink, else None (WorldError when its
+    tags or infinity filters are malformed, see :func:`factorion.core.blueprint.entity_problem`)."""
+    why = entity_problem(e)
+    if why:
+        raise WorldError(f"entity #{_num(e)} {why}")
     tags = e.get("tags") or {}
     filters = (e.get("infinity_settings") or {}).get("filters") or []
     item = filters[0].get("name") if filters else None
@@ -56,9 +63,53 @@ def source_sink_role(e: dict) -> tuple[str, str | None] | None:
         f = filters[0]
         if f.get("mode") == "exactly" and not f.get("count"):
             return SINK, item
-        if f.get("mode", "at-least") == "at-least" and f.get("count", 0) > 0:
+        if f.get("mode", "at-least") == "at-least" and (f.get("count") or 0) > 0:
             return SOURCE, item
     return None
+
+
+def _num(e: object) -> str:
+    n = e.get("entity_number") if isinstance(e, dict) else None
+    r = repr(n)
+    return r if len(r) <= 20 else r[:17] + "..."
+
+
+def source_rate(e: dict) -> float | None:
+    """A source's ``tags.rate`` (items/s): None when absent, WorldError unless a finite number > 0."""
+    tags = e.get("tags") or {}
+    if "rate" not in tags:
+        return None
+    v = tags["rate"]
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and (isinstance(v, int) or math.isfinite(v))
+    if not ok or v <= 0:
+        r = repr(v)
+        raise WorldError(f"entity #{_num(e)}: tags.rate {r if len(r) <= 40 else r[:37] + '...'} "
+                         "is not a finite number > 0 (items/s)")
+    return float(v)
+
+
+def _snap(bp: dict) -> tuple[int, int] | None:
+    """(x, y) of the blueprint's ``snap-to-grid``, or None; WorldError when malformed."""
+    snap = bp.get("snap-to-grid")
+    if snap is None:
+        return None
+    xs = snap.get("x") if isinstance(snap, dict) else None
+    ys = snap.get("y") if isinstance(snap, dict) else None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (xs, ys)):
+        r = repr(snap)
+        raise WorldError(f"snap-to-grid {r if len(r) <= 60 else r[:57] + '...'} is not "
+                         "{'x': int >= 0, 'y': int >= 0}")
+    return xs, ys
+
+
+def _bad_entity(ents: list) -> WorldError:
+    """The error for the first malformed entity (the slow path after the fast one failed)."""
+    for i, e in enumerate(ents):
+        why = entity_problem(e)
+        if why:
+            return WorldError(f"entity #{_num(e) if isinstance(e, dict) and 'entity_number' in e else i + 1} "
+                              f"{why}")
+    return WorldError("malformed entities")
 
 
 _CLASS_CACHE: dict[tuple, tuple[int, int, int, int, int, int, int]] = {}
@@ -112,24 +163,25 @@ _OBSTACLE_CACHE: dict[tuple[str, int], tuple[int, int, int, int, int, int, int]]
 
 
 def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | None = None) -> World:
+    if not isinstance(bp, dict):
+        raise WorldError(f"blueprint is not an object but {type(bp).__name__}")
     ents = bp.get("entities") or []
-    n = len(ents)
-    if n == 0:
-        snap = bp.get("snap-to-grid") or {}
+    if not isinstance(ents, list):
+        raise WorldError(f"'entities' is not a list but {type(ents).__name__}")
+    snap = _snap(bp)
+    if len(ents) == 0:
         if window:
             return cls(window[2], window[3])
-        if snap.get("x") and snap.get("y"):  # an empty world of ours
-            return cls(int(snap["y"]), int(snap["x"]))
+        if snap and snap[0] and snap[1]:  # an empty world of ours
+            return cls(snap[1], snap[0])
         raise WorldError("blueprint has no entities")
     try:
         attrs = np.array([_classify(e) for e in ents], dtype=np.int64)
         pos = np.array([(e["position"]["x"], e["position"]["y"]) for e in ents], dtype=np.float64)
-    except (KeyError, TypeError):
-        bad = next(i for i, e in enumerate(ents) if not isinstance(e.get("name"), str)
-                   or not isinstance(e.get("position"), dict) or "x" not in e["position"]
-                   or "y" not in e["position"])
-        raise WorldError(f"entity #{ents[bad].get('entity_number', bad + 1)} has no name or position") \
-            from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        raise _bad_entity(ents) from None
+    if pos.dtype != np.float64 or not np.isfinite(pos).all() or np.abs(pos).max() > 2.0 ** 31:
+        raise _bad_entity(ents)
     cx, cy = pos[:, 0], pos[:, 1]
     kind, w, h = attrs[:, 0], attrs[:, 5], attrs[:, 6]
     lefts, tops = cx - w / 2, cy - h / 2
@@ -138,15 +190,16 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
     xs = np.floor(lefts - sx + 0.5).astype(np.int64)
     ys = np.floor(tops - sy + 0.5).astype(np.int64)
     x0, y0 = int(xs.min()), int(ys.min())
-    snap = bp.get("snap-to-grid")
     if snap and x0 >= 0 and y0 >= 0:  # our own exports: the snapping grid is the world's size
-        sw, sh = int(snap.get("x", 0)), int(snap.get("y", 0))
+        sw, sh = snap
         if (xs + w).max() <= sw and (ys + h).max() <= sh:
             x0 = y0 = 0
             window = window or (0, 0, sh, sw)
+    what = "window" if window is not None else "blueprint"
     if window is None:
         window = (0, 0, int((ys + h).max()) - y0, int((xs + w).max()) - x0)
     top, left, height, width = window
+    check_size(height, width, what)  # before anything that big is allocated
     ys -= y0 + top
     xs -= x0 + left
     world = cls(height, width)
@@ -196,9 +249,9 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
         raw["position"] = {"x": float(xs[i] + w[i] / 2), "y": float(ys[i] + h[i] / 2)}
         world.obstacles.append(raw)
     for i in np.nonzero(inside & (kind == K_SOURCE))[0]:
-        tags = ents[int(i)].get("tags") or {}
-        if "rate" in tags:
-            world.rates[(int(ys[i]), int(xs[i]))] = float(tags["rate"])
+        rate = source_rate(ents[int(i)])
+        if rate is not None:
+            world.rates[(int(ys[i]), int(xs[i]))] = rate
     return world
 
 

@@ -349,10 +349,19 @@ def render_png(world: World, path: str | Path | None = None, cell: int = 24, tit
     pixels holding the title is added on top. ``path`` also writes it as a PNG. ``flows`` maps
     cells ``(y, x)`` to numbers (e.g. items/s) drawn small at the bottom of the cell. Below 8
     pixels per cell, arrows and labels are left out (colours only).
+
+    Big worlds are downscaled so that neither side exceeds :data:`MAX_PX` pixels: ``cell`` shrinks
+    (to 1 at least), and a world wider than ``MAX_PX`` tiles is drawn from every k-th cell (each
+    cell's kind; flows left out) with "(1:k)" added to the title.
     """
     cell = int(cell)
     if cell < 1:
         raise ValueError(f"cell must be at least 1 pixel, got {cell}")
+    cell = max(1, min(cell, MAX_PX // max(world.shape)))
+    step = -(-max(world.shape) // MAX_PX)
+    if step > 1:
+        world, flows = _subsampled(world, step), None
+        title = f"{title or ''} (1:{step})".strip()
     H, W = world.shape
     arr = np.empty((H * cell, W * cell, 3), dtype=np.uint8)
     arr[:] = BG
@@ -387,6 +396,19 @@ def render_png(world: World, path: str | Path | None = None, cell: int = 24, tit
     if path is not None:
         img.save(str(path), format="PNG")
     return np.array(img)
+
+
+MAX_PX = 4096  # the longest side of a picture of one world, in pixels (an RGB array of at most 48 MiB)
+
+
+def _subsampled(world: World, step: int) -> World:
+    """Every ``step``-th cell of ``world``, each one drawn as a 1x1 entity of its kind."""
+    out = World.__new__(World)
+    out.grid = world.grid[:, ::step, ::step].copy()
+    out.grid[PART] = out.grid[KIND] != 0
+    out.grid[IO] = 0
+    out.obstacles, out.rates = [], {}
+    return out
 
 
 def title_band(cell: int) -> int:

@@ -40,6 +40,7 @@ stone walls. A blueprint's ``snap-to-grid`` records a world's size so margins su
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -77,6 +78,42 @@ DIRECTIONAL = frozenset(gd.BELTS + gd.UNDERGROUNDS + gd.SPLITTERS + gd.INSERTERS
 
 class WorldError(ValueError):
     """A world operation that cannot be done (overlap, out of bounds, bad recipe...)."""
+
+
+# --------------------------------------------------------------------------- the size limit
+DEFAULT_MAX_CELLS = 1024 * 1024  # cells of the largest world: its grid is 12 MiB (the corpus peaks at 0.66M)
+
+
+def _env_max_cells() -> int:
+    text = os.environ.get("FACTORION_MAX_CELLS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_CELLS
+
+
+_LIMIT = {"cells": _env_max_cells()}
+
+
+def max_cells() -> int:
+    """The most cells (height x width) a world may have: ``DEFAULT_MAX_CELLS`` (1024 x 1024), or the
+    environment variable ``FACTORION_MAX_CELLS``, or what :func:`set_max_cells` (``--max-cells``) set."""
+    return _LIMIT["cells"]
+
+
+def set_max_cells(cells: int) -> int:
+    """Set the world-size limit (cells); return the previous one."""
+    if isinstance(cells, bool) or not isinstance(cells, int) or cells < 1:
+        raise WorldError(f"the world-size limit must be a positive integer, got {cells!r}")
+    old, _LIMIT["cells"] = _LIMIT["cells"], cells
+    return old
+
+
+def check_size(height: int, width: int, what: str = "world") -> None:
+    """WorldError naming the extent unless ``height`` x ``width`` is positive and within the limit.
+    Called before anything of that size is allocated."""
+    if height < 1 or width < 1:
+        raise WorldError(f"{what} size must be positive, got {height}x{width}")
+    if height * width > _LIMIT["cells"]:
+        raise WorldError(f"{what} of {height}x{width} tiles ({height * width:,} cells) is over the limit of "
+                         f"{_LIMIT['cells']:,} cells (raise it with --max-cells or FACTORION_MAX_CELLS)")
 
 
 @cache
@@ -167,8 +204,7 @@ class World:
     """A grid world. Construct empty with ``World(h, w)``; see the module docstring."""
 
     def __init__(self, height: int, width: int):
-        if height < 1 or width < 1:
-            raise WorldError(f"world size must be positive, got {height}x{width}")
+        check_size(height, width)
         self.grid = np.zeros((N_CHANNELS, height, width), dtype=np.int16)
         self.obstacles: list[dict] = []
         self.rates: dict[tuple[int, int], float] = {}
