@@ -179,7 +179,7 @@ def test_bad_rate_elsewhere(client):
     cells = [SOURCE_CELL, {**SINK_CELL, "rate": 5}]
     assert "only a source takes a rate" in detail(client.post("/api/build", json=grid(cells=cells)), 400)
     spec = "size 7 7\nsource 3 0 iron-plate -5\nsink 3 6 iron-plate"
-    assert "rate '-5' is not a finite number > 0" in detail(client.post("/api/build", json={"text": spec}), 400)
+    assert "rate '-5' is not a finite" in detail(client.post("/api/build", json={"text": spec}), 400)
     spec = "size 7 7\nsource 3 0 iron-plate nan\nsink 3 6 iron-plate"
     assert "rate 'nan' is not a finite number" in detail(client.post("/api/build", json={"text": spec}), 400)
 
