@@ -32,7 +32,7 @@ def _world(size: int, seed: int = 0):
 
 def _batch(policy, size: int, B: int):
     from factorion.env.factorio_env import task_vectors
-    from factorion.policy.model import masks_to_tensors
+    from factorion.policy.adapters import masks_to_tensors
     from factorion.train.bc_samples import build_masks, layout_for
 
     w = _world(size)

@@ -15,7 +15,8 @@ import torch
 from factorion.core.world import Entity, World
 from factorion.env.factorio_env import FactorioEnv
 from factorion.env.masks import OP_FINISH, OP_PLACE, OP_REMOVE, STAGES
-from factorion.policy.model import Policy, PolicyConfig, masks_to_tensors
+from factorion.policy.adapters import masks_to_tensors
+from factorion.policy.model import Policy, PolicyConfig
 from factorion.train import bc, bc_module, bc_samples
 from factorion.train.bc_samples import encode_action
 

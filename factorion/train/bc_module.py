@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from factorion.env import factorio_env as E
 from factorion.env.masks import DEFAULT_MAX_ITEMS, STAGES
-from factorion.policy.model import Policy, PolicyConfig, stage_mask, valid_actions
+from factorion.policy.adapters import stage_mask, valid_actions
+from factorion.policy.model import Policy, PolicyConfig
 
 
 # ---------------------------------------------------------------------------------- roll-out

@@ -11,24 +11,16 @@ import numpy as np
 import torch
 
 from factorion.env.masks import OP_FINISH, STAGES
-from factorion.policy.model import Policy, masks_to_tensors, obs_to_tensors
+from factorion.policy.adapters import masks_to_tensors, obs_to_tensors
+from factorion.policy.model import Policy
+from factorion.tasks.splits import PPO_EVAL_SEED0, families_for
 from factorion.train.ppo_rollout import index_rows
-
-EVAL_SEED0 = 10_000
-
-
-# ---------------------------------------------------------------------------------- evaluation
-def families_for(size: int, families: Sequence[str] | None = None) -> list[str]:
-    from factorion import tasks
-
-    fams = list(families) if families else list(tasks.FAMILIES)
-    return [f for f in fams if tasks.MIN_SIZE.get(f, 0) <= size]
 
 
 @torch.no_grad()
 def evaluate_policy(policy: Policy, families: Sequence[str] | None = None,
                     levels: Sequence[int] = (1, 2, 3, 4, 5), n_seeds: int = 3, size: int = 11,
-                    seed0: int = EVAL_SEED0, max_steps: int | None = None, batch_size: int = 256,
+                    seed0: int = PPO_EVAL_SEED0, max_steps: int | None = None, batch_size: int = 256,
                     device=None) -> dict:
     """Greedy roll-outs of ``policy`` on the fixed tasks ``make_task(family, level, size,
     seed0 + i)``, ``i < n_seeds``, every family (that fits ``size``) and level; all episodes
