@@ -1,5 +1,5 @@
 """Policy speed on this machine: BC training samples/s (forward + backward + AdamW, masks and
-teacher-forced stages as in :class:`factorion.train.bc.BCModule`), forward latency of ``act`` (one
+teacher-forced stages as in :class:`factorion.train.bc_module.BCModule`), forward latency of ``act`` (one
 observation, greedy) and batched inference; optionally the procedural data pipeline.
 
 ``python -m benchmarks model`` (or ``python benchmarks/bench_model.py``). Batches are built

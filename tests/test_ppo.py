@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from factorion.env.vector import FactorioVectorEnv
-from factorion.policy.adapters import masks_to_tensors, obs_to_tensors
+from factorion.policy.adapters import index_rows, masks_to_tensors, obs_to_tensors
 from factorion.policy.model import Policy, PolicyConfig
 from factorion.tasks.curriculum import Curriculum
 from factorion.train.ppo import Args, train
@@ -27,7 +27,6 @@ from factorion.train.ppo_rollout import (
     OBS_KEYS,
     Rollout,
     compute_gae,
-    index_rows,
     path_masks,
     taken_path_masks,
 )

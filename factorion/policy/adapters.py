@@ -19,8 +19,8 @@ import torch
 
 from factorion.env.masks import OP_PLACE, STAGES
 
-__all__ = ["MASK_KEYS_COMPACT", "MASK_KEYS_DENSE", "as_tensor", "masks_to_tensors", "obs_to_tensors",
-           "stage_mask", "valid_actions"]
+__all__ = ["MASK_KEYS_COMPACT", "MASK_KEYS_DENSE", "as_tensor", "index_rows", "masks_to_tensors",
+           "obs_to_tensors", "stage_mask", "valid_actions"]
 
 MASK_KEYS_COMPACT = ("op", "cell", "fit", "ed_ok", "variant")
 MASK_KEYS_DENSE = ("op", "cell", "entity", "dir", "variant")
@@ -137,3 +137,8 @@ def valid_actions(
         inside = (a >= 0) & (a < m.shape[1])
         ok &= inside & m[b, a.clamp(0, m.shape[1] - 1)]
     return ok
+
+
+def index_rows(batch: Mapping, idx: torch.Tensor) -> dict:
+    """The rows ``idx`` of every tensor in a (nested) dict of batched tensors."""
+    return {k: (index_rows(v, idx) if isinstance(v, Mapping) else v[idx]) for k, v in batch.items()}

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from factorion.policy.adapters import masks_to_tensors, obs_to_tensors
+from factorion.policy.adapters import index_rows, masks_to_tensors, obs_to_tensors
 from factorion.policy.model import Policy
 from factorion.tasks.splits import families_for
 from factorion.train.ppo_eval import evaluate_policy
@@ -70,7 +70,6 @@ from factorion.train.ppo_rollout import (
     Rollout,
     compute_gae,
     explained_variance,
-    index_rows,
     path_masks,
     taken_path_masks,
 )

@@ -118,7 +118,3 @@ class Rollout:
                 "expert": f(self.expert), "expert_ok": f(self.expert_ok),
                 "expert_masks": {k: f(v) for k, v in self.expert_masks.items()},
                 **({"feats": f(self.feats)} if self.feats is not None else {})}
-
-
-def index_rows(batch: Mapping, idx: torch.Tensor) -> dict:
-    return {k: (index_rows(v, idx) if isinstance(v, Mapping) else v[idx]) for k, v in batch.items()}

@@ -1,6 +1,6 @@
 """Behaviour cloning entry point: ``python -m factorion.train.pretrain --data data/out --max-minutes 20``.
 
-Thin: arguments -> :class:`factorion.train.bc.BCDataModule` + :class:`factorion.train.bc.BCModule` ->
+Thin: arguments -> :class:`factorion.train.bc.BCDataModule` + :class:`factorion.train.bc_module.BCModule` ->
 ``lightning.Trainer``. Checkpoints ``best.ckpt`` (lowest ``val/loss``) and ``last.ckpt`` go to
 ``--out`` (default ``models/bc``; ``--smoke`` writes to ``models/bc/smoke``); ``--resume``
 continues from ``last.ckpt`` there (weights, optimizer, schedule, step; ``--max-minutes`` more;
