@@ -20,11 +20,15 @@ optimizer, iteration, step count and curriculum state, for ``--resume``), ``poli
 (:meth:`Policy.save` at the end), ``eval.json`` (:func:`evaluate_policy` of the initial and the
 final policy, greedy, fixed held-out seeds) and ``wandb/`` (offline unless configured).
 
-Layout: this module holds :class:`Args` and the loop (:func:`train`); its parts live in
-:mod:`factorion.train.ppo_rollout` (buffer, path masks, GAE), :mod:`factorion.train.ppo_policy` (policy
-building, temperature, KL to BC, frozen trunk), :mod:`factorion.train.ppo_log` (CSV, episode stats,
-curriculum state, wandb, console), :mod:`factorion.train.ppo_eval` (:func:`evaluate_policy`),
-:mod:`factorion.train.ppo_expert` and :mod:`factorion.train.ppo_sil`.
+Layout: this module holds :class:`Args` and the loop, CleanRL-style: :func:`train` runs
+:func:`setup`, then per iteration (:func:`iteration`) :func:`schedule` -> :func:`rollout` ->
+:func:`update` (+ :func:`sil_update`) -> :func:`log_row`, then :func:`finish`. The helpers take
+the fields they need, not :class:`Args`. Its parts live in :mod:`factorion.train.ppo_rollout`
+(buffer, path masks, GAE), :mod:`factorion.train.ppo_policy` (policy building, KL to BC, frozen
+trunk), :mod:`factorion.train.ppo_log` (CSV, episode stats, curriculum state, wandb, console),
+:mod:`factorion.train.ppo_eval` (:func:`evaluate_policy`), :mod:`factorion.train.ppo_expert` and
+:mod:`factorion.train.ppo_sil`; the temperature and the trunk cache are the policy's own
+(:meth:`factorion.policy.model.Policy.forward`).
 """
 
 from __future__ import annotations
