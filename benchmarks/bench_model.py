@@ -1,5 +1,5 @@
 """Policy speed on this machine: BC training samples/s (forward + backward + AdamW, masks and
-teacher-forced stages as in :class:`factorion.train.bc.BCModule`), forward latency of ``act`` (one
+teacher-forced stages as in :class:`factorion.train.bc_module.BCModule`), forward latency of ``act`` (one
 observation, greedy) and batched inference; optionally the procedural data pipeline.
 
 ``python -m benchmarks model`` (or ``python benchmarks/bench_model.py``). Batches are built
@@ -32,7 +32,7 @@ def _world(size: int, seed: int = 0):
 
 def _batch(policy, size: int, B: int):
     from factorion.env.factorio_env import task_vectors
-    from factorion.policy.model import masks_to_tensors
+    from factorion.policy.adapters import masks_to_tensors
     from factorion.train.bc_samples import build_masks, layout_for
 
     w = _world(size)

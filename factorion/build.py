@@ -22,9 +22,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 from factorion.core import gamedata as gd
 from factorion.core.world import (
@@ -38,6 +37,7 @@ from factorion.core.world import (
     World,
     WorldError,
 )
+from factorion.tasks.base import Task
 
 MAX_RECIPES = 4
 SUCCESS = 0.99  # a build within this fraction of the reference counts as solved (= evaluate.SUCCESS)
@@ -90,7 +90,7 @@ def _makers(item: str) -> list[str]:
             and any(gd.machine_can_make(m, r) for m in gd.ASSEMBLERS)]
 
 
-def infer_task(world: World) -> SimpleNamespace:
+def infer_task(world: World) -> Task:
     """A task for ``world``: its items, the recipes that turn source items into sink items (at
     most two steps deep) and the family the planner should treat it as."""
     ents = world.entities()
@@ -123,9 +123,9 @@ def infer_task(world: World) -> SimpleNamespace:
                     break
         if not recipes:
             raise WorldError(f"no recipe chain of at most two steps turns {ins} into {outs}")
-    return SimpleNamespace(world=world, recipes=tuple(dict.fromkeys(recipes))[:MAX_RECIPES],
-                           items=tuple(sorted(set(ins) | set(outs))), family=family, level=5,
-                           reference=0.0, solution=None, removed=[])
+    return Task(family=family, level=5, seed=0, world=world, solution=None, reference=0.0, removed=[],
+                recipes=tuple(dict.fromkeys(recipes))[:MAX_RECIPES],
+                items=tuple(sorted(set(ins) | set(outs))), source="inferred")
 
 
 @dataclass
@@ -224,53 +224,48 @@ class _Search:
             self.log.append((round(self.elapsed(), 3), method, float(thr)))
 
 
-def _policy_rounds(search: _Search, task, policy, samples: int, max_steps: int, seed: int) -> None:
-    """Roll the policy out: one greedy roll-out from the task's start, then rounds of ``samples``
-    sampled roll-outs stepped as one batched env, alternately from the task's start and from the
-    best factory so far (the policy repairs and improves, as on levels 2-4), until the budget
-    runs out or the target is reached. Every state a roll-out passes through was simulated by
-    the env and is a candidate, so a roll-out that breaks its factory later keeps its best state."""
+def _policy_rounds(search: _Search, task: Task, policy, samples: int, max_steps: int, seed: int) -> None:
+    """Roll the policy out (:func:`factorion.policy.rollout.rollout`): one greedy roll-out from
+    the task's start, then rounds of ``samples`` sampled roll-outs stepped as one batched env,
+    alternately from the task's start and from the best factory so far (the policy repairs and
+    improves, as on levels 2-4), until the budget runs out or the target is reached. Every state
+    a roll-out passes through was simulated by the env and is a candidate, so a roll-out that
+    breaks its factory later keeps its best state."""
     import numpy as np
     import torch
 
-    from factorion.env.masks import OP_FINISH
     from factorion.env.vector import FactorioVectorEnv
+    from factorion.policy.rollout import rollout
     cfg = policy.config
     kw = {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes}
     envs: dict[int, FactorioVectorEnv] = {}
-    finish = np.zeros(5, dtype=np.int64)
-    finish[0] = OP_FINISH
 
-    def rollout(start, n: int, greedy: bool, method: str) -> None:
+    def run(start: Task, n: int, greedy: bool, method: str) -> None:
         if n not in envs:
             envs[n] = FactorioVectorEnv(n, task.world.shape, max_steps=max_steps, autoreset_mode="disabled",
                                         **kw)
-        env = envs[n]
-        obs, info = env.reset(seed=seed, options={"task": start})
-        done = np.zeros(n, dtype=bool)
         bthr, bn = np.full(n, -1.0), np.zeros(n, dtype=np.int64)  # each roll-out's best (thr, entities)
-        while not done.all() and not search.done():
-            a = np.array(policy.act(obs, info["action_mask"], greedy=greedy)).reshape(n, 5)
-            a[done] = finish
-            obs, _, term, trunc, info = env.step(a)
+
+        def offer(env, info, active) -> None:
             thr, n_ent = info["throughput"], info["entities"]
-            better = ~done & ((thr > bthr) | ((thr == bthr) & (n_ent < bn)))
+            better = active & ((thr > bthr) | ((thr == bthr) & (n_ent < bn)))
             for i in np.nonzero(better)[0]:
                 bthr[i], bn[i] = thr[i], n_ent[i]
                 search.offer(env.world(i), thr[i], n_ent[i], method)
-            done |= term | trunc
+
+        rollout(policy, envs[n], [start] * n, greedy, seed=seed, on_step=offer, stop=search.done)
         search.n += n  # roll-outs cut short by the clock or the target count too
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        rollout(task, 1, True, "policy (greedy)")
+        run(task, 1, True, "policy (greedy)")
         k = 0
         while not search.done():
             start, method = task, "policy (sampled)"
             if k % 2 == 1 and search.world is not None and search.world != task.world:
-                start = SimpleNamespace(**{**vars(task), "world": search.world.copy()})
+                start = replace(task, world=search.world.copy())
                 method = "policy (sampled, from the best so far)"
-            rollout(start, samples, False, method)
+            run(start, samples, False, method)
             k += 1
 
 
@@ -279,8 +274,8 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     """The best factory found for ``task`` within ``budget_s`` seconds.
 
     ``task``: a :class:`World` with sources and sinks (its recipes are inferred, :func:`infer_task`)
-    or a task object (``factorion.tasks.make_task``: world, items, recipes, family, level,
-    reference). ``checkpoint``: a policy (path or :class:`factorion.policy.model.Policy`) or None.
+    or a :class:`~factorion.tasks.base.Task` (``factorion.tasks.make_task``, a mined window).
+    ``checkpoint``: a policy (path or :class:`factorion.policy.model.Policy`) or None.
 
     The search, every candidate scored by the simulator, the best kept (ties: fewer entities):
 
@@ -314,8 +309,7 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     if policy is not None and not search.done():
         ptask = task
         if ref <= 0:  # the policy sees throughput / reference: normalise by the planner's best
-            ptask = SimpleNamespace(**vars(task))
-            ptask.reference = max(search.key[0], 1e-6)
+            ptask = replace(task, reference=max(search.key[0], 1e-6))
         cfg = policy.config
         n_items = len([i for i in task.items if i])
         if n_items <= cfg.max_items and len(task.recipes) <= cfg.max_recipes:

@@ -1,6 +1,7 @@
 """``make evaluate``: a fixed held-out benchmark, every agent on it, a report with pictures.
 
-Benchmark (fixed seeds, disjoint from training's: procedural seeds start at ``SEED0``):
+Benchmark (fixed seeds, disjoint from training's: procedural seeds start at
+:data:`factorion.tasks.splits.BENCH_SEED0`):
 
 * every procedural family x levels 1-5 at 11x11 and at a larger size (16x16 by default),
   ``n_seeds`` tasks each;
@@ -30,7 +31,8 @@ from pathlib import Path
 
 import pandas as pd
 
-SEED0 = 20_000
+from factorion.tasks.splits import BENCH_SEED0, families_for
+
 DEFAULT_CHECKPOINTS = {"bc": "models/bc/last.ckpt", "ppo": "models/ppo/finetune/policy.pt"}
 SUCCESS = 0.99  # = factorion.build.SUCCESS, where build stops searching
 
@@ -78,17 +80,14 @@ class Build:
 
 # ----------------------------------------------------------------------------- the benchmark
 def procedural_tasks(cfg: EvalConfig) -> list[BenchTask]:
-    from factorion.tasks.base import FAMILIES, MIN_SIZE
     from factorion.tasks.levels import make_task
     out = []
     for size in cfg.sizes:
-        for fam in cfg.families or FAMILIES:
-            if size < MIN_SIZE.get(fam, 5):
-                continue
+        for fam in families_for(size, cfg.families):
             for lv in cfg.levels:
                 for i in range(cfg.n_seeds):
-                    t = make_task(fam, lv, size=size, seed=SEED0 + i)
-                    out.append(BenchTask(f"{fam}/L{lv}/{size}/{SEED0 + i}", fam, lv, size, t))
+                    t = make_task(fam, lv, size=size, seed=BENCH_SEED0 + i)
+                    out.append(BenchTask(f"{fam}/L{lv}/{size}/{BENCH_SEED0 + i}", fam, lv, size, t))
     return out
 
 
@@ -174,15 +173,19 @@ def run_build(bt: BenchTask, policy, budget_s: float, samples: int = 8, max_step
     return Build(r.world, r.throughput, r.candidates, 0, r.seconds, r.method, r.candidates, ok, r.cpu_seconds)
 
 
-def policy_agent(policy, greedy: bool = True) -> tuple[Callable, dict]:
-    """(act function, env kwargs matching the policy's action layout) for a Policy or a
-    checkpoint path."""
-    from factorion.policy.model import Policy
-    if not isinstance(policy, Policy):
-        policy = Policy.load_from_checkpoint(policy)
+def run_policy(bt: BenchTask, policy, max_steps: int | None = None) -> Build:
+    """The policy's greedy roll-out (:func:`factorion.policy.rollout.rollout`) on the task, in
+    an env of the policy's action layout, until finish or the step limit."""
+    from factorion.env.vector import FactorioVectorEnv
+    from factorion.policy.rollout import rollout
     cfg = policy.config
-    return (lambda obs, masks: policy.act(obs, masks, greedy=greedy),
-            {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes})
+    env = FactorioVectorEnv(1, bt.task.world.shape, max_steps=max_steps, autoreset_mode="disabled",
+                            entities=tuple(cfg.entities), max_items=cfg.max_items,
+                            max_recipes=cfg.max_recipes)
+    t0 = time.perf_counter()
+    res = rollout(policy, env, [bt.task], greedy=True, seed=0)
+    return Build(env.world(0).copy(), float(res["throughput"][0]), int(res["steps"][0]),
+                 int(res["invalid"][0]), time.perf_counter() - t0)
 
 
 def _entities(world) -> int:
@@ -217,8 +220,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
         if not Path(path).exists():
             print(f"evaluate: {name}: no checkpoint at {path}; skipped")
             continue
-        act, kw = policy_agent(path)
-        agents[name] = lambda bt, act=act, kw=kw: run_env_agent(bt, act, kw, max_steps=cfg.max_steps)
+        from factorion.build import load_policy
+        pol = load_policy(path)
+        agents[name] = lambda bt, pol=pol: run_policy(bt, pol, max_steps=cfg.max_steps)
     rows, builds = [], {}
     bar = tqdm(total=len(bench) * len(agents), desc="evaluate", disable=not progress)
     for name, run in agents.items():
@@ -323,7 +327,7 @@ def write_report(df: pd.DataFrame, builds: dict, cfg: EvalConfig) -> Path:
     n_mined = int((df.family == "mined").sum() // max(1, df.agent.nunique()))
     lines = ["# Factorion evaluation", "",
              f"Sizes {list(cfg.sizes)}, levels {list(cfg.levels)}, {cfg.n_seeds} seeds per family/level "
-             f"(seeds from {SEED0}); mined test windows: {n_mined}.",
+             f"(seeds from {BENCH_SEED0}); mined test windows: {n_mined}.",
              f"Success = throughput >= {SUCCESS} x reference. Ratios above 1 mean a build beat the "
              "reference construction.",
              f"Planner budget {cfg.planner_budget_s:g} s; env agents stop after {cfg.max_steps} steps"

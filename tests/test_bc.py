@@ -15,7 +15,9 @@ import torch
 from factorion.core.world import Entity, World
 from factorion.env.factorio_env import FactorioEnv
 from factorion.env.masks import OP_FINISH, OP_PLACE, OP_REMOVE, STAGES
-from factorion.policy.model import Policy, PolicyConfig, masks_to_tensors
+from factorion.policy.adapters import masks_to_tensors
+from factorion.policy.model import Policy, PolicyConfig
+from factorion.tasks import splits
 from factorion.train import bc, bc_module, bc_samples
 from factorion.train.bc_samples import encode_action
 
@@ -106,7 +108,7 @@ def test_encode_action_formats():
 
 def test_expand_episode_without_simulator():
     w, acts = line_episode()
-    samples = bc.expand_episode(w, acts, [], ["iron-plate"], 15.0, throughput=lambda world: 0.0)
+    samples = bc_samples.expand_episode(w, acts, [], ["iron-plate"], 15.0, throughput=lambda world: 0.0)
     assert len(samples) == len(acts) + 1  # + the finish
     assert samples[-1]["action"].tolist() == [OP_FINISH, 0, 0, 0, 0]
     for k, s in enumerate(samples):
@@ -115,19 +117,18 @@ def test_expand_episode_without_simulator():
         assert m["op"][0, s["action"][0]]
     # an invalid expert action (occupied cell) is skipped, not fatal
     bad = [(OP_PLACE, 3 * 7 + 1, 0, 1, 0), *acts]
-    assert len(bc.expand_episode(w, bad, [], ["iron-plate"], 15.0, throughput=lambda world: 0.0)) == len(
-        samples
-    )
+    again = bc_samples.expand_episode(w, bad, [], ["iron-plate"], 15.0, throughput=lambda world: 0.0)
+    assert len(again) == len(samples)
 
 
 def test_bucket_buffer_single_size_batches():
     rng = random.Random(0)
-    buf = bc.BucketBuffer(batch_size=8, capacity=20, rng=rng)
+    buf = bc_samples.BucketBuffer(batch_size=8, capacity=20, rng=rng)
     samples = []
     for i in range(50):
         size = (5, 7, 11)[i % 3]
         w, acts = line_episode(size, y=1)
-        s = bc.expand_episode(w, acts[:1], [], ["iron-plate"], 1.0, throughput=lambda world: 0.0)[0]
+        s = bc_samples.expand_episode(w, acts[:1], [], ["iron-plate"], 1.0, throughput=lambda world: 0.0)[0]
         s["value_target"] = np.float32(i)  # an id
         samples.append(s)
     batches = list(buf.add(samples)) + list(buf.drain())
@@ -155,7 +156,7 @@ def test_procedural_seeds_shard_disjointly(monkeypatch):
     ds.set_epoch(1)
     list(ds.episodes(0, 1, random.Random(0)))
     assert set(seen["s"][-1]).isdisjoint(first)  # a fresh epoch draws fresh tasks
-    assert max(seen["s"][-1]) < bc.VAL_SEED0
+    assert max(seen["s"][-1]) < splits.VAL_SEED0
 
 
 def test_overfit_one_batch():
@@ -164,7 +165,7 @@ def test_overfit_one_batch():
     samples = []
     for size, y in ((7, 3), (7, 2), (7, 5)):
         w, acts = line_episode(size, y)
-        samples += bc.expand_episode(w, acts, [], ["iron-plate"], 15.0, throughput=lambda world: 0.0)
+        samples += bc_samples.expand_episode(w, acts, [], ["iron-plate"], 15.0, throughput=lambda world: 0.0)
     batch = bc_samples.collate(samples)
     module = bc_module.BCModule(preset="tiny")
     opt = torch.optim.AdamW(module.policy.parameters(), lr=3e-3)
@@ -190,7 +191,7 @@ def test_samples_match_the_env():
     for family, seed in (("belt", 1), ("assembler1", 2), ("tree2", 3)):
         task = tasks.make_task(family, 4, size=11, seed=seed)
         ep = bc.task_episode(task)
-        samples = bc.expand_episode(**ep)
+        samples = bc_samples.expand_episode(**ep)
         assert len(samples) == len(ep["actions"]) + 1, family  # no expert action dropped
         env = FactorioEnv(size=11)
         obs, info = env.reset(options={"task": task})
@@ -248,7 +249,7 @@ def _write_examples(path: Path, n_train: int = 6, n_val: int = 3) -> None:
         rows = []
         for i in range(n):
             t = tasks.make_task(tasks.FAMILIES[i % len(tasks.FAMILIES)], 3 + i % 2, size=11, seed=seed0 + i)
-            acts = bc.expert_actions(t)
+            acts = bc_samples.expert_actions(t)
             rows.append(
                 {
                     "example_id": f"{split}{i}",
@@ -388,7 +389,7 @@ def test_training_on_parquet_without_simulator(tmp_path):
     w, _ = line_episode(7, 2)
     layout = bc_samples.layout_for(7, 7)
     masks = bc_samples.build_masks(layout, w.grid[None], [], batched=False)
-    s = bc.expand_episode(w, [], [], ["iron-plate"], 15.0, throughput=lambda world: 0.0)[0]
+    s = bc_samples.expand_episode(w, [], [], ["iron-plate"], 15.0, throughput=lambda world: 0.0)[0]
     obs = {k: s[k] for k in ("grid", "task", "recipes", "step", "ratio")}
     for _ in range(20):
         a = policy.act(obs, masks)
@@ -416,7 +417,7 @@ def test_smoke_training_checkpoint_loads_and_acts(smoke_ckpt):
     for name in ("last.ckpt", "best.ckpt"):
         policy = Policy.load_from_checkpoint(out / name)
         assert policy.config == PolicyConfig.preset("tiny")
-    task = tasks.make_task("belt", 3, size=11, seed=bc.TEST_SEED0)
+    task = tasks.make_task("belt", 3, size=11, seed=splits.TEST_SEED0)
     env = FactorioEnv(size=11)
     obs, _ = env.reset(options={"task": task})
     for _ in range(3):

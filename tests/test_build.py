@@ -9,6 +9,7 @@ from factorion import evaluate as E
 from factorion.build import build, infer_task, load_policy, parse_spec, validate_export
 from factorion.sim import throughput
 from factorion.tasks.levels import make_task
+from factorion.tasks.splits import BENCH_SEED0
 
 SPEC = """size 9 9
 source 4 0 iron-plate
@@ -29,7 +30,7 @@ def test_success_threshold_is_shared():
 
 
 def test_build_stops_at_success_on_a_task_with_a_reference(tiny_policy):
-    t = make_task("belt", 5, size=7, seed=E.SEED0)
+    t = make_task("belt", 5, size=7, seed=BENCH_SEED0)
     r = build(t, checkpoint=tiny_policy, budget_s=30.0)
     assert r.ratio is not None and r.ratio >= B.SUCCESS and r.stopped_early
     assert r.seconds < 30.0 and r.method.startswith("planner")

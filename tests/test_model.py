@@ -10,15 +10,8 @@ import torch
 from factorion.core.world import World
 from factorion.env.factorio_env import task_vectors
 from factorion.env.masks import OP_FINISH, OP_PLACE, OP_REMOVE, STAGES
-from factorion.policy.model import (
-    PRESETS,
-    Policy,
-    PolicyConfig,
-    masks_to_tensors,
-    obs_to_tensors,
-    stage_mask,
-    valid_actions,
-)
+from factorion.policy.adapters import masks_to_tensors, obs_to_tensors, stage_mask, valid_actions
+from factorion.policy.model import PRESETS, Policy, PolicyConfig
 from factorion.train.bc_samples import build_masks, layout_for
 
 RECIPES = ["iron-gear-wheel", "electronic-circuit"]

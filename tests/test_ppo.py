@@ -11,17 +11,15 @@ import pytest
 import torch
 
 from factorion.env.vector import FactorioVectorEnv
-from factorion.policy.model import Policy, PolicyConfig, masks_to_tensors, obs_to_tensors
+from factorion.policy.adapters import index_rows, masks_to_tensors, obs_to_tensors
+from factorion.policy.model import Policy, PolicyConfig
 from factorion.tasks.curriculum import Curriculum
 from factorion.train.ppo import Args, train
 from factorion.train.ppo_eval import evaluate_policy
 from factorion.train.ppo_log import CSVLog, curriculum_state, load_curriculum_state
 from factorion.train.ppo_policy import (
-    capture_trunk,
     freeze_trunk,
     n_frozen_blocks,
-    policy_temperature,
-    replay_trunk,
     same_trunk,
     stage_kl,
 )
@@ -29,7 +27,6 @@ from factorion.train.ppo_rollout import (
     OBS_KEYS,
     Rollout,
     compute_gae,
-    index_rows,
     path_masks,
     taken_path_masks,
 )
@@ -176,23 +173,25 @@ def test_frozen_trunk_replay_is_exact(tiny_policy):
     frozen = freeze_trunk(policy, k, ot, mt)
     assert "blocks.0.qkv.weight" in frozen and "kind_emb.weight" in frozen
     assert not any(n.startswith(("blocks.1.", "op_head", "value_head")) for n in frozen)
-    assert same_trunk(policy, ref, k)
-    with torch.no_grad(), capture_trunk(policy, k) as box:
+    assert same_trunk(policy, ref, k) and policy.trunk_blocks == k
+    with torch.no_grad():
         out = policy(ot, mt)
-    a = out["action"]
+    a, feats = out["action"], out["trunk"]
+    assert "trunk" not in ref(ot, mt)  # trunk_blocks = 0: nothing cached, nothing returned
     pm = taken_path_masks(mt, a, policy.fp_index)
-    with replay_trunk(policy, k, box[0]):
-        again = policy(ot, path_masks(pm), actions=a)
-    assert type(policy.blocks[0]).__name__ == "Block"  # restored
+    again = policy(ot, path_masks(pm), actions=a, trunk_cache=feats)
+    assert again["trunk"] is feats
     torch.testing.assert_close(again["logprob"], out["logprob"], rtol=0, atol=1e-6)
     torch.testing.assert_close(again["value"], out["value"], rtol=0, atol=1e-6)
     again["logprob"].sum().backward()
     assert policy.blocks[1].qkv.weight.grad is not None and policy.blocks[0].qkv.weight.grad is None
-    with torch.no_grad(), replay_trunk(ref, k, box[0]):
-        r1 = ref(ot, mt, actions=a)["logprob"]
+    ref.trunk_blocks = k
     with torch.no_grad():
+        r1 = ref(ot, mt, actions=a, trunk_cache=feats)["logprob"]
         r2 = ref(ot, mt, actions=a)["logprob"]
     torch.testing.assert_close(r1, r2, rtol=0, atol=1e-6)
+    wrong = ref(ot, mt, actions=a, trunk_cache=torch.zeros_like(feats))["logprob"]
+    assert not torch.allclose(wrong, r2)  # the cache is really used
 
 
 def test_temperature_is_consistent_and_sharpens(tiny_policy):
@@ -200,15 +199,19 @@ def test_temperature_is_consistent_and_sharpens(tiny_policy):
     obs, info = env.reset(seed=4)
     ot, mt = obs_to_tensors(obs), masks_to_tensors(info["action_mask"])
     with torch.no_grad():
-        with policy_temperature(0.5):
-            out = tiny_policy(ot, mt)
-            pm = taken_path_masks(mt, out["action"], tiny_policy.fp_index)
-            again = tiny_policy(ot, path_masks(pm), actions=out["action"])
-        plain = tiny_policy(ot, mt, actions=out["action"])
+        out = tiny_policy(ot, mt, temperature=0.5, return_stage_logits=True)
+        pm = taken_path_masks(mt, out["action"], tiny_policy.fp_index)
+        again = tiny_policy(ot, path_masks(pm), actions=out["action"], temperature=0.5)
+        plain = tiny_policy(ot, mt, actions=out["action"], return_stage_logits=True)
     assert torch.equal(again["logprob"], out["logprob"])
     assert (out["entropy"] <= plain["entropy"] + 1e-6).all()  # along the same path: sharper
     assert out["entropy"].sum() < plain["entropy"].sum()
-    assert not torch.equal(plain["logprob"], out["logprob"])  # restored afterwards
+    assert not torch.equal(plain["logprob"], out["logprob"])
+    assert "stage_logits" not in again and len(out["stage_logits"]) == 5
+    for hot, cold in zip(out["stage_logits"], plain["stage_logits"], strict=True):
+        valid = cold > torch.finfo(torch.float32).min  # the masked entries stay at the fill value
+        torch.testing.assert_close(hot[valid], 2 * cold[valid])
+        assert torch.equal(hot > torch.finfo(torch.float32).min, valid)
 
 
 def test_stage_kl_forward_kl_along_the_path():

@@ -10,7 +10,8 @@ import torch
 
 from factorion.env.masks import OP_FINISH, OP_PLACE, OP_REMOVE
 from factorion.env.vector import FactorioVectorEnv
-from factorion.policy.model import Policy, PolicyConfig, masks_to_tensors, obs_to_tensors
+from factorion.policy.adapters import masks_to_tensors, obs_to_tensors
+from factorion.policy.model import Policy, PolicyConfig
 from factorion.tasks.base import FAMILIES
 from factorion.tasks.levels import make_task
 from factorion.train.bc_samples import encode_action

@@ -69,7 +69,7 @@ def test_loss_only_pulls_where_the_return_beats_the_critic():
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(()))
 
-        def forward(self, obs, masks, actions=None):
+        def forward(self, obs, masks, actions=None, temperature=1.0):
             n = actions.shape[0]
             return {"logprob": self.w.expand(n) - 1.0, "value": torch.tensor([0.0, 2.0])[:n] + 0 * self.w}
 

@@ -33,25 +33,26 @@ the mean of the cell tokens (no dependence on grid size).
 
 Masks
 -----
-``forward`` takes masks as a dict of tensors with a leading batch axis (see
-:func:`masks_to_tensors`), in one of two forms: **compact** ``op (B,3)``, ``cell (B,3,N)``,
-``fit (B,F,N)``, ``ed_ok (B,E,4)``, ``variant (B,E,V)`` (the env's internal tables: the dense
-``dir`` mask is ``fit[fp_index[e, d], cell] & ed_ok[e, d]``), or **dense** ``op``, ``cell``,
-``entity (B,N,E)``, ``dir (B,N,E,4)``, ``variant``. ``None`` means unmasked.
+``forward`` takes masks as a dict of tensors with a leading batch axis, compact or dense (see
+:mod:`factorion.policy.adapters`, which also turns env observations and masks into tensors).
+``None`` means unmasked.
 
 API
 ---
-``Policy(PolicyConfig(...))``; ``policy.forward(obs, masks, actions=None)`` ->
+``Policy(PolicyConfig(...))``; ``policy.forward(obs, masks, actions=None, greedy=False, *,
+temperature=1.0, trunk_cache=None, return_stage_logits=False)`` ->
 ``{"action", "logprob", "entropy", "value", "stage_logprob", "stage_entropy", "argmax"}``
-(``actions`` given: evaluate them; else sample, or take the argmax with ``greedy=True``);
+(``actions`` given: evaluate them; else sample, or take the argmax with ``greedy=True``; the
+keyword arguments: a tempered policy, a cached frozen trunk, the stage logits -- see
+:meth:`Policy.forward`);
 ``policy.act(obs, masks, greedy=False)`` (numpy in, numpy out); ``Policy.load_from_checkpoint``
-(a Lightning checkpoint of :class:`factorion.train.bc.BCModule` or a file from ``policy.save``).
+(a Lightning checkpoint of :class:`factorion.train.bc_module.BCModule` or a file from ``policy.save``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -68,24 +69,12 @@ from factorion.env.masks import (
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_RECIPES,
     N_OPS,
-    OP_PLACE,
     STAGES,
     ActionLayout,
 )
+from factorion.policy.adapters import as_tensor, masks_to_tensors, obs_to_tensors, stage_mask
 
-__all__ = [
-    "PolicyConfig",
-    "Policy",
-    "PRESETS",
-    "obs_to_tensors",
-    "masks_to_tensors",
-    "stage_mask",
-    "valid_actions",
-]
-
-MASK_KEYS_COMPACT = ("op", "cell", "fit", "ed_ok", "variant")
-MASK_KEYS_DENSE = ("op", "cell", "entity", "dir", "variant")
-
+__all__ = ["PolicyConfig", "Policy", "PRESETS"]
 
 @dataclass
 class PolicyConfig:
@@ -148,119 +137,6 @@ PRESETS: dict[str, PolicyConfig] = {
     "small": PolicyConfig(d_model=96, n_layers=4, n_heads=4),  # CPU experiments
     "default": PolicyConfig(),  # ~2.9 M parameters
 }
-
-
-# ---------------------------------------------------------------------------------- inputs
-def _t(x, device, dtype=None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(device=device, dtype=dtype) if dtype is not None else x.to(device)
-    a = np.asarray(x)
-    if not a.flags.writeable:  # e.g. np.broadcast_to views: torch wants writable memory
-        a = a.copy()
-    return torch.as_tensor(a, device=device, dtype=dtype)
-
-
-def obs_to_tensors(obs: Mapping, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
-    """An env observation (one, or a batch with a leading B axis) as batched tensors."""
-    grid = _t(obs["grid"], device, torch.long)
-    single = grid.dim() == 3
-    out = {"grid": grid}
-    for k in ("task", "recipes"):
-        out[k] = _t(obs[k], device, torch.long)
-    for k in ("step", "ratio"):
-        out[k] = _t(obs[k], device, torch.float32) if k in obs else None
-    if single:
-        out = {k: (v[None] if v is not None else None) for k, v in out.items()}
-    B = out["grid"].shape[0]
-    for k in ("step", "ratio"):
-        out[k] = torch.zeros(B, 1, device=out["grid"].device) if out[k] is None else out[k].reshape(B, 1)
-    return out
-
-
-def masks_to_tensors(masks, device: torch.device | str | None = None) -> dict[str, torch.Tensor] | None:
-    """Masks as a dict of bool tensors with a batch axis (compact form where possible).
-
-    Accepts an :class:`factorion.env.ActionMasks` (single or batched; its compact internals
-    are used, the dense ``dir`` is never built), or a mapping of arrays/tensors in the compact
-    or the dense form, with or without the batch axis.
-    """
-    if masks is None:
-        return None
-    if hasattr(masks, "fit") and hasattr(masks, "ed_ok") and hasattr(masks, "layout"):
-        src = {
-            "op": masks.op,
-            "cell": masks.cell,
-            "fit": masks.fit,
-            "ed_ok": masks.ed_ok,
-            "variant": masks.variant,
-        }  # the internal tables are batched even when batched=False
-    else:
-        src = dict(masks.items())
-    keys = MASK_KEYS_COMPACT if "fit" in src else MASK_KEYS_DENSE
-    out = {k: _t(src[k], device, torch.bool) for k in keys}
-    if out["op"].dim() == 1:
-        out = {k: v[None] for k, v in out.items()}
-    return out
-
-
-def _onehot0(B: int, n: int, device) -> torch.Tensor:
-    m = torch.zeros(B, n, dtype=torch.bool, device=device)
-    m[:, 0] = True
-    return m
-
-
-def stage_mask(
-    masks: Mapping[str, torch.Tensor],
-    stage: str,
-    prefix: Sequence[torch.Tensor],
-    fp_index: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``(B, n)`` mask of ``stage`` given the earlier choices (the torch twin of
-    :meth:`factorion.env.ActionMasks.mask_for`). ``fp_index`` ``(E, 4)`` is needed for compact
-    masks."""
-    B = masks["op"].shape[0]
-    b = torch.arange(B, device=masks["op"].device)
-    if stage == "op":
-        return masks["op"]
-    op = prefix[0]
-    if stage == "cell":
-        return masks["cell"][b, op]
-    cell = prefix[1]
-    compact = "fit" in masks
-    if stage == "entity":
-        if compact:
-            f = masks["fit"][b, :, cell]  # (B, F)
-            out = (f[:, fp_index] & masks["ed_ok"]).any(-1)  # (B, E)
-        else:
-            out = masks["entity"][b, cell]
-    elif stage == "dir":
-        e = prefix[2]
-        if compact:
-            f = masks["fit"][b, :, cell]
-            out = f.gather(1, fp_index[e]) & masks["ed_ok"][b, e]  # (B, 4)
-        else:
-            out = masks["dir"][b, cell, e]
-    elif stage == "variant":
-        out = masks["variant"][b, prefix[2]]
-    else:
-        raise KeyError(stage)
-    ignored = op != OP_PLACE
-    return torch.where(ignored[:, None], _onehot0(B, out.shape[1], out.device), out)
-
-
-def valid_actions(
-    masks: Mapping[str, torch.Tensor], actions: torch.Tensor, fp_index: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``(B,)`` whether each action is allowed by every stage's conditional mask (ignored
-    fields must be 0, as the policy emits them)."""
-    ok = torch.ones(actions.shape[0], dtype=torch.bool, device=actions.device)
-    b = torch.arange(actions.shape[0], device=actions.device)
-    for s, stage in enumerate(STAGES):
-        m = stage_mask(masks, stage, [actions[:, i] for i in range(s)], fp_index)
-        a = actions[:, s]
-        inside = (a >= 0) & (a < m.shape[1])
-        ok &= inside & m[b, a.clamp(0, m.shape[1] - 1)]
-    return ok
 
 
 # ---------------------------------------------------------------------------------- modules
@@ -388,6 +264,9 @@ class Policy(nn.Module):
             raise ValueError(f"n_variant {c.n_variant} != the env's {layout.n_variant}")
         self.register_buffer("fp_index", torch.as_tensor(layout.fp_index, dtype=torch.long), persistent=False)
         self._pe_cache: dict = {}
+        #: lower blocks whose output ``forward`` returns as ``trunk`` and takes back as ``trunk_cache``
+        #: (PPO's frozen trunk; 0: none)
+        self.trunk_blocks = 0
         self.apply(self._init)
         nn.init.normal_(self.cls, std=0.02)
 
@@ -415,8 +294,9 @@ class Policy(nn.Module):
         return self._pe_cache[key]
 
     # ------------------------------------------------------------------ encoder
-    def encode(self, obs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Token states: ``cls (B,d)``, ``cells (B,N,d)``, ``recipes (B,R,d)``."""
+    def tokens(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, 1 + T + R + N, d)``: the CLS, task-item, task-recipe and cell tokens (after the
+        conv stem) that enter the transformer blocks."""
         c = self.config
         g = obs["grid"].long()
         B, _, H, W = g.shape
@@ -450,8 +330,17 @@ class Policy(nn.Module):
             -1,
         )
         cls = self.cls + self.scalar_proj(scal)[:, None]  # (B, 1, d)
-        x = torch.cat([cls, item_tok, rec_tok, cells], 1)
-        T = items.shape[1]
+        return torch.cat([cls, item_tok, rec_tok, cells], 1)
+
+    def encode(
+        self, obs: Mapping[str, torch.Tensor], trunk_cache: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Token states: ``cls (B,d)``, ``cells (B,N,d)``, ``recipes (B,R,d)``, ``recipe_valid``;
+        with ``trunk_blocks = k > 0`` also ``trunk``: the output of ``blocks[:k]``, which a later
+        call takes back as ``trunk_cache`` instead of running the embedding and those blocks."""
+        g, items, recs = obs["grid"], obs["task"].long(), obs["recipes"].long()
+        B, _, H, W = g.shape
+        T, R = items.shape[1], recs.shape[1]
         keep = torch.cat(
             [
                 torch.ones(B, 1, dtype=torch.bool, device=g.device),
@@ -462,15 +351,26 @@ class Policy(nn.Module):
             1,
         )
         attn_mask = None if bool(keep.all()) else keep[:, None, None, :]
-        for blk in self.blocks:
+        k = self.trunk_blocks
+        replay = k > 0 and trunk_cache is not None
+        x = trunk_cache if replay else self.tokens(obs)
+        trunk = trunk_cache if replay else None
+        for i, blk in enumerate(self.blocks):
+            if replay and i < k:
+                continue
             x = blk(x, attn_mask)
+            if i == k - 1:
+                trunk = x
         x = self.ln_f(x)
-        return {
+        enc = {
             "cls": x[:, 0],
             "cells": x[:, 1 + T + R :],
             "recipes": x[:, 1 + T : 1 + T + R],
             "recipe_valid": recs != 0,
         }
+        if trunk is not None:
+            enc["trunk"] = trunk
+        return enc
 
     def value_from(self, enc: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.value_head(torch.cat([enc["cls"], enc["cells"].mean(1)], -1)).squeeze(-1)
@@ -482,20 +382,26 @@ class Policy(nn.Module):
         masks: Mapping[str, torch.Tensor] | None,
         actions: torch.Tensor | None = None,
         greedy: bool = False,
+        temperature: float = 1.0,
     ) -> dict[str, torch.Tensor]:
         """Run the five stages. ``actions`` given: teacher-forced evaluation; else choose (sample
-        or argmax). Returns ``action``, ``stage_logprob``, ``stage_entropy``, ``argmax`` (the
-        argmax of each stage given the prefix actually used)."""
+        or argmax). Every stage's logits are divided by ``temperature`` before masking. Returns
+        ``action``, ``stage_logprob``, ``stage_entropy``, ``argmax`` (the argmax of each stage
+        given the prefix actually used) and ``stage_logits`` (each stage's tempered, masked
+        logits, a list in stage order)."""
         cls, cells = enc["cls"], enc["cells"]
         B, N, d = cells.shape
         b = torch.arange(B, device=cls.device)
         chosen: list[torch.Tensor] = []
-        lps, ents, amax = [], [], []
+        lps, ents, amax, stage_logits = [], [], [], []
         scale = 1.0 / math.sqrt(d)
 
         def stage(s: int, logits: torch.Tensor) -> torch.Tensor:
             m = stage_mask(masks, STAGES[s], chosen, self.fp_index) if masks is not None else None
+            if temperature != 1.0:
+                logits = logits.float() / temperature
             logits = _masked(logits, m)
+            stage_logits.append(logits)
             logp = F.log_softmax(logits, -1)
             p = logp.exp()
             plogp = p * logp
@@ -531,26 +437,45 @@ class Policy(nn.Module):
             "stage_logprob": torch.stack(lps, 1),
             "stage_entropy": torch.stack(ents, 1),
             "argmax": torch.stack(amax, 1),
+            "stage_logits": stage_logits,
         }
 
     def forward(
-        self, obs: Mapping, masks=None, actions: torch.Tensor | None = None, greedy: bool = False
+        self,
+        obs: Mapping,
+        masks=None,
+        actions: torch.Tensor | None = None,
+        greedy: bool = False,
+        *,
+        temperature: float = 1.0,
+        trunk_cache: torch.Tensor | None = None,
+        return_stage_logits: bool = False,
     ) -> dict[str, torch.Tensor]:
         """``obs``: dict of batched tensors (or arrays; see :func:`obs_to_tensors`); ``masks``:
         see :func:`masks_to_tensors` (``None`` = unmasked). Returns ``action (B,5)``,
         ``logprob (B,)`` (sum over stages), ``entropy (B,)`` (sum of the stage entropies given
         the prefix), ``value (B,)``, ``stage_logprob``/``stage_entropy`` ``(B,5)`` and
-        ``argmax (B,5)``."""
+        ``argmax (B,5)``.
+
+        ``temperature``: the policy is ``softmax(logits / temperature)`` at every stage
+        (sampling, log-probs, entropies; PPO trains the tempered policy). ``trunk_cache``: the
+        output of the lower ``trunk_blocks`` blocks from an earlier call (its ``trunk``, returned
+        whenever ``trunk_blocks > 0``), run instead of them. ``return_stage_logits``: also
+        ``stage_logits``, each stage's tempered, masked logits (a list in stage order)."""
         dev = self.device
         obs = obs_to_tensors(obs, dev)
         masks = masks_to_tensors(masks, dev)
         if actions is not None:
-            actions = _t(actions, dev, torch.long).reshape(-1, len(STAGES))
-        enc = self.encode(obs)
-        out = self.head(enc, masks, actions, greedy)
+            actions = as_tensor(actions, dev, torch.long).reshape(-1, len(STAGES))
+        enc = self.encode(obs, trunk_cache)
+        out = self.head(enc, masks, actions, greedy, temperature)
+        if not return_stage_logits:
+            del out["stage_logits"]
         out["logprob"] = out["stage_logprob"].sum(1)
         out["entropy"] = out["stage_entropy"].sum(1)
         out["value"] = self.value_from(enc)
+        if "trunk" in enc:
+            out["trunk"] = enc["trunk"]
         return out
 
     def get_value(self, obs: Mapping) -> torch.Tensor:
@@ -578,7 +503,7 @@ class Policy(nn.Module):
 
     @classmethod
     def load_from_checkpoint(cls, path: str | Path, map_location: Any = "cpu") -> Policy:
-        """A policy from a Lightning checkpoint of :class:`factorion.train.bc.BCModule` (or any
+        """A policy from a Lightning checkpoint of :class:`factorion.train.bc_module.BCModule` (or any
         module holding the policy as ``self.policy`` with ``policy_config`` in its hparams)
         or from :meth:`save`. Loads with ``weights_only=True``."""
         ckpt = torch.load(path, map_location=map_location, weights_only=True)

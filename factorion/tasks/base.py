@@ -44,15 +44,21 @@ MACHINES = frozenset(gd.ASSEMBLERS + gd.FURNACES)
 
 @dataclass
 class Task:
+    """The one task type: procedural (``make_task``), a mined blueprint window (``source="mined"``:
+    no solution, the expert's action count in ``n_expert``) or one inferred from a world
+    (``source="inferred"``, ``factorion build``: no solution, reference 0 = unknown)."""
+
     family: str
     level: int
     seed: int
     world: World             # the start state the agent sees
-    solution: World          # the reference solution (a complete working factory, same size)
-    reference: float         # throughput(solution) in items/s, > 0
+    solution: World | None   # the reference solution (a complete working factory, same size) or None
+    reference: float         # throughput(solution) in items/s, > 0 (0 or NaN: unknown, mined / inferred)
     removed: list[Entity]    # entities of `solution` missing from `world` (levels 3 and 4), else []
     recipes: tuple[str, ...]  # assembler recipes the task may need; () for belt and smelting tasks
     items: tuple[str, ...]   # items at sources and sinks
+    source: str = "procedural"  # where it comes from: procedural, mined, inferred
+    n_expert: int | None = None  # the expert's action count, where known without a solution (mined)
 
 
 # ============================================================================ random draws

@@ -37,8 +37,8 @@ on held-out tasks: ``val/restored`` = the share of the removed throughput the po
 ``(T_end - T_start) / (T_ref - T_start)`` clipped to [0, 1].
 
 Layout: this module holds the datasets and :class:`BCDataModule`; the samples they yield are
-made in :mod:`factorion.train.bc_samples` and the LightningModule lives in :mod:`factorion.train.bc_module`.
-Every name of those modules is importable from here as before.
+made in :mod:`factorion.train.bc_samples` and the LightningModule lives in
+:mod:`factorion.train.bc_module`. Seed ranges: :mod:`factorion.tasks.splits`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ import random
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import lightning as L
@@ -59,16 +58,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from factorion.core.world import N_CHANNELS, World
 from factorion.env.masks import DEFAULT_ENTITIES, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECIPES
-
-# the LightningModule and the sample code are re-exported: ``factorion.train.bc.X`` works as before
-from factorion.train.bc_samples import (
-    BucketBuffer,
-    expand_episode,
-    expert_actions,
-    throughput_fn,
-)
-
-TRAIN_SEED0, VAL_SEED0, ROLLOUT_SEED0, TEST_SEED0 = 0, 1_000_000_000, 1_500_000_000, 2_000_000_000
+from factorion.tasks.base import Task
+from factorion.tasks.splits import ROLLOUT_SEED0, TRAIN_SEED0, VAL_SEED0
+from factorion.train.bc_samples import BucketBuffer, expand_episode, expert_actions, throughput_fn
 
 
 # ---------------------------------------------------------------------------------- datasets
@@ -330,22 +322,17 @@ class ParquetEpisodes(_Episodes):
         return dataset.head(n, columns=cols, filter=filt).to_pylist()
 
 
-def row_to_task(row: dict):
-    """A task-like object for the env from a Parquet row (world, recipes, items, reference)."""
+def row_to_task(row: dict) -> Task:
+    """The :class:`~factorion.tasks.base.Task` of a Parquet row (a mined window: world, recipes,
+    items, reference, the expert's action count; no solution)."""
     ep = row_to_episode(row)
     ref = ep["reference"]
     if not (ref > 0) and row.get("grid") is not None:  # NaN: simulate the complete window
         fn = throughput_fn()
         ref = float(fn(_world_from(_grid_from(row["grid"], row["grid_shape"])))) if fn else math.nan
-    return SimpleNamespace(
-        world=ep["start"],
-        recipes=ep["recipes"],
-        items=ep["items"],
-        reference=ref,
-        family=row.get("family"),
-        level=row.get("level"),
-        n_expert=len(ep["actions"]),
-    )
+    return Task(family=row.get("family") or "mined", level=int(row.get("level") or 0), seed=0,
+                world=ep["start"], solution=None, reference=ref, removed=[], recipes=tuple(ep["recipes"]),
+                items=tuple(ep["items"]), source="mined", n_expert=len(ep["actions"]))
 
 
 # ---------------------------------------------------------------------------------- data module

@@ -12,48 +12,37 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from factorion.env import factorio_env as E
 from factorion.env.masks import DEFAULT_MAX_ITEMS, STAGES
-from factorion.policy.model import Policy, PolicyConfig, stage_mask, valid_actions
+from factorion.policy.adapters import stage_mask, valid_actions
+from factorion.policy.model import Policy, PolicyConfig
+from factorion.policy.rollout import rollout as run_policy
 
 
 # ---------------------------------------------------------------------------------- roll-out
 def rollout(
     policy: Policy, task, max_steps: int | None = None, greedy: bool = True,
-    max_items: int = DEFAULT_MAX_ITEMS, env=None,
+    max_items: int = DEFAULT_MAX_ITEMS,
 ) -> dict:
-    """Run ``policy`` on ``task`` in :class:`factorion.env.FactorioEnv` until it finishes or
-    ``max_steps``. Returns ``world`` (final), ``restored`` (share of the removed throughput
-    restored, clipped to [0, 1]; NaN when nothing was missing), ``ratio``, ``steps``,
-    ``return``."""
-    H, W = task.world.shape
-    if env is None:
-        env = E.FactorioEnv(
-            size=(H, W),
-            max_items=max_items,
-            max_recipes=policy.config.max_recipes,
-            entities=policy.config.entities,
-        )
-    obs, info = env.reset(options={"task": task})
-    thr0 = info["throughput"]
-    ref = float(task.reference)
-    limit = max_steps or env.max_steps
-    total, steps, done = 0.0, 0, False
-    while not done and steps < limit:
-        a = policy.act(obs, env.action_masks(), greedy=greedy)
-        obs, r, term, trunc, info = env.step(a)
-        total += r
-        steps += 1
-        done = term or trunc
-    gap = ref - thr0
-    restored = float(np.clip((info["throughput"] - thr0) / gap, 0.0, 1.0)) if gap > 1e-9 else math.nan
+    """Run ``policy`` on ``task`` (:func:`factorion.policy.rollout.rollout`, one env) until it
+    finishes or ``max_steps``. Returns ``world`` (final), ``restored`` (share of the removed
+    throughput restored, clipped to [0, 1]; NaN when nothing was missing), ``ratio``, ``steps``,
+    ``return``, ``finished`` (the episode ended by itself)."""
+    from factorion.env.vector import FactorioVectorEnv
+
+    cfg = policy.config
+    env = FactorioVectorEnv(1, task.world.shape, autoreset_mode="disabled", max_items=max_items,
+                            max_recipes=cfg.max_recipes, entities=cfg.entities)
+    res = run_policy(policy, env, [task], greedy, seed=None, max_steps=max_steps)
+    thr0, thr = float(res["throughput_start"][0]), float(res["throughput"][0])
+    gap = float(task.reference) - thr0
+    restored = float(np.clip((thr - thr0) / gap, 0.0, 1.0)) if gap > 1e-9 else math.nan
     return {
-        "world": env.world.copy(),
+        "world": env.world(0).copy(),
         "restored": restored,
-        "ratio": float(info["ratio"]),
-        "steps": steps,
-        "return": total,
-        "finished": bool(done),
+        "ratio": float(res["ratio"][0]),
+        "steps": int(res["steps"][0]),
+        "return": float(res["return"][0]),
+        "finished": bool(res["ended"][0]),
     }
 
 
@@ -159,9 +148,9 @@ class BCModule(L.LightningModule):
     def _rollout_limit(self, task) -> int:
         if self.hparams.rollout_max_steps:
             return self.hparams.rollout_max_steps
-        n = getattr(task, "n_expert", None)
+        n = task.n_expert
         if n is None:
-            n = len(getattr(task, "removed", ()) or ()) or task.world.height * task.world.width // 4
+            n = len(task.removed) or task.world.height * task.world.width // 4
         return 2 * int(n) + 4
 
     # ------------------------------------------------------------------ optimisation

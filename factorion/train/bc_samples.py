@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Iterator, Sequence
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from factorion.env.masks import (
     ActionLayout,
     ActionMasks,
 )
+from factorion.tasks.base import Task
 
 MASK_KEYS = ("op", "cell", "fit", "ed_ok", "variant")
 
@@ -155,39 +155,12 @@ def expand_episode(
     layout = layout_for(H, W, entities, max_recipes)
     max_steps = max_steps or 2 * H * W
     throughput = throughput_fn() if throughput is None else throughput
-    task_ns = SimpleNamespace(items=list(items), recipes=list(recipes))
-    item_vec, rec_vec = E.task_vectors(task_ns, max_items, max_recipes)
-    world = start.copy()
-    grids, acts, thr, n_ent = [], [], [], []
-
-    def measure():
-        thr.append(float(throughput(world)) if throughput is not None else math.nan)
-        n_ent.append(int(E.count_entities(world.grid[None])[0]))
-
-    measure()
-    finished = False
-    for a in actions:
-        ca = encode_action(a, layout, recipes)
-        if ca is None:
-            continue
-        op, what = layout.decode(ca, list(recipes))
-        if op < 0 or not layout.oracle_valid(world, ca, list(recipes)):
-            continue
-        grids.append(world.grid.copy())
-        acts.append(ca)
-        if op == OP_FINISH:
-            finished = True
-            break
-        if op == OP_PLACE:
-            world.place(what)
-        elif op == OP_REMOVE:
-            world.remove(*what)
-        measure()
-    if not finished:
-        grids.append(world.grid.copy())
-        acts.append(np.array([OP_FINISH, 0, 0, 0, 0], dtype=np.int64))
-    K = len(acts)
     ref = float(reference) if reference is not None else math.nan
+    task = Task(family="", level=0, seed=0, world=start, solution=None, reference=ref, removed=[],
+                recipes=tuple(recipes), items=tuple(items))
+    item_vec, rec_vec = E.task_vectors(task, max_items, max_recipes)
+    grids, acts, thr, n_ent = replay_expert(start, actions, layout, list(recipes), throughput)
+    K = len(acts)
     if not (ref > 0):  # unknown (NaN) reference: the expert's final throughput
         ref = thr[-1] if thr[-1] > 0 else 1.0
     G = np.stack(grids)
@@ -217,6 +190,41 @@ def expand_episode(
             s.update(meta)
         out.append(s)
     return out
+
+
+def replay_expert(start: World, actions: Iterable, layout: ActionLayout, recipes: list[str], throughput
+                  ) -> tuple[list, list, list[float], list[int]]:
+    """Replay ``actions`` from ``start``, skipping the ones the layout cannot express or the
+    oracle rejects; a ``finish`` ends it (one is appended when the list lacks it). Returns the
+    grid before each kept action, the kept actions (canonical), and the throughput and entity
+    count after the start and after each kept edit."""
+    world = start.copy()
+    grids, acts, thr, n_ent = [], [], [], []
+
+    def measure():
+        thr.append(float(throughput(world)) if throughput is not None else math.nan)
+        n_ent.append(int(E.count_entities(world.grid[None])[0]))
+
+    measure()
+    for a in actions:
+        ca = encode_action(a, layout, recipes)
+        if ca is None:
+            continue
+        op, what = layout.decode(ca, recipes)
+        if op < 0 or not layout.oracle_valid(world, ca, recipes):
+            continue
+        grids.append(world.grid.copy())
+        acts.append(ca)
+        if op == OP_FINISH:
+            return grids, acts, thr, n_ent
+        if op == OP_PLACE:
+            world.place(what)
+        elif op == OP_REMOVE:
+            world.remove(*what)
+        measure()
+    grids.append(world.grid.copy())
+    acts.append(np.array([OP_FINISH, 0, 0, 0, 0], dtype=np.int64))
+    return grids, acts, thr, n_ent
 
 
 def collate(samples: Sequence[dict]) -> dict:

@@ -88,11 +88,11 @@ def store_expert_labels(buf, t: int, envs, info: dict, masks: dict[str, torch.Te
     return int(ok.sum())
 
 
-def expert_nll(model, mb: dict) -> torch.Tensor:
+def expert_nll(model, mb: dict, **forward_kw) -> torch.Tensor:
     """Mean negative log-likelihood of the usable expert labels of the minibatch ``mb`` (as
     :meth:`factorion.train.ppo_rollout.Rollout.flat` gives it) under ``model``, teacher-forced along
-    each label's stored path masks."""
+    each label's stored path masks; ``forward_kw`` go to the model (temperature, trunk cache)."""
     ok = mb["expert_ok"]
-    out = model(mb["obs"], path_masks(mb["expert_masks"]), actions=mb["expert"])
+    out = model(mb["obs"], path_masks(mb["expert_masks"]), actions=mb["expert"], **forward_kw)
     nll = -(out["logprob"].float() * ok).sum() / ok.sum().clamp(min=1)
     return nll + 0.0 * out["value"].float().sum()  # (DDP wants every parameter in each backward's graph)

@@ -10,12 +10,9 @@ import os
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from factorion.train.ppo import Args
 
 
 # ---------------------------------------------------------------------------------- metrics
@@ -108,8 +105,10 @@ def load_curriculum_state(cur, st: Mapping) -> None:
             cur.episodes[f] = int(st["episodes"][f])
 
 
-def wandb_run(args: Args, out: Path, config: dict):
-    if not args.wandb:
+def wandb_run(enabled: bool, project: str, resume: bool, out: Path, config: dict):
+    """A wandb run named after ``out`` (offline unless ``WANDB_MODE`` says otherwise), or None
+    (disabled, wandb missing, or it failed to start)."""
+    if not enabled:
         return None
     try:
         import wandb
@@ -118,8 +117,8 @@ def wandb_run(args: Args, out: Path, config: dict):
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
-        return wandb.init(project=args.wandb_project, name=out.name, dir=str(out), config=config,
-                          mode=os.environ["WANDB_MODE"], resume="allow" if args.resume else None)
+        return wandb.init(project=project, name=out.name, dir=str(out), config=config,
+                          mode=os.environ["WANDB_MODE"], resume="allow" if resume else None)
     except Exception as exc:  # logging must never kill a run
         print(f"ppo: wandb disabled ({exc!r})", flush=True)
         return None

@@ -1,52 +1,20 @@
 """The policies a PPO run trains: building the trained policy and its frozen KL reference
-(:func:`build_policies`), the sampling temperature (:func:`policy_temperature`), the exact
-per-stage KL to the BC reference (:func:`stage_kl`), the frozen-trunk cache (capture at rollout,
-replay in the update: :func:`freeze_trunk`, :func:`capture_trunk`, :func:`replay_trunk`) and the
-critic warm-up (:func:`set_actor_frozen`)."""
+(:func:`build_policies`), the exact per-stage KL to the BC reference (:func:`stage_kl`), the
+frozen trunk (:func:`freeze_trunk`: its output is cached at rollout and replayed in the update
+through the policy's own ``trunk_cache``) and the critic warm-up (:func:`set_actor_frozen`).
+The temperature is the policy's own ``forward(..., temperature=...)``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from factorion.policy.model import Policy, PolicyConfig
 
-if TYPE_CHECKING:
-    from factorion.train.ppo import Args
 
-
-# ---------------------------------------------------------------------------------- temperature
-@contextmanager
-def policy_temperature(tau: float, record: list | None = None) -> Iterator[None]:
-    """Within: every stage's logits are divided by ``tau`` (sampling, log-probs, entropies), for
-    every policy -- PPO then trains the tempered policy (still exact: the same function in the
-    rollout and the update); ``record``: each stage's masked logits are appended to it (five per
-    forward, in stage order). A stop-gap that wraps :func:`factorion.policy.model._masked` until the
-    model takes a temperature and returns its stage logits itself."""
-    if tau == 1.0 and record is None:
-        yield
-        return
-    from factorion.policy import model as M
-
-    orig = M._masked
-
-    def tempered(logits, mask):
-        out = orig(logits.float() / tau if tau != 1.0 else logits, mask)
-        if record is not None:
-            record.append(out)
-        return out
-
-    M._masked = tempered
-    try:
-        yield
-    finally:
-        M._masked = orig
-
-
+# ---------------------------------------------------------------------------------- KL to BC
 def stage_kl(ref_logp: Sequence[torch.Tensor], logits: Sequence[torch.Tensor]) -> torch.Tensor:
     """``(B,)`` sum over the stages along the taken path of ``KL(pi_ref(.|prefix) || pi(.|prefix))``
     (forward KL: its gradient ``pi - pi_ref`` does not vanish when ``pi`` collapses onto one
@@ -61,73 +29,27 @@ def stage_kl(ref_logp: Sequence[torch.Tensor], logits: Sequence[torch.Tensor]) -
 
 
 # ---------------------------------------------------------------------------------- frozen trunk
-class _Replay(torch.nn.Module):
-    """Stands in for the frozen lower blocks: returns their cached output."""
-
-    def __init__(self, x: torch.Tensor):
-        super().__init__()
-        self.x = x
-
-    def forward(self, x, attn_mask=None):
-        return self.x
-
-
-class _Skip(torch.nn.Module):
-    def forward(self, x, attn_mask=None):
-        return x
-
-
 def n_frozen_blocks(policy: Policy, train_blocks: int) -> int:
     """How many lower blocks a run freezes (0 = train everything)."""
     n = len(policy.blocks)
     return 0 if train_blocks < 0 or train_blocks >= n else n - train_blocks
 
 
-@contextmanager
-def capture_trunk(policy: Policy, k: int) -> Iterator[list]:
-    """Within: ``box[0]`` holds the output of ``policy.blocks[k-1]`` of the latest forward."""
-    box: list = [None]
-    if k <= 0:
-        yield box
-        return
-    h = policy.blocks[k - 1].register_forward_hook(lambda m, inp, out: box.__setitem__(0, out))
-    try:
-        yield box
-    finally:
-        h.remove()
-
-
-@contextmanager
-def replay_trunk(policy: Policy, k: int, feats: torch.Tensor | None) -> Iterator[None]:
-    """Within: ``policy.blocks[:k]`` are replaced by their cached output ``feats`` (the token
-    embedding still runs, it is cheap; the blocks do not)."""
-    if k <= 0 or feats is None:
-        yield
-        return
-    saved = [policy.blocks[i] for i in range(k)]
-    policy.blocks[0] = _Replay(feats)
-    for i in range(1, k):
-        policy.blocks[i] = _Skip()
-    try:
-        yield
-    finally:
-        for i, blk in enumerate(saved):
-            policy.blocks[i] = blk
-
-
 def freeze_trunk(policy: Policy, k: int, obs, masks) -> list[str]:
     """Freeze ``blocks[:k]`` and everything that feeds only them (found by a probe backward
-    through the replayed trunk: whatever gets no gradient). Returns the frozen names."""
+    through the replayed trunk: whatever gets no gradient), and set ``policy.trunk_blocks = k``
+    (its forward then returns the trunk's output, to be cached and replayed). Returns the frozen
+    names."""
     if k <= 0:
         return []
+    policy.trunk_blocks = k
     for blk in policy.blocks[:k]:
         blk.requires_grad_(False)
-    with torch.no_grad(), capture_trunk(policy, k) as box:
-        policy(obs, masks)
+    with torch.no_grad():
+        feats = policy(obs, masks)["trunk"]
     policy.zero_grad(set_to_none=True)
-    with replay_trunk(policy, k, box[0]):
-        out = policy(obs, masks)
-        (out["logprob"].sum() + out["value"].sum() + out["entropy"].sum()).backward()
+    out = policy(obs, masks, trunk_cache=feats)
+    (out["logprob"].sum() + out["value"].sum() + out["entropy"].sum()).backward()
     frozen = []
     for name, p in policy.named_parameters():
         if p.grad is None:
@@ -147,12 +69,16 @@ def same_trunk(a: Policy, b: Policy, k: int) -> bool:
     return all(n in sb and torch.equal(sa[n].cpu(), sb[n].cpu()) for n in pre)
 
 
-def build_policies(args: Args, ckpt: Mapping | None) -> tuple[Policy, Policy | None, str]:
-    """(policy to train, frozen KL reference or None, description of the start)."""
-    init = None if args.scratch else (args.init or None)
+def build_policies(init: str, scratch: bool, preset: str, smoke: bool, bc_kl_coef: float,
+                   ckpt: Mapping | None) -> tuple[Policy, Policy | None, str, str]:
+    """(policy to train, frozen KL reference or None, description of the start, the checkpoint
+    started from or ""). ``init``: a BC checkpoint (unless ``scratch``: a fresh ``preset``
+    policy; ``smoke`` falls back to one when ``init`` is missing); ``ckpt``: a PPO checkpoint
+    to resume."""
+    init = None if scratch else (init or None)
     if init and not Path(init).exists():
-        if args.smoke:
-            print(f"ppo: {init} not found; --smoke falls back to a fresh '{args.preset}' policy", flush=True)
+        if smoke:
+            print(f"ppo: {init} not found; --smoke falls back to a fresh '{preset}' policy", flush=True)
             init = None
         else:
             raise FileNotFoundError(f"{init} not found: train BC first (make pretrain) or pass --scratch")
@@ -165,16 +91,15 @@ def build_policies(args: Args, ckpt: Mapping | None) -> tuple[Policy, Policy | N
         policy = Policy.load_from_checkpoint(init)
         desc = f"from {init}"
     else:
-        policy = Policy(PolicyConfig.preset(args.preset))
-        desc = f"from scratch ({args.preset})"
+        policy = Policy(PolicyConfig.preset(preset))
+        desc = f"from scratch ({preset})"
     ref = None
-    if init and args.bc_kl_coef > 0 and Path(init).exists():
+    if init and bc_kl_coef > 0 and Path(init).exists():
         ref = Policy.load_from_checkpoint(init)
         ref.requires_grad_(False)
         ref.eval()
-    args.init = init or ""
     policy.train()
-    return policy, ref, desc
+    return policy, ref, desc, init or ""
 
 
 def value_params(policy: Policy) -> list[torch.nn.Parameter]:

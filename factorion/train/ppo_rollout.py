@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from factorion.env.masks import STAGES
-from factorion.policy.model import stage_mask
+from factorion.policy.adapters import stage_mask
 
 OBS_KEYS = ("grid", "task", "recipes", "step", "ratio")
 MASK_STAGES = STAGES  # op, cell, entity, dir, variant
@@ -54,14 +54,14 @@ def taken_path_masks(masks: Mapping[str, torch.Tensor], actions: torch.Tensor,
                      fp_index: torch.Tensor) -> dict[str, torch.Tensor]:
     """The conditional mask of each stage along the taken ``actions`` ``(B, 5)``:
     ``op (B,3)``, ``cell (B,N)``, ``entity (B,E)``, ``dir (B,4)``, ``variant (B,V)`` -- with
-    :func:`factorion.policy.model.stage_mask`, the function the policy applies."""
+    :func:`factorion.policy.adapters.stage_mask`, the function the policy applies."""
     pre = [actions[:, i] for i in range(len(MASK_STAGES))]
     return {s: stage_mask(masks, s, pre[:i], fp_index) for i, s in enumerate(MASK_STAGES)}
 
 
 def path_masks(pm: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Path masks as the model's *dense* mask form, every row broadcast with ``expand`` (no
-    copy). Teacher-forced on the taken action, :func:`~factorion.policy.model.stage_mask` then picks
+    copy). Teacher-forced on the taken action, :func:`~factorion.policy.adapters.stage_mask` then picks
     exactly the stored rows (the ignored-stage override is idempotent)."""
     op, cell, ent, dr, var = (pm[s] for s in MASK_STAGES)
     B, N, E = cell.shape[0], cell.shape[1], ent.shape[1]
@@ -118,7 +118,3 @@ class Rollout:
                 "expert": f(self.expert), "expert_ok": f(self.expert_ok),
                 "expert_masks": {k: f(v) for k, v in self.expert_masks.items()},
                 **({"feats": f(self.feats)} if self.feats is not None else {})}
-
-
-def index_rows(batch: Mapping, idx: torch.Tensor) -> dict:
-    return {k: (index_rows(v, idx) if isinstance(v, Mapping) else v[idx]) for k, v in batch.items()}

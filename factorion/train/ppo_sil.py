@@ -26,7 +26,6 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from factorion.train.ppo_policy import policy_temperature
 from factorion.train.ppo_rollout import MASK_STAGES, OBS_KEYS, path_masks
 
 
@@ -112,10 +111,12 @@ class SelfImitation:
                 "masks": {k: v[idx].to(device) for k, v in b["masks"].items()},
                 "actions": b["actions"][idx].to(device), "returns": b["returns"][idx].to(device)}
 
-    def loss(self, model, batch: Mapping, vf_coef: float) -> tuple[torch.Tensor, dict]:
-        """The self-imitation loss of ``batch`` under ``model`` (call inside the same
-        temperature context as the PPO update), and its parts for the log."""
-        out = model(batch["obs"], path_masks(batch["masks"]), actions=batch["actions"])
+    def loss(self, model, batch: Mapping, vf_coef: float,
+             temperature: float = 1.0) -> tuple[torch.Tensor, dict]:
+        """The self-imitation loss of ``batch`` under ``model`` (at the PPO update's
+        ``temperature``), and its parts for the log."""
+        out = model(batch["obs"], path_masks(batch["masks"]), actions=batch["actions"],
+                    temperature=temperature)
         lp, v = out["logprob"].float(), out["value"].float()
         clipped = (batch["returns"] - v).clamp(min=0.0)
         w = clipped.detach()
@@ -125,19 +126,19 @@ class SelfImitation:
                                    "sil/weighted": float((w > 0).float().mean()),
                                    "sil/adv": float(w.mean())}
 
-    def update(self, model, optimizer, fabric, args, device) -> list[dict]:
-        """``args.sil_updates`` optimizer steps on ``args.sil_coef`` x :meth:`loss` of uniform
-        minibatches of ``args.sil_batch`` (at the PPO temperature; gradients clipped as PPO's);
+    def update(self, model, optimizer, fabric, device, *, updates: int, batch: int, coef: float,
+               vf_coef: float, temperature: float, max_grad_norm: float) -> list[dict]:
+        """``updates`` optimizer steps on ``coef`` x :meth:`loss` of uniform minibatches of
+        ``batch`` (at the PPO ``temperature``; gradients clipped at ``max_grad_norm`` as PPO's);
         returns each step's loss parts."""
         log = []
-        for _ in range(args.sil_updates):
-            with policy_temperature(args.temperature):
-                mb = self.batch(self.sample(args.sil_batch), device)
-                loss, parts = self.loss(model, mb, args.sil_vf_coef)
+        for _ in range(updates):
+            mb = self.batch(self.sample(batch), device)
+            loss, parts = self.loss(model, mb, vf_coef, temperature)
             optimizer.zero_grad(set_to_none=True)
-            fabric.backward(args.sil_coef * loss)
-            if args.max_grad_norm > 0:
-                fabric.clip_gradients(model, optimizer, max_norm=args.max_grad_norm, error_if_nonfinite=False)
+            fabric.backward(coef * loss)
+            if max_grad_norm > 0:
+                fabric.clip_gradients(model, optimizer, max_norm=max_grad_norm, error_if_nonfinite=False)
             optimizer.step()
             log.append(parts)
         return log

@@ -1,6 +1,7 @@
 """Behaviour cloning entry point: ``python -m factorion.train.pretrain --data data/out --max-minutes 20``.
 
-Thin: arguments -> :class:`factorion.train.bc.BCDataModule` + :class:`factorion.train.bc.BCModule` ->
+Thin: arguments -> :class:`factorion.train.bc.BCDataModule` +
+:class:`factorion.train.bc_module.BCModule` ->
 ``lightning.Trainer``. Checkpoints ``best.ckpt`` (lowest ``val/loss``) and ``last.ckpt`` go to
 ``--out`` (default ``models/bc``; ``--smoke`` writes to ``models/bc/smoke``); ``--resume``
 continues from ``last.ckpt`` there (weights, optimizer, schedule, step; ``--max-minutes`` more;
@@ -120,16 +121,31 @@ def main(argv: list[str] | None = None) -> dict:
     import warnings
 
     import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, WandbLogger
-
-    from factorion.policy.model import PolicyConfig
-    from factorion.train.bc import BCDataModule, default_workers
-    from factorion.train.bc_module import BCModule
 
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
     L.seed_everything(args.seed, workers=True)
+    dm = make_datamodule(args)
+    module, ckpt_path, spent_s = make_module(args, out)
+    n_params = module.policy.num_params()
+    print(
+        f"policy: {n_params:,} parameters ({args.preset}); data: {dm.source}; out: {out}"
+        + (f"; resuming from {ckpt_path}" if ckpt_path else ""),
+        flush=True,
+    )
+    loggers = make_loggers(args, out, {**vars(args), "n_params": n_params, "data_source": dm.source})
+    trainer = make_trainer(args, out, loggers, spent_s)
+    return fit(args, trainer, module, dm, ckpt_path, out, loggers, n_params)
+
+
+def make_datamodule(args):
+    """The data (Parquet or procedural) and the torch threads the trainer takes (CPU training:
+    procedural tasks are generated in the data workers, so they keep their cores -- oversubscribed
+    OpenMP threads spin; Parquet rows cost a worker a few % of a core, so the trainer takes every
+    core: 64 vs 43 samples/s for the small preset on a 2-core machine)."""
+    import torch
+
+    from factorion.train.bc import BCDataModule, default_workers
+
     workers = default_workers() if args.workers is None else args.workers
     cores = os.cpu_count() or 1
     on_cpu = args.accelerator == "cpu" or (args.accelerator == "auto" and not torch.cuda.is_available())
@@ -149,81 +165,79 @@ def main(argv: list[str] | None = None) -> dict:
         seed=args.seed,
         procedural=args.procedural,
     )
-    # CPU training: procedural tasks are generated in the data workers, so leave them their cores
-    # (oversubscribed OpenMP threads spin); Parquet rows cost a worker a few % of a core, so the
-    # trainer takes every core (2-core machine: 64 vs 43 samples/s for the small preset).
     busy_workers = 0 if dm.use_parquet else workers
     threads = args.threads or (max(1, cores - busy_workers) if on_cpu else torch.get_num_threads())
     torch.set_num_threads(min(threads, cores))
+    return dm
+
+
+def make_module(args, out: Path):
+    """(the LightningModule, the checkpoint to resume or None, training seconds already spent in
+    it): ``--resume`` loads ``<out>/last.ckpt`` (model and optimiser settings from there), else a
+    fresh policy of ``--preset`` with the size overrides."""
+    import torch
+
+    from factorion.policy.model import PolicyConfig
+    from factorion.train.bc_module import BCModule
+
     last = out / "last.ckpt"
-    ckpt_path = str(last) if args.resume and last.exists() else None
-    spent_s = 0.0  # training seconds already in the checkpoint (Lightning's Timer restores them)
-    if ckpt_path:
-        module = BCModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if args.resume and last.exists():
+        module = BCModule.load_from_checkpoint(str(last), map_location="cpu", weights_only=True)
+        state = torch.load(str(last), map_location="cpu", weights_only=True)
+        # training seconds already in the checkpoint (Lightning's Timer restores them)
         spent_s = float(state.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {}).get("train", 0.0))
-    else:
-        sizes = {
-            "d_model": args.d_model,
-            "n_layers": args.n_layers,
-            "n_heads": args.n_heads,
-            "conv_stem": args.conv_stem,
-        }
-        over = {k: v for k, v in sizes.items() if v is not None}
-        cfg = PolicyConfig.preset(args.preset, **over)
-        module = BCModule(
-            policy_config=cfg.to_dict(),
-            preset=args.preset,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            warmup_steps=args.warmup_steps,
-            max_steps=max(args.max_steps, 0),
-            value_coef=args.value_coef,
-        )
-    n_params = module.policy.num_params()
-    print(
-        f"policy: {n_params:,} parameters ({args.preset}); data: {dm.source}; out: {out}"
-        + (f"; resuming from {ckpt_path}" if ckpt_path else ""),
-        flush=True,
+        return module, str(last), spent_s
+    sizes = {"d_model": args.d_model, "n_layers": args.n_layers, "n_heads": args.n_heads,
+             "conv_stem": args.conv_stem}
+    cfg = PolicyConfig.preset(args.preset, **{k: v for k, v in sizes.items() if v is not None})
+    module = BCModule(
+        policy_config=cfg.to_dict(),
+        preset=args.preset,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        max_steps=max(args.max_steps, 0),
+        value_coef=args.value_coef,
     )
+    return module, None, 0.0
+
+
+def make_loggers(args, out: Path, config: dict) -> list:
+    """CSV under ``<out>/csv`` and/or Weights & Biases under ``<out>/wandb`` (``--logger``)."""
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
     loggers = []
     kinds = {k.strip() for k in args.logger.split(",")} - {"", "none"}
     if "csv" in kinds:
         loggers.append(CSVLogger(str(out), name="csv"))
     if "wandb" in kinds:
-        loggers.append(
-            WandbLogger(
-                project=args.wandb_project,
-                save_dir=str(out),
-                offline=os.environ.get("WANDB_MODE") == "offline",
-                config={**vars(args), "n_params": n_params, "data_source": dm.source},
-            )
-        )
+        loggers.append(WandbLogger(project=args.wandb_project, save_dir=str(out),
+                                   offline=os.environ.get("WANDB_MODE") == "offline", config=config))
+    return loggers
+
+
+def make_trainer(args, out: Path, loggers: list, spent_s: float):
+    """The Trainer: best (lowest ``val/loss``) and last checkpoints in ``out``, the time budget
+    (``--max-minutes`` more on ``--resume``), validation every ``--val-every`` batches."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
     precision = args.precision
     if precision == "auto":
         gpu = torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda")
         precision = "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
-    callbacks = [
-        ModelCheckpoint(
-            dirpath=str(out),
-            filename="best",
-            monitor="val/loss",
-            mode="min",
-            save_top_k=1,
-            save_last=True,
-            enable_version_counter=False,
-            auto_insert_metric_name=False,
-        )
-    ]
+    callbacks = [ModelCheckpoint(dirpath=str(out), filename="best", monitor="val/loss", mode="min",
+                                 save_top_k=1, save_last=True, enable_version_counter=False,
+                                 auto_insert_metric_name=False)]
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    trainer = L.Trainer(
+    return L.Trainer(
         accelerator=args.accelerator,
         devices=_devices(args.devices),
         strategy=args.strategy,
         precision=precision,
-        max_time=timedelta(minutes=args.max_minutes, seconds=spent_s),  # --max-minutes more on --resume
+        max_time=timedelta(minutes=args.max_minutes, seconds=spent_s),
         max_steps=args.max_steps,
         max_epochs=-1,
         val_check_interval=args.val_every,
@@ -237,32 +251,33 @@ def main(argv: list[str] | None = None) -> dict:
         enable_progress_bar=not args.no_progress,
         default_root_dir=str(out),
     )
+
+
+def fit(args, trainer, module, dm, ckpt_path: str | None, out: Path, loggers: list, n_params: int) -> dict:
+    """Train, save ``last.ckpt`` (the final state: a time limit can stop between validations),
+    print the validation figures and return the run's summary."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    last = out / "last.ckpt"
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
-    trainer.save_checkpoint(str(last))  # the final state (a time limit can stop between validations)
+    trainer.save_checkpoint(str(last))
     elapsed = time.time() - t0
     metrics = {
         k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1
     }
-    best = callbacks[0].best_model_path or str(last)
+    best = trainer.checkpoint_callback.best_model_path or str(last)
     if trainer.is_global_zero:
         print(f"done: {trainer.global_step} steps in {elapsed:.0f} s; best {best}; last {last}", flush=True)
         for k in sorted(metrics):
             if k.startswith("val/"):
                 print(f"  {k} = {metrics[k]:.4f}")
-    for lg in loggers:
-        if isinstance(lg, WandbLogger):
-            import wandb
+    if any(isinstance(lg, WandbLogger) for lg in loggers):
+        import wandb
 
-            wandb.finish()
-    return {
-        "best": best,
-        "last": str(last),
-        "steps": trainer.global_step,
-        "metrics": metrics,
-        "n_params": n_params,
-        "seconds": elapsed,
-    }
+        wandb.finish()
+    return {"best": best, "last": str(last), "steps": trainer.global_step, "metrics": metrics,
+            "n_params": n_params, "seconds": elapsed}
 
 
 if __name__ == "__main__":

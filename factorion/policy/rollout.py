@@ -1,0 +1,89 @@
+"""The one roll-out loop: a policy acting on a batch of tasks in the batched env until every
+episode ends. Behaviour cloning's validation roll-outs (:mod:`factorion.train.bc_module`), PPO's
+held-out evaluation (:mod:`factorion.train.ppo_eval`), ``make evaluate``'s policy agents
+(:mod:`factorion.evaluate`) and ``factorion build``'s policy candidates (:mod:`factorion.build`)
+all run :func:`rollout`.
+
+Each sub-env of ``env`` (a :class:`factorion.env.vector.FactorioVectorEnv` with
+``autoreset_mode="disabled"``) plays one task. Episodes that ended drop out of the forward pass
+and take the ``finish`` action (ignored by the env once done); the forward runs in chunks of at
+most ``batch_size`` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from factorion.env.masks import OP_FINISH, STAGES
+from factorion.policy.adapters import index_rows, masks_to_tensors, obs_to_tensors
+from factorion.policy.model import Policy
+
+#: per-episode figures of :func:`rollout`, each an ``(n,)`` array (at the end of the episode)
+FIELDS = ("ratio", "throughput", "steps", "success", "terminated", "truncated", "entities", "return",
+          "invalid")
+
+
+@torch.no_grad()
+def rollout(policy: Policy, env, tasks: Sequence, greedy: bool = True, *, seed: int | None = 0,
+            batch_size: int = 256, device=None, max_steps: int | None = None,
+            on_step: Callable | None = None, stop: Callable[[], bool] | None = None) -> dict:
+    """Run ``policy`` (greedy, or sampled) on ``tasks`` -- one per sub-env of ``env``, reset with
+    ``seed`` -- until every episode has ended (terminated, or truncated at ``env.max_steps``),
+    ``max_steps`` steps were taken (the env's own limit, which its observation counts against,
+    stays) or ``stop()`` is true (checked before each step). ``on_step(env, info, active)``: called after
+    each step with the env's info and the rows that were still running before it.
+
+    Returns a dict of ``(n,)`` arrays: :data:`FIELDS` (``ratio``, ``throughput``, ``steps``,
+    ``success``, ``entities`` as the env reported them when the episode ended -- or at the stop --,
+    ``terminated``, ``truncated``, ``return``, ``invalid`` actions), plus ``ratio_start`` and
+    ``throughput_start`` (after the reset) and ``ended`` (the episode ended by itself)."""
+    n = len(tasks)
+    if env.num_envs != n:
+        raise ValueError(f"rollout: {n} tasks for an env of {env.num_envs}")
+    obs, info = env.reset(seed=seed, options={"tasks": list(tasks)})
+    dev = device if device is not None else policy.device
+    was = policy.training
+    policy.eval()
+    res = {k: np.zeros(n) for k in FIELDS}
+    for k in ("ratio", "throughput", "steps", "success", "entities"):
+        res[k] = np.asarray(info[k], dtype=np.float64).copy()
+    res["ratio_start"], res["throughput_start"] = res["ratio"].copy(), res["throughput"].copy()
+    active = np.ones(n, dtype=bool)
+    limit = max_steps if max_steps else np.inf
+    t = 0
+    try:
+        while active.any() and t < limit and not (stop is not None and stop()):
+            t += 1
+            acts = _actions(policy, obs, info, active, greedy, batch_size, dev)
+            obs, r, term, trunc, info = env.step(acts)
+            res["return"][active] += r[active]
+            res["invalid"][active] += np.asarray(info["invalid"], dtype=bool)[active]
+            for k in ("ratio", "throughput", "steps", "success", "entities"):
+                res[k][active] = np.asarray(info[k])[active]
+            res["terminated"][active] = term[active]
+            res["truncated"][active] = trunc[active]
+            if on_step is not None:
+                on_step(env, info, active.copy())
+            active &= ~(term | trunc)
+    finally:
+        policy.train(was)
+    res["ended"] = ~active
+    return res
+
+
+def _actions(policy: Policy, obs: dict, info: dict, active: np.ndarray, greedy: bool, batch_size: int,
+             dev) -> np.ndarray:
+    """``(n, 5)``: the policy's action on the active rows (in chunks), ``finish`` elsewhere."""
+    acts = np.zeros((len(active), len(STAGES)), dtype=np.int64)
+    acts[:, 0] = OP_FINISH
+    idx = np.nonzero(active)[0]
+    mt = masks_to_tensors(info["action_mask"], dev)
+    ot = obs_to_tensors(obs, dev)
+    for s in range(0, len(idx), batch_size):
+        j = torch.as_tensor(idx[s:s + batch_size], device=dev)
+        out = policy(index_rows(ot, j), index_rows(mt, j), greedy=greedy)
+        acts[idx[s:s + batch_size]] = out["action"].cpu().numpy()
+    return acts
