@@ -229,6 +229,8 @@ def cmd_build(args) -> int:
                flows={c: sum(f.values()) for c, f in res.flow.items()})
     print(f"throughput: {r.throughput:.4g} items/s  (best of {r.candidates} candidates, by {r.method}, "
           f"{r.seconds:.1f} s, {r.cpu_seconds:.1f} s CPU)")
+    if r.note:
+        print(r.note)
     print(f"picture: {args.output}")
     print("draftsman: " + ("loads it cleanly" if not warns else f"{len(warns)} warning(s): {warns[0][:120]}"))
     print("blueprint string (paste into the game):")

@@ -195,7 +195,7 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
         raw.pop("entity_number", None)
         raw["position"] = {"x": float(xs[i] + w[i] / 2), "y": float(ys[i] + h[i] / 2)}
         world.obstacles.append(raw)
-    for i in np.nonzero(inside & (kind == K_SOURCE))[0]:
+    for i in np.nonzero(inside & ((kind == K_SOURCE) | (kind == K_SINK)))[0]:  # cap / wanted rate
         tags = ents[int(i)].get("tags") or {}
         if "rate" in tags:
             world.rates[(int(ys[i]), int(xs[i]))] = float(tags["rate"])

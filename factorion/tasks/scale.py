@@ -100,7 +100,7 @@ def variants_for(n_ing: int) -> tuple[str, ...]:
     return VARIANTS if n_ing == 1 else VARIANTS[:2]
 
 
-def _recipe_numbers(d: Design) -> tuple[float, dict[str, float], float]:
+def recipe_numbers(d: Design) -> tuple[float, dict[str, float], float]:
     """(crafts/s of the machine at full speed, ingredient amounts, product amount)."""
     name = d.recipe if d.recipe else gd.smelting_recipe_for(d.ingredients[0])
     r = gd.recipe(name)
@@ -113,7 +113,7 @@ def machine_plan(d: Design, near: int) -> tuple[list[tuple[int, str]], int, floa
     """(input inserters as (ingredient index, inserter name), output inserters, crafts/s) of one
     machine whose input edge is next to ingredient ``near``: the fewest inserters that let it
     run at the highest rate its edges allow."""
-    cmax, amounts, out_amt = _recipe_numbers(d)
+    cmax, amounts, out_amt = recipe_numbers(d)
     fast = gd.inserter_rate(d.inserter)
     best = None
     n_ing = len(d.ingredients)
@@ -134,7 +134,7 @@ def machine_plan(d: Design, near: int) -> tuple[list[tuple[int, str]], int, floa
 
 def row_rates(d: Design) -> list[float]:
     """Items/s of the product each machine row delivers (k machines, no belt limit)."""
-    _, _, out_amt = _recipe_numbers(d)
+    _, _, out_amt = recipe_numbers(d)
     _, _, rows = block_rows(d.variant, len(d.ingredients))
     return [d.k * machine_plan(d, r.near)[2] * out_amt for r in rows]
 
@@ -142,7 +142,7 @@ def row_rates(d: Design) -> list[float]:
 def fits_belts(d: Design) -> bool:
     """Whether every belt of the block carries what its machines need: an input belt at most
     its tier's rate of each of its items, an output belt one lane (half its rate) per machine row."""
-    cmax, amounts, out_amt = _recipe_numbers(d)
+    cmax, amounts, out_amt = recipe_numbers(d)
     belt = gd.belt_rate(gd.BELTS[d.tier])
     _, belts, rows = block_rows(d.variant, len(d.ingredients))
     need = {i: 0.0 for i in range(len(d.ingredients))}

@@ -1,0 +1,312 @@
+"""Scale-out search: as many parallel production lines as a task's area and supply allow.
+
+For any task whose sinks take the product of a one-step recipe of its source items (an
+assembler recipe of at most two ingredients without fluids, or smelting), :func:`scale_out`
+tries the blocks of :mod:`factorion.tasks.scale` -- every variant (one side, shared input,
+shared output), the 8 orientations (the task is turned and mirrored into the block's frame and
+the result turned back), k = 1 .. the most that fits, the positions nearest the sources and
+sinks -- joins each to the sources and sinks with :func:`factorion.tasks.flow.fill` and
+:func:`factorion.tasks.scale.join_outputs`, scores it in the simulator and keeps the best. Then
+it adds further blocks to the best factory while the throughput rises.
+
+A sink may carry a wanted rate (``world.rates`` at the sink's cell: the text spec's
+``sink ROW COL ITEM RATE`` or the blueprint tag ``rate``). With one, candidates are tried
+smallest first and the search keeps the factory with the fewest entities that delivers the
+wanted rate; when none does, the one with the highest throughput, and :attr:`ScaleOut.note`
+says why the rate was not met.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from factorion.core import gamedata as gd
+from factorion.core.world import KIND, SINK, SOURCE, World
+from factorion.tasks.base import fixed_only
+from factorion.tasks.flow import fill
+from factorion.tasks.scale import (
+    FURNACE,
+    Design,
+    block_rows,
+    fits_belts,
+    join_outputs,
+    machine_plan,
+    output_ends,
+    place_design,
+    recipe_numbers,
+    stated_rate,
+    variants_for,
+)
+
+TRANSFORMS = tuple((r, m) for m in (False, True) for r in range(4))
+POSITIONS = 3  # positions tried per (orientation, design): those nearest the sources and sinks
+
+
+@dataclass
+class ScaleOut:
+    world: World | None = None
+    throughput: float = 0.0
+    entities: int = 0
+    label: str = ""
+    wanted: float | None = None
+    note: str = ""
+    candidates: int = 0
+    log: list = field(default_factory=list)  # (seconds, label, throughput) of each new best
+
+
+def count_entities(world: World) -> int:
+    return sum(1 for e in world.entities(obstacles=False) if e.name not in (SOURCE, SINK))
+
+
+def wanted_rate(world: World) -> float | None:
+    """The rate the sinks want (the sum of their ``rate`` tags), None when none has one."""
+    rates = [world.rates[(e.y, e.x)] for e in world.entities(obstacles=False)
+             if e.name == SINK and (e.y, e.x) in world.rates]
+    return float(sum(rates)) if rates else None
+
+
+def infer_recipe(world: World) -> tuple[str | None, tuple[str, ...], str] | None:
+    """(recipe or None for smelting, ingredients, product) of the one-step recipe that turns the
+    sources' items into the sinks' item, or None."""
+    ents = world.entities(obstacles=False)
+    ins = {e.item for e in ents if e.name == SOURCE}
+    outs = sorted({e.item for e in ents if e.name == SINK})
+    if len(outs) != 1 or outs[0] in ins:
+        return None
+    product = outs[0]
+    for item in sorted(ins):
+        r = gd.smelting_recipe_for(item)
+        if r and gd.recipe(r).results[0][0] == product:
+            return None, (item,), product
+    for name in gd.recipe_names():
+        r = gd.recipe(name)
+        if (r.uses_fluid or r.results[0][0] != product or len(r.ingredients) > 2
+                or not all(i in ins for i, _ in r.ingredients)
+                or not gd.machine_can_make("assembling-machine-1", name)):
+            continue
+        return name, tuple(i for i, _ in r.ingredients), product
+    return None
+
+
+def _supply(world: World, items: tuple[str, ...]) -> dict[str, float]:
+    out = {i: 0.0 for i in items}
+    for e in world.entities(obstacles=False):
+        if e.name == SOURCE and e.item in out:
+            out[e.item] += world.rates.get((e.y, e.x), math.inf)
+    return out
+
+
+def designs(recipe, ingredients, product, width: int, rate_mode: bool) -> list[Design]:
+    """Every design worth a try: per machine tier (the top one only unless a rate is wanted),
+    variant, ingredient order and k, on the lowest belt tier that carries it."""
+    machines = (FURNACE,) if recipe is None else (gd.ASSEMBLERS if rate_mode else gd.ASSEMBLERS[-1:])
+    orders = [ingredients] if len(ingredients) == 1 else [ingredients, ingredients[::-1]]
+    out = []
+    for m in machines:
+        for ings in orders:
+            for v in variants_for(len(ings)):
+                for k in range(1, width // 3 + 1):
+                    for tier in range(4):
+                        d = Design(recipe, ings, product, m, "fast-inserter", tier, k, v)
+                        if fits_belts(d):
+                            out.append(d)
+                            break
+    return out
+
+
+def _block_size(d: Design) -> tuple[int, int]:
+    return block_rows(d.variant, len(d.ingredients))[0], 3 * d.k
+
+
+def _free_positions(world: World, h: int, w: int) -> list[tuple[int, int]]:
+    occ = (world.grid[KIND] != 0).astype(np.int32)
+    H, W = occ.shape
+    if h > H or w > W:
+        return []
+    s = np.zeros((H + 1, W + 1), np.int32)
+    s[1:, 1:] = occ.cumsum(0).cumsum(1)
+    win = s[h:, w:] - s[:-h, w:] - s[h:, :-w] + s[:-h, :-w]
+    ys, xs = np.nonzero(win == 0)
+    return list(zip(ys.tolist(), xs.tolist(), strict=True))
+
+
+def _ports_distance(fixed: dict, d: Design, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Per position (ys, xs): Manhattan distance from the sources to the input belt heads plus
+    from the output ends to the nearest sink (how far the routes fill lays will run).
+    ``fixed``: {item: [(y, x) of its sources]} and "sink": [(y, x)]."""
+    _, belts, _ = block_rows(d.variant, len(d.ingredients))
+    dist = np.zeros(len(ys), np.int64)
+
+    def nearest(cells, y, x):
+        if not cells:
+            return np.full(len(ys), 99)
+        return np.min([np.abs(y - cy) + np.abs(x - cx) for cy, cx in cells], axis=0)
+
+    for r, i in belts.items():
+        dist += nearest(fixed.get(i, []), ys + r, xs - 1)
+    for y, x, _ in output_ends(d, 0, 0):
+        dist += nearest(fixed["sink"], ys + y, xs + x)
+    return dist
+
+
+def _fixed_cells(world: World) -> dict:
+    out: dict = {"sink": []}
+    for e in world.entities(obstacles=False):
+        if e.name == SINK:
+            out["sink"].append((e.y, e.x))
+        elif e.name == SOURCE:
+            out.setdefault(e.item, []).append((e.y, e.x))
+    return out
+
+
+def _try(base: World, d: Design, y0: int, x0: int) -> World | None:
+    w = base.copy()
+    if not place_design(w, d, y0, x0):
+        return None
+    ore = d.ingredients[0] if d.recipe is None else None
+    fill(w, d.tier, underground=True, furnace_ore=ore)
+    join_outputs(w, output_ends(d, y0, x0), d.product, d.tier)
+    return w
+
+
+def _back(world: World, r: int, m: bool) -> World:
+    out = world.transformed(rotate=(4 - r) % 4)
+    return out.transformed(mirror=True) if m else out
+
+
+def _block_entities(d: Design) -> int:
+    _, belts, rows = block_rows(d.variant, len(d.ingredients))
+    n = 0
+    for row in rows:
+        ins, n_out, _ = machine_plan(d, row.near)
+        n += d.k * (1 + len(ins) + n_out)
+    return n + (len(belts) + len(rows)) * 3 * d.k
+
+
+def _candidates(base: World, ds: list[Design], rate_mode: bool, wanted: float | None,
+                supply_bound: float) -> tuple[list[tuple], dict, bool]:
+    """([(bound, entity estimate, design, rotation, mirror, y0, x0)] in the order to try them,
+    {(rotation, mirror): the base world turned into that frame}, whether the order is smallest
+    first: a wanted rate some design meets)."""
+    frames = {(r, m): base.transformed(rotate=r, mirror=m) for r, m in TRANSFORMS}
+    fixed = {k: _fixed_cells(f) for k, f in frames.items()}
+    out = []
+    bounds = {d: min(stated_rate(d), supply_bound) for d in ds}
+    if rate_mode and wanted is not None:
+        meets = [d for d in ds if bounds[d] >= wanted * (1 - 1e-9)]
+        rate_mode, ds = (True, meets) if meets else (False, ds)  # none meets it: the most we can
+    for d in ds:
+        bound = bounds[d]
+        h, w = _block_size(d)
+        for (r, m), fw in frames.items():
+            pos = _free_positions(fw, h, w)
+            if not pos:
+                continue
+            ys, xs = (np.array(v) for v in zip(*pos, strict=True))
+            order = np.argsort(_ports_distance(fixed[(r, m)], d, ys, xs), kind="stable")[:POSITIONS]
+            for j in order.tolist():
+                out.append((bound, _block_entities(d), d, r, m, int(ys[j]), int(xs[j])))
+    if rate_mode:
+        out.sort(key=lambda c: (c[1], -c[0]))
+    else:
+        out.sort(key=lambda c: (-c[0], c[1]))
+    return out, frames, rate_mode
+
+
+def _better(res: ScaleOut, thr: float, n: int) -> bool:
+    if res.world is None:
+        return True
+    cap = res.wanted if res.wanted is not None else math.inf
+    return (min(thr, cap), -n) > (min(res.throughput, cap) + 1e-9, -res.entities)
+
+
+def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
+    """The best scale-out factory for ``world``'s sources and sinks within ``budget_s`` (see the
+    module docstring); ``ScaleOut.world`` is None when the task is not a one-step recipe or no
+    block fits."""
+    from factorion.sim import throughput
+    t0 = time.perf_counter()
+    res = ScaleOut(wanted=wanted_rate(world))
+    got = infer_recipe(world)
+    if got is None:
+        res.note = "scale-out: the sinks' item is not one step from the sources' items"
+        return res
+    recipe, ings, product = got
+    base = fixed_only(world)
+    rate_mode = res.wanted is not None
+    ds = designs(recipe, ings, product, max(world.shape), rate_mode)
+    supply = _supply(world, ings)
+    _, amounts, out_amt = recipe_numbers(ds[0]) if ds else (0, {}, 1)
+    supply_bound = min(supply[i] / amounts[i] * out_amt for i in ings) if ds else 0.0
+    cands, frames, rate_mode = _candidates(base, ds, rate_mode, res.wanted, supply_bound)
+    for bound, est, d, r, m, y0, x0 in cands:
+        if time.perf_counter() - t0 > budget_s:
+            break
+        if res.world is not None and not rate_mode and bound <= res.throughput * (1 + 1e-9):
+            break  # sorted by bound: nothing left can beat the best
+        if res.world is not None and rate_mode and res.throughput >= res.wanted * (1 - 1e-9) \
+                and est >= res.entities:
+            break
+        w = _try(frames[(r, m)], d, y0, x0)
+        res.candidates += 1
+        if w is None:
+            continue
+        thr = float(throughput(w))
+        n = count_entities(w)
+        if thr > 0 and _better(res, thr, n):
+            res.world, res.throughput, res.entities = _back(w, r, m), thr, n
+            res.label = f"scale-out: {d.describe()}"
+            res.log.append((round(time.perf_counter() - t0, 3), res.label, thr))
+    if res.world is not None and not (res.wanted is not None and res.throughput >= res.wanted * (1 - 1e-9)):
+        _extend(res, ds, supply_bound, t0, budget_s)
+    _explain(res, supply_bound)
+    return res
+
+
+
+def _extend(res: ScaleOut, ds: list[Design], supply_bound: float, t0: float, budget_s: float) -> None:
+    """Add blocks to the best factory while that raises its throughput (and a wanted rate is
+    not met yet), the designs tried in order of their rate, within the budget."""
+    from factorion.sim import throughput
+    while time.perf_counter() - t0 < budget_s:
+        if res.wanted is not None and res.throughput >= res.wanted * (1 - 1e-9):
+            return
+        if res.throughput >= supply_bound * (1 - 1e-9):
+            return
+        cands, frames, _ = _candidates(res.world, ds, False, None, supply_bound)
+        improved = False
+        for _bound, _est, d, r, m, y0, x0 in cands[:40]:
+            if time.perf_counter() - t0 > budget_s:
+                return
+            w = _try(frames[(r, m)], d, y0, x0)
+            res.candidates += 1
+            if w is None:
+                continue
+            thr = float(throughput(w))
+            if thr > res.throughput * (1 + 1e-6):
+                res.world, res.throughput, res.entities = _back(w, r, m), thr, count_entities(w)
+                res.label += f" + {d.describe()}"
+                res.log.append((round(time.perf_counter() - t0, 3), res.label, thr))
+                improved = True
+                break
+        if not improved:
+            return
+
+
+def _explain(res: ScaleOut, supply_bound: float) -> None:
+    if res.wanted is None:
+        return
+    if res.world is not None and res.throughput >= res.wanted * (1 - 1e-9):
+        res.note = f"wanted rate {res.wanted:g}/s met: {res.throughput:.4g}/s with {res.entities} entities"
+        return
+    got = f"wanted rate {res.wanted:g}/s not met: built {res.throughput:.4g}/s"
+    if supply_bound < res.wanted * (1 - 1e-9):
+        res.note = f"{got}; the sources supply at most {supply_bound:.4g}/s of the product"
+    elif res.world is None:
+        res.note = f"{got}; no block of parallel machines fits the area"
+    else:
+        res.note = f"{got}; that is the most the blocks that fit the area (and route) deliver"
