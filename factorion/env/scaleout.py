@@ -25,15 +25,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from factorion.core import gamedata as gd
-from factorion.core.world import KIND, SINK, SOURCE, World
+from factorion.core.world import KIND, OBSTACLE, SINK, SOURCE, Entity, World
 from factorion.tasks.base import fixed_only
 from factorion.tasks.flow import fill
 from factorion.tasks.scale import (
     FURNACE,
     Design,
-    block_rows,
+    block_mask,
     fits_belts,
+    input_ends,
     join_outputs,
+    layout,
     machine_plan,
     output_ends,
     place_design,
@@ -92,53 +94,50 @@ def infer_recipe(world: World) -> tuple[str | None, tuple[str, ...], str] | None
     return None
 
 
-def _supply(world: World, items: tuple[str, ...]) -> dict[str, float]:
-    out = {i: 0.0 for i in items}
-    for e in world.entities(obstacles=False):
-        if e.name == SOURCE and e.item in out:
-            out[e.item] += world.rates.get((e.y, e.x), math.inf)
-    return out
+def _spare(world: World) -> dict[tuple[int, int], float]:
+    """Per source cell: what it can still supply (its cap, or unlimited, less what ``world`` draws)."""
+    from factorion.sim import simulate
+    built = any(e.name not in (SOURCE, SINK) for e in world.entities(obstacles=False))
+    flow = simulate(world).flow if built else {}
+    return {(e.y, e.x): world.rates.get((e.y, e.x), math.inf) - sum(flow.get((e.y, e.x), {}).values())
+            for e in world.entities(obstacles=False) if e.name == SOURCE}
 
 
-def designs(recipe, ingredients, product, width: int, rate_mode: bool) -> list[Design]:
+def designs(recipe, ingredients, product, height: int, width: int, rate_mode: bool) -> list[Design]:
     """Every design worth a try: per machine tier (the top one only unless a rate is wanted),
-    variant, ingredient order and k, on the lowest belt tier that carries it."""
+    variant, ingredient order, blocks stacked and k, on the lowest belt tier that carries it."""
     machines = (FURNACE,) if recipe is None else (gd.ASSEMBLERS if rate_mode else gd.ASSEMBLERS[-1:])
     orders = [ingredients] if len(ingredients) == 1 else [ingredients, ingredients[::-1]]
     out = []
     for m in machines:
         for ings in orders:
             for v in variants_for(len(ings)):
-                for k in range(1, width // 3 + 1):
-                    for tier in range(4):
-                        d = Design(recipe, ings, product, m, "fast-inserter", tier, k, v)
-                        if fits_belts(d):
-                            out.append(d)
-                            break
+                for stack in range(1, height // layout(Design(recipe, ings, product, m, "", 0, 1, v))[0] + 1):
+                    for k in range(1, width // 3 + 1):
+                        for tier in range(4):
+                            d = Design(recipe, ings, product, m, "fast-inserter", tier, k, v, stack=stack)
+                            if fits_belts(d):
+                                out.append(d)
+                                break
     return out
 
 
-def _block_size(d: Design) -> tuple[int, int]:
-    return block_rows(d.variant, len(d.ingredients))[0], 3 * d.k
-
-
-def _free_positions(world: World, h: int, w: int) -> list[tuple[int, int]]:
-    occ = (world.grid[KIND] != 0).astype(np.int32)
+def _free_positions(occ: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs) of the top-left corners where ``mask`` covers only free cells of ``occ``."""
+    h, w = mask.shape
     H, W = occ.shape
     if h > H or w > W:
-        return []
-    s = np.zeros((H + 1, W + 1), np.int32)
-    s[1:, 1:] = occ.cumsum(0).cumsum(1)
-    win = s[h:, w:] - s[:-h, w:] - s[h:, :-w] + s[:-h, :-w]
-    ys, xs = np.nonzero(win == 0)
-    return list(zip(ys.tolist(), xs.tolist(), strict=True))
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    win = np.lib.stride_tricks.sliding_window_view(occ, (h, w))
+    hit = (win & mask).any(axis=(2, 3))
+    return np.nonzero(~hit)
 
 
 def _ports_distance(fixed: dict, d: Design, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """Per position (ys, xs): Manhattan distance from the sources to the input belt heads plus
     from the output ends to the nearest sink (how far the routes fill lays will run).
     ``fixed``: {item: [(y, x) of its sources]} and "sink": [(y, x)]."""
-    _, belts, _ = block_rows(d.variant, len(d.ingredients))
+    _, belts, _ = layout(d)
     dist = np.zeros(len(ys), np.int64)
 
     def nearest(cells, y, x):
@@ -153,14 +152,27 @@ def _ports_distance(fixed: dict, d: Design, ys: np.ndarray, xs: np.ndarray) -> n
     return dist
 
 
-def _fixed_cells(world: World) -> dict:
+def _fixed_cells(world: World, spare: dict[tuple[int, int], float]) -> dict:
+    """{"sink": [(y, x)], item: [(y, x) of its sources that can still supply some]}."""
     out: dict = {"sink": []}
     for e in world.entities(obstacles=False):
         if e.name == SINK:
             out["sink"].append((e.y, e.x))
-        elif e.name == SOURCE:
+        elif e.name == SOURCE and spare.get((e.y, e.x), math.inf) > 1e-9:
             out.setdefault(e.item, []).append((e.y, e.x))
     return out
+
+
+def _supply_bound(d: Design, spares: dict[str, list[float]]) -> float:
+    """The product a block can make from the sources it can reach: each input belt is fed by
+    one source, the ones with the most to spare."""
+    _, amounts, out_amt = recipe_numbers(d)
+    _, belts, _ = layout(d)
+    bound = stated_rate(d)
+    for i in set(d.ingredients):
+        n = sum(1 for v in belts.values() if d.ingredients[v] == i)
+        bound = min(bound, sum(sorted(spares.get(i, []), reverse=True)[:n]) / amounts[i] * out_amt)
+    return bound
 
 
 def _try(base: World, d: Design, y0: int, x0: int) -> World | None:
@@ -168,7 +180,15 @@ def _try(base: World, d: Design, y0: int, x0: int) -> World | None:
     if not place_design(w, d, y0, x0):
         return None
     ore = d.ingredients[0] if d.recipe is None else None
+    # the cell in front of each input belt's end stays empty while fill joins the sources, so
+    # every input belt is fed from a source, never from the end of another block's input belt
+    plugs = [c for c in input_ends(d, y0, x0) if 0 <= c[0] < w.height and 0 <= c[1] < w.width
+             and w.grid[KIND][c] == 0]
+    for c in plugs:
+        w.place(Entity(OBSTACLE, *c))
     fill(w, d.tier, underground=True, furnace_ore=ore)
+    for c in plugs:
+        w.remove(*c)
     join_outputs(w, output_ends(d, y0, x0), d.product, d.tier)
     return w
 
@@ -179,7 +199,7 @@ def _back(world: World, r: int, m: bool) -> World:
 
 
 def _block_entities(d: Design) -> int:
-    _, belts, rows = block_rows(d.variant, len(d.ingredients))
+    _, belts, rows = layout(d)
     n = 0
     for row in rows:
         ins, n_out, _ = machine_plan(d, row.near)
@@ -188,33 +208,48 @@ def _block_entities(d: Design) -> int:
 
 
 def _candidates(base: World, ds: list[Design], rate_mode: bool, wanted: float | None,
-                supply_bound: float) -> tuple[list[tuple], dict, bool]:
+                spare: dict[tuple[int, int], float]) -> tuple[list[tuple], dict, bool]:
     """([(bound, entity estimate, design, rotation, mirror, y0, x0)] in the order to try them,
     {(rotation, mirror): the base world turned into that frame}, whether the order is smallest
-    first: a wanted rate some design meets)."""
+    first: a wanted rate some design meets). ``spare``: what each source can still supply."""
     frames = {(r, m): base.transformed(rotate=r, mirror=m) for r, m in TRANSFORMS}
-    fixed = {k: _fixed_cells(f) for k, f in frames.items()}
-    out = []
-    bounds = {d: min(stated_rate(d), supply_bound) for d in ds}
+    spares: dict[str, list[float]] = {}
+    for e in base.entities(obstacles=False):
+        if e.name == SOURCE and spare.get((e.y, e.x), math.inf) > 1e-9:
+            spares.setdefault(e.item, []).append(spare.get((e.y, e.x), math.inf))
+    bounds = {d: _supply_bound(d, spares) for d in ds}
+    ds = [d for d in ds if bounds[d] > 1e-9]
     if rate_mode and wanted is not None:
         meets = [d for d in ds if bounds[d] >= wanted * (1 - 1e-9)]
         rate_mode, ds = (True, meets) if meets else (False, ds)  # none meets it: the most we can
-    for d in ds:
-        bound = bounds[d]
-        h, w = _block_size(d)
-        for (r, m), fw in frames.items():
-            pos = _free_positions(fw, h, w)
-            if not pos:
+    out = []
+    for (r, m), fw in frames.items():
+        occ = fw.grid[KIND] != 0
+        # a source cell of the frame: the same source in the base world (sizes may swap)
+        fspare = _spare_in_frame(base, fw, r, m, spare)
+        fixed = _fixed_cells(fw, fspare)
+        for d in ds:
+            ys, xs = _free_positions(occ, block_mask(d))
+            if not len(ys):
                 continue
-            ys, xs = (np.array(v) for v in zip(*pos, strict=True))
-            order = np.argsort(_ports_distance(fixed[(r, m)], d, ys, xs), kind="stable")[:POSITIONS]
+            order = np.argsort(_ports_distance(fixed, d, ys, xs), kind="stable")[:POSITIONS]
             for j in order.tolist():
-                out.append((bound, _block_entities(d), d, r, m, int(ys[j]), int(xs[j])))
+                out.append((bounds[d], _block_entities(d), d, r, m, int(ys[j]), int(xs[j])))
     if rate_mode:
         out.sort(key=lambda c: (c[1], -c[0]))
     else:
         out.sort(key=lambda c: (-c[0], c[1]))
     return out, frames, rate_mode
+
+
+def _spare_in_frame(base: World, fw: World, r: int, m: bool, spare: dict) -> dict:
+    """``spare`` keyed by the source cells of frame ``fw`` (``base`` turned by (r, m))."""
+    probe = World(*base.shape)
+    for (y, x), v in spare.items():
+        probe.rates[(y, x)] = v
+        probe.place(Entity(SOURCE, y, x, item="iron-plate"))
+    turned = probe.transformed(rotate=r, mirror=m)
+    return dict(turned.rates)
 
 
 def _better(res: ScaleOut, thr: float, n: int) -> bool:
@@ -238,11 +273,10 @@ def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
     recipe, ings, product = got
     base = fixed_only(world)
     rate_mode = res.wanted is not None
-    ds = designs(recipe, ings, product, max(world.shape), rate_mode)
-    supply = _supply(world, ings)
-    _, amounts, out_amt = recipe_numbers(ds[0]) if ds else (0, {}, 1)
-    supply_bound = min(supply[i] / amounts[i] * out_amt for i in ings) if ds else 0.0
-    cands, frames, rate_mode = _candidates(base, ds, rate_mode, res.wanted, supply_bound)
+    ds = designs(recipe, ings, product, max(world.shape), max(world.shape), rate_mode)
+    spare = _spare(base)
+    supply_bound = _total_supply(world, ds[0], spare) if ds else 0.0
+    cands, frames, rate_mode = _candidates(base, ds, rate_mode, res.wanted, spare)
     for bound, est, d, r, m, y0, x0 in cands:
         if time.perf_counter() - t0 > budget_s:
             break
@@ -267,6 +301,15 @@ def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
     return res
 
 
+def _total_supply(world: World, d: Design, spare: dict) -> float:
+    """The product all sources together could make (the most any build delivers)."""
+    _, amounts, out_amt = recipe_numbers(d)
+    tot = {i: 0.0 for i in d.ingredients}
+    for e in world.entities(obstacles=False):
+        if e.name == SOURCE and e.item in tot:
+            tot[e.item] += spare.get((e.y, e.x), math.inf)
+    return min(tot[i] / amounts[i] * out_amt for i in tot)
+
 
 def _extend(res: ScaleOut, ds: list[Design], supply_bound: float, t0: float, budget_s: float) -> None:
     """Add blocks to the best factory while that raises its throughput (and a wanted rate is
@@ -277,7 +320,7 @@ def _extend(res: ScaleOut, ds: list[Design], supply_bound: float, t0: float, bud
             return
         if res.throughput >= supply_bound * (1 - 1e-9):
             return
-        cands, frames, _ = _candidates(res.world, ds, False, None, supply_bound)
+        cands, frames, _ = _candidates(res.world, ds, False, None, _spare(res.world))
         improved = False
         for _bound, _est, d, r, m, y0, x0 in cands[:40]:
             if time.perf_counter() - t0 > budget_s:

@@ -17,6 +17,7 @@ from factorion.tasks.base import (
     INSERTER_NAMES,
     LEVELS,
     RECIPE_FAMILIES,
+    SCALE_FAMILIES,
     SPLITTER_NAMES,
     UGS,
     Task,
@@ -201,7 +202,8 @@ def make_task(family: str, level: int, size: int = 11, seed: int | None = None,
         ref = res.total
         if ref <= 0:
             continue
-        _cap(solution, res)
+        if family not in SCALE_FAMILIES:  # scale tasks: unlimited sources, the area is the limit
+            _cap(solution, res)
         got = _apply_level(solution, ref, level, np.random.default_rng([seed, fam, size, attempt, level]),
                            n_missing)
         if got is None:

@@ -60,12 +60,14 @@ class Design:
     k: int                       # machines per machine row
     variant: str = "one-side"
     out_east: bool = True        # output belts run east (else west)
+    stack: int = 1               # blocks stacked top to bottom, each with its own belts
 
     def describe(self) -> str:
-        n = self.k * (1 if self.variant == "one-side" else 2)
+        n = self.k * (1 if self.variant == "one-side" else 2) * self.stack
         sides = {"one-side": "one side", "shared-input": "both sides of the input belt",
                  "shared-output": "both sides of the output belt"}[self.variant]
-        return f"{n} x {self.machine}, {sides}, {gd.BELTS[self.tier]}"
+        blocks = f" ({self.stack} blocks of {n // self.stack})" if self.stack > 1 else ""
+        return f"{n} x {self.machine}, {sides}{blocks}, {gd.BELTS[self.tier]}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,19 @@ def block_rows(variant: str, n_ing: int) -> tuple[int, dict[int, int], list[Mach
         if variant == "shared-input":
             return 14, {6: 0, 7: 1}, [MachineRow(2, 5, 2, 1, 2, 0, 0), MachineRow(9, 8, 0, 12, 0, 1, 13)]
     raise ValueError(f"no {variant!r} block for {n_ing} ingredients")
+
+
+def layout(d: Design) -> tuple[int, dict[int, int], list[MachineRow]]:
+    """:func:`block_rows` of ``d`` with ``d.stack`` blocks stacked top to bottom."""
+    height, belts, rows = block_rows(d.variant, len(d.ingredients))
+    all_belts: dict[int, int] = {}
+    all_rows: list[MachineRow] = []
+    for b in range(d.stack):
+        off = b * height
+        all_belts.update({r + off: i for r, i in belts.items()})
+        all_rows += [replace(r, top=r.top + off, ins_row=r.ins_row + off, out_row=r.out_row + off,
+                             out_belt=r.out_belt + off) for r in rows]
+    return height * d.stack, all_belts, all_rows
 
 
 def variants_for(n_ing: int) -> tuple[str, ...]:
@@ -135,7 +150,7 @@ def machine_plan(d: Design, near: int) -> tuple[list[tuple[int, str]], int, floa
 def row_rates(d: Design) -> list[float]:
     """Items/s of the product each machine row delivers (k machines, no belt limit)."""
     _, _, out_amt = recipe_numbers(d)
-    _, _, rows = block_rows(d.variant, len(d.ingredients))
+    _, _, rows = layout(d)
     return [d.k * machine_plan(d, r.near)[2] * out_amt for r in rows]
 
 
@@ -144,7 +159,7 @@ def fits_belts(d: Design) -> bool:
     its tier's rate of each of its items, an output belt one lane (half its rate) per machine row."""
     cmax, amounts, out_amt = recipe_numbers(d)
     belt = gd.belt_rate(gd.BELTS[d.tier])
-    _, belts, rows = block_rows(d.variant, len(d.ingredients))
+    _, belts, rows = layout(d)
     need = {i: 0.0 for i in range(len(d.ingredients))}
     for r in rows:
         _, _, c = machine_plan(d, r.near)
@@ -171,7 +186,7 @@ def largest_k(d: Design, width: int) -> int:
 
 def design_entities(d: Design, y0: int, x0: int) -> list[Entity]:
     """The machines, inserters and belt rows of block ``d`` with its top-left corner at (y0, x0)."""
-    height, belts, rows = block_rows(d.variant, len(d.ingredients))
+    height, belts, rows = layout(d)
     belt = gd.BELTS[d.tier]
     ents: list[Entity] = []
     pick_cols: dict[int, list[int]] = {r: [] for r in belts}
@@ -207,8 +222,28 @@ def output_ends(d: Design, y0: int, x0: int) -> list[tuple[int, int, int]]:
     rows = {y: [] for y, _, _ in ends}
     for y, x, dr in ends:
         rows[y].append((x, dr))
-    out_rows = {y0 + r.out_belt for r in block_rows(d.variant, len(d.ingredients))[2]}
+    out_rows = {y0 + r.out_belt for r in layout(d)[2]}
     return [(y, (max if d.out_east else min)(v)[0], v[0][1]) for y, v in rows.items() if y in out_rows]
+
+
+def input_ends(d: Design, y0: int, x0: int) -> list[tuple[int, int]]:
+    """The cell in front of each input belt's dead end (east of its last pickup)."""
+    _, belts, _ = layout(d)
+    last: dict[int, int] = {}
+    for e in design_entities(d, y0, x0):
+        if e.name in gd.BELTS and e.y - y0 in belts:
+            last[e.y] = max(last.get(e.y, e.x), e.x)
+    return [(y, x + 1) for y, x in last.items()]
+
+
+def block_mask(d: Design) -> np.ndarray:
+    """(height, 3k) bool: the cells block ``d`` covers."""
+    height = layout(d)[0]
+    m = np.zeros((height, 3 * d.k), dtype=bool)
+    for e in design_entities(d, 0, 0):
+        w, h = e.size
+        m[e.y:e.y + h, e.x:e.x + w] = True
+    return m
 
 
 def join_outputs(world: World, ends: list[tuple[int, int, int]], item: str, tier: int) -> int:
@@ -276,7 +311,7 @@ def draw_design(rng: np.random.Generator, size: int) -> Design:
 
 def _ports(d: Design, y0: int, size: int) -> list[Entity]:
     """Sources on the left edge behind each input belt's head, a sink on the right edge."""
-    _, belts, rows = block_rows(d.variant, len(d.ingredients))
+    _, belts, rows = layout(d)
     ents = [Entity(SOURCE, y0 + r, 0, item=d.ingredients[i]) for r, i in belts.items()]
     outs = sorted({r.out_belt for r in rows})
     ys = sorted(belts) if len(outs) > 1 else outs
@@ -290,7 +325,7 @@ def scale_factory(size: int, rng: np.random.Generator) -> ScaleFactory | None:
     d = draw_design(rng, size)
     if d.k < 1:
         return None
-    height = block_rows(d.variant, len(d.ingredients))[0]
+    height = layout(d)[0]
     n = size // height
     top = int(rng.integers(0, size - n * height + 1))
     w = World(size, size)
