@@ -86,7 +86,7 @@ def infer_recipe(world: World) -> tuple[str | None, tuple[str, ...], str] | None
             return None, (item,), product
     for name in gd.recipe_names():
         r = gd.recipe(name)
-        if (r.uses_fluid or r.results[0][0] != product or len(r.ingredients) > 2
+        if (r.uses_fluid or not r.results or r.results[0][0] != product or len(r.ingredients) > 2
                 or not all(i in ins for i, _ in r.ingredients)
                 or not gd.machine_can_make("assembling-machine-1", name)):
             continue
@@ -106,14 +106,17 @@ def _spare(world: World) -> dict[tuple[int, int], float]:
 def designs(recipe, ingredients, product, height: int, width: int, rate_mode: bool) -> list[Design]:
     """Every design worth a try: per machine tier (the top one only unless a rate is wanted),
     variant, ingredient order, blocks stacked and k, on the lowest belt tier that carries it."""
-    machines = (FURNACE,) if recipe is None else (gd.ASSEMBLERS if rate_mode else gd.ASSEMBLERS[-1:])
+    if recipe is None:
+        machines = gd.FURNACES if rate_mode else ("steel-furnace", FURNACE)
+    else:
+        machines = gd.ASSEMBLERS if rate_mode else gd.ASSEMBLERS[-1:]
     orders = [ingredients] if len(ingredients) == 1 else [ingredients, ingredients[::-1]]
     out = []
     for m in machines:
         for ings in orders:
             for v in variants_for(len(ings)):
                 for stack in range(1, height // layout(Design(recipe, ings, product, m, "", 0, 1, v))[0] + 1):
-                    for k in range(1, width // 3 + 1):
+                    for k in range(1, width // gd.footprint(m)[0] + 1):
                         for tier in range(4):
                             d = Design(recipe, ings, product, m, "fast-inserter", tier, k, v, stack=stack)
                             if fits_belts(d):
@@ -204,7 +207,7 @@ def _block_entities(d: Design) -> int:
     for row in rows:
         ins, n_out, _ = machine_plan(d, row.near)
         n += d.k * (1 + len(ins) + n_out)
-    return n + (len(belts) + len(rows)) * 3 * d.k
+    return n + (len(belts) + len(rows)) * d.size * d.k
 
 
 def _candidates(base: World, ds: list[Design], rate_mode: bool, wanted: float | None,

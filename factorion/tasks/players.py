@@ -129,8 +129,9 @@ class _Systems:
             items = [i for i, _ in gd.recipe(eq.recipe).ingredients] if eq.recipe else ["iron-ore"]
             self.takes.setdefault(self.find(ep), Counter()).update({i: 1 / len(items) for i in items})
         if eq in self.parent and ep is not None and ep.name in MACHINE_NAMES:
-            item = gd.recipe(ep.recipe).results[0][0] if ep.recipe else "iron-plate"
-            self.gets.setdefault(self.find(eq), Counter()).update({item: 1})
+            res = gd.recipe(ep.recipe).results if ep.recipe else (("iron-plate", 1),)
+            if res:
+                self.gets.setdefault(self.find(eq), Counter()).update({res[0][0]: 1})
 
 
 def _edge(world: World, c: tuple[int, int]) -> bool:

@@ -1,7 +1,8 @@
 """Scale constructions: k parallel production lines that fill an area (the "scale" family).
 
 A :class:`Design` is a block of rows in a canonical frame where the input belts run east: one
-or two rows of ``k`` 3x3 machines (assemblers, or electric furnaces for smelting) side by side,
+or two rows of ``k`` machines side by side (3x3 assemblers; for smelting 3x3 electric or 2x2
+steel / stone furnaces; the row counts below are for 3x3 machines, one less per machine row for 2x2),
 fed by inserters from input belts that run along the row and emptied by inserters onto output
 belts along the other side. Variants (:data:`VARIANTS`, rows from the block's top):
 
@@ -45,7 +46,6 @@ VARIANTS = ("one-side", "shared-input", "shared-output")
 LONG = "long-handed-inserter"
 FURNACE = "electric-furnace"  # the 3x3 furnace: it tiles like an assembler
 SCALE_RECIPES = ("iron-gear-wheel", "copper-cable", "electronic-circuit", "automation-science-pack")
-MAX_PER_EDGE = 3  # inserters on one 3-cell edge of a machine
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ class Design:
     variant: str = "one-side"
     out_east: bool = True        # output belts run east (else west)
     stack: int = 1               # blocks stacked top to bottom, each with its own belts
+
+    @property
+    def size(self) -> int:
+        """The machine's side in tiles (3; 2 for stone and steel furnaces)."""
+        return gd.footprint(self.machine)[0]
 
     def describe(self) -> str:
         n = self.k * (1 if self.variant == "one-side" else 2) * self.stack
@@ -81,26 +86,29 @@ class MachineRow:
     out_belt: int          # row of the output belt
 
 
-def block_rows(variant: str, n_ing: int) -> tuple[int, dict[int, int], list[MachineRow]]:
-    """(height, {belt row: ingredient index}, machine rows) of a block."""
+def block_rows(variant: str, n_ing: int, s: int = 3) -> tuple[int, dict[int, int], list[MachineRow]]:
+    """(height, {belt row: ingredient index}, machine rows) of a block of ``s`` x ``s`` machines."""
     if n_ing == 1:
         if variant == "one-side":
-            return 7, {0: 0}, [MachineRow(2, 1, 0, 5, 0, 0, 6)]
+            return 4 + s, {0: 0}, [MachineRow(2, 1, 0, 2 + s, 0, 0, 3 + s)]
         if variant == "shared-input":
-            return 13, {6: 0}, [MachineRow(2, 5, 2, 1, 2, 0, 0), MachineRow(8, 7, 0, 11, 0, 0, 12)]
+            return 7 + 2 * s, {3 + s: 0}, [MachineRow(2, 2 + s, 2, 1, 2, 0, 0),
+                                           MachineRow(5 + s, 4 + s, 0, 5 + 2 * s, 0, 0, 6 + 2 * s)]
         if variant == "shared-output":
-            return 13, {0: 0, 12: 0}, [MachineRow(2, 1, 0, 5, 0, 0, 6), MachineRow(8, 11, 2, 7, 2, 0, 6)]
+            return 7 + 2 * s, {0: 0, 6 + 2 * s: 0}, [MachineRow(2, 1, 0, 2 + s, 0, 0, 3 + s),
+                                                      MachineRow(5 + s, 5 + 2 * s, 2, 4 + s, 2, 0, 3 + s)]
     elif n_ing == 2:
         if variant == "one-side":
-            return 8, {0: 0, 1: 1}, [MachineRow(3, 2, 0, 6, 0, 1, 7)]
+            return 5 + s, {0: 0, 1: 1}, [MachineRow(3, 2, 0, 3 + s, 0, 1, 4 + s)]
         if variant == "shared-input":
-            return 14, {6: 0, 7: 1}, [MachineRow(2, 5, 2, 1, 2, 0, 0), MachineRow(9, 8, 0, 12, 0, 1, 13)]
+            return 8 + 2 * s, {3 + s: 0, 4 + s: 1}, [MachineRow(2, 2 + s, 2, 1, 2, 0, 0),
+                                                     MachineRow(6 + s, 5 + s, 0, 6 + 2 * s, 0, 1, 7 + 2 * s)]
     raise ValueError(f"no {variant!r} block for {n_ing} ingredients")
 
 
 def layout(d: Design) -> tuple[int, dict[int, int], list[MachineRow]]:
     """:func:`block_rows` of ``d`` with ``d.stack`` blocks stacked top to bottom."""
-    height, belts, rows = block_rows(d.variant, len(d.ingredients))
+    height, belts, rows = block_rows(d.variant, len(d.ingredients), d.size)
     all_belts: dict[int, int] = {}
     all_rows: list[MachineRow] = []
     for b in range(d.stack):
@@ -133,12 +141,13 @@ def machine_plan(d: Design, near: int) -> tuple[list[tuple[int, str]], int, floa
     best = None
     n_ing = len(d.ingredients)
     far = 1 - near if n_ing == 2 else None
-    for n_near in range(1, MAX_PER_EDGE + 1):
-        for n_far in (range(1, MAX_PER_EDGE + 1 - n_near) if far is not None else (0,)):
+    edge = d.size  # inserters on one edge at most
+    for n_near in range(1, edge + 1):
+        for n_far in (range(1, edge + 1 - n_near) if far is not None else (0,)):
             c = min(cmax, n_near * fast / amounts[d.ingredients[near]])
             if far is not None:
                 c = min(c, n_far * gd.inserter_rate(LONG) / amounts[d.ingredients[far]])
-            n_out = min(MAX_PER_EDGE, math.ceil(c * out_amt / fast - 1e-9))
+            n_out = min(edge, math.ceil(c * out_amt / fast - 1e-9))
             c = min(c, n_out * fast / out_amt)
             key = (round(c, 12), -(n_near + n_far + n_out))
             if best is None or key > best[0]:
@@ -178,7 +187,7 @@ def stated_rate(d: Design) -> float:
 
 def largest_k(d: Design, width: int) -> int:
     """The most machines per row that ``width`` columns and the belts allow (0: none)."""
-    k = width // 3
+    k = width // d.size
     while k > 0 and not fits_belts(replace(d, k=k)):
         k -= 1
     return k
@@ -194,7 +203,7 @@ def design_entities(d: Design, y0: int, x0: int) -> list[Entity]:
     for r in rows:
         ins, n_out, _ = machine_plan(d, r.near)
         for j in range(d.k):
-            mx = x0 + 3 * j
+            mx = x0 + d.size * j
             ents.append(Entity(d.machine, y0 + r.top, mx, recipe=d.recipe))
             for t, (item, name) in enumerate(ins):
                 ents.append(Entity(name, y0 + r.ins_row, mx + t, r.in_dir))
@@ -239,7 +248,7 @@ def input_ends(d: Design, y0: int, x0: int) -> list[tuple[int, int]]:
 def block_mask(d: Design) -> np.ndarray:
     """(height, 3k) bool: the cells block ``d`` covers."""
     height = layout(d)[0]
-    m = np.zeros((height, 3 * d.k), dtype=bool)
+    m = np.zeros((height, d.size * d.k), dtype=bool)
     for e in design_entities(d, 0, 0):
         w, h = e.size
         m[e.y:e.y + h, e.x:e.x + w] = True
@@ -297,14 +306,14 @@ def draw_design(rng: np.random.Generator, size: int) -> Design:
     ins = pick(rng, ("fast-inserter", "bulk-inserter"))
     if kind == len(SCALE_RECIPES):
         ore = pick(rng, ORES)
-        d = Design(None, (ore,), smelt(ore), FURNACE, ins, tier, 1)
+        d = Design(None, (ore,), smelt(ore), pick(rng, (FURNACE, "steel-furnace")), ins, tier, 1)
     else:
         r = gd.recipe(SCALE_RECIPES[kind])
         ings = tuple(i for i, _ in r.ingredients)
         if len(ings) == 2 and rng.random() < 0.5:
             ings = ings[::-1]
         d = Design(SCALE_RECIPES[kind], ings, r.results[0][0], pick(rng, gd.ASSEMBLERS[1:]), ins, tier, 1)
-    fit = [v for v in variants_for(len(d.ingredients)) if block_rows(v, len(d.ingredients))[0] <= size]
+    fit = [v for v in variants_for(len(d.ingredients)) if layout(replace(d, variant=v))[0] <= size]
     d = replace(d, variant=pick(rng, fit))
     return replace(d, k=largest_k(d, size - 3))
 
