@@ -47,6 +47,20 @@ def _bucket(v: int, edges: tuple[int, ...]) -> str:
     return f"{lo}+"
 
 
+def as_build_task(task):
+    """``task`` with the family and recipes ``factorion build`` infers from its sources and sinks
+    (what a player's task gets from the CLI), its reference kept."""
+    from dataclasses import replace
+
+    from factorion.build import infer_task
+    from factorion.core.world import WorldError
+    try:
+        inf = infer_task(task.world)
+    except WorldError:
+        return task
+    return replace(task, family=inf.family, recipes=inf.recipes)
+
+
 def run_players(factories: list, budget_s: float = 30.0, checkpoint=None, progress: bool = True
                 ) -> tuple[pd.DataFrame, dict]:
     from tqdm.auto import tqdm
@@ -55,7 +69,7 @@ def run_players(factories: list, budget_s: float = 30.0, checkpoint=None, progre
     rows, builds = [], {}
     for f in tqdm(factories, desc="player factories", disable=not progress):
         t = time.perf_counter()
-        r = build(f.task, checkpoint=checkpoint, budget_s=budget_s, export=False)
+        r = build(as_build_task(f.task), checkpoint=checkpoint, budget_s=budget_s, export=False)
         secs = time.perf_counter() - t
         ratio = r.throughput / f.task.reference
         size = max(f.task.world.shape)

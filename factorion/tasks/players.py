@@ -14,7 +14,9 @@ the blueprint itself:
   partners): what inserters take from it into machines (the recipe's ingredients; a furnace:
   iron ore) for a source, what inserters drop onto it out of machines (the recipe's product; a
   furnace: iron plate) for a sink. Several sources on one belt system take its ingredients in
-  turn (two items side-loaded onto one belt). Chests are not read (their items are unknown).
+  turn (two items side-loaded onto one belt). No sink takes an item a source gives (a belt
+  passing through would let a build skip the factory). Chests are not read (their items are
+  unknown).
 
 The player's design (padded, with those sources and sinks) must deliver something in the
 simulator; its throughput is the task's reference, and the task's world keeps only the sources,
@@ -164,8 +166,9 @@ def read_ports(world: World) -> tuple[int, int]:
             world.place(Entity(SOURCE, *c, item=items[j % len(items)]))
             n_src += 1
     done = set()
+    sourced = {e.item for e in world.entities(obstacles=False) if e.name == SOURCE}
     for c, item in ends:
-        if c not in done:
+        if c not in done and item not in sourced:  # a pass-through belt would let a build skip the factory
             world.place(Entity(SINK, *c, item=item))
             done.add(c)
     return n_src, len(done)
@@ -202,7 +205,7 @@ def player_task(bp_raw: dict, max_size: int = 32) -> tuple[Task, int] | None:
     if not kinds[SOURCE] or not kinds[SINK] or not machines:
         return None
     ref = float(throughput(world))
-    if ref <= 0:
+    if ref <= 1e-6:
         return None
     recipes = tuple(sorted({e.recipe for e in world.entities(obstacles=False) if e.recipe}))
     task = Task("player", 5, 0, fixed_only(world), world, ref, [], recipes, world_items(world))
