@@ -9,7 +9,7 @@ import pytest
 
 from factorion import tasks as T
 from factorion.core import gamedata as gd
-from factorion.core.world import SINK, SOURCE
+from factorion.core.world import SINK, SOURCE, Entity, World
 from factorion.tasks import scale as S
 
 sim = pytest.importorskip("factorion.sim")
@@ -89,3 +89,23 @@ def test_env_offers_scale_tasks():
     env = FactorioEnv(size=16, family="scale", level=5)
     obs, info = env.reset(seed=0)
     assert info["family"] == "scale" and info["level"] == 5
+
+
+@pytest.mark.parametrize(("pre", "recipe"), S.TWO_STEP)
+@pytest.mark.parametrize("machine", ["assembling-machine-2", "assembling-machine-3"])
+def test_pairs_reach_their_stated_throughput(pre, recipe, machine):
+    """Two-step recipes: the first machine hands its product straight to the second."""
+    d = S.pair_design(pre, recipe, machine, "fast-inserter", 1, k=2)
+    assert S.fits_belts(d)
+    w = World(12, 19)
+    assert S.place_design(w, d, 1, 1)
+    w.place(Entity(SOURCE, 1, 0, item=d.ingredients[0]))  # far belt (long-handed inserters)
+    w.place(Entity(SOURCE, 2, 0, item=d.ingredients[1]))  # near belt
+    w.place(Entity(SINK, 8, 18, item=d.product))
+    assert not T.fill(w, d.tier)
+    assert not S.join_outputs(w, S.output_ends(d, 1, 1), d.product, d.tier)
+    res = sim.simulate(w)
+    assert res.total == pytest.approx(S.stated_rate(d), rel=1e-9)
+    n_a, n_x, n_t, n_out, c = S.pair_plan(d)
+    assert S.stated_rate(d) == pytest.approx(2 * c * gd.recipe(recipe).results[0][1])
+    assert all(sum(res.flow[(e.y, e.x)].values()) > 0 for e in w.entities() if e.name == machine)

@@ -71,3 +71,17 @@ def test_infer_recipe():
     w2.place(Entity("sink", 4, 4, item="iron-plate"))
     assert SO.infer_recipe(w2) is None
     assert SO.scale_out(w2, budget_s=1.0).world is None
+
+
+def test_two_step_tasks_build_pairs():
+    from factorion.core.world import Entity
+    w = World(12, 24)
+    w.place(Entity("source", 5, 0, item="copper-plate"))
+    w.place(Entity("source", 6, 0, item="iron-plate"))
+    w.place(Entity("sink", 6, 23, item="electronic-circuit"))
+    got = SO.infer_recipe(w)
+    assert got is not None and got[3] == "copper-cable" and got[0] == "electronic-circuit"
+    r = SO.scale_out(w, budget_s=8.0)
+    assert "pairs" in r.label and sim.throughput(r.world) == pytest.approx(r.throughput)
+    # one pair of assembling-machine-3 makes 1.67 circuits/s (5 cables/s from 2 fast inserters of copper)
+    assert r.throughput >= 2 * 1.66

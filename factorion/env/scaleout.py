@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,14 +32,14 @@ from factorion.tasks.scale import (
     FURNACE,
     Design,
     block_mask,
+    entity_count,
     fits_belts,
     input_ends,
     join_outputs,
     layout,
-    machine_plan,
     output_ends,
+    per_product,
     place_design,
-    recipe_numbers,
     stated_rate,
     variants_for,
 )
@@ -71,9 +71,10 @@ def wanted_rate(world: World) -> float | None:
     return float(sum(rates)) if rates else None
 
 
-def infer_recipe(world: World) -> tuple[str | None, tuple[str, ...], str] | None:
+def infer_recipe(world: World) -> tuple | None:
     """(recipe or None for smelting, ingredients, product) of the one-step recipe that turns the
-    sources' items into the sinks' item, or None."""
+    sources' items into the sinks' item, else (recipe, ingredients, product, first recipe) of a
+    two-step chain (:func:`_two_step`), or None."""
     ents = world.entities(obstacles=False)
     ins = {e.item for e in ents if e.name == SOURCE}
     outs = sorted({e.item for e in ents if e.name == SINK})
@@ -91,6 +92,30 @@ def infer_recipe(world: World) -> tuple[str | None, tuple[str, ...], str] | None
                 or not gd.machine_can_make("assembling-machine-1", name)):
             continue
         return name, tuple(i for i, _ in r.ingredients), product
+    return _two_step(ins, product)
+
+
+def _two_step(ins: set[str], product: str) -> tuple[str, tuple[str, ...], str, str] | None:
+    """(recipe, (far item, near item), product, first recipe) of a two-step chain that "pairs"
+    blocks make: a one-ingredient recipe from a source item hands its product to ``product``'s
+    recipe, whose other ingredient is a source item."""
+    from factorion.tasks.scale import pair_design
+    for name in gd.recipe_names():
+        r = gd.recipe(name)
+        if (r.uses_fluid or not r.results or r.results[0][0] != product or len(r.ingredients) != 2
+                or not gd.machine_can_make("assembling-machine-1", name)):
+            continue
+        for mid, _ in r.ingredients:
+            other = next(i for i, _ in r.ingredients if i != mid)
+            if other not in ins or mid in ins:
+                continue
+            for pre in gd.recipe_names():
+                p = gd.recipe(pre)
+                if (not p.uses_fluid and p.results and p.results[0][0] == mid and len(p.ingredients) == 1
+                        and p.ingredients[0][0] in ins and p.ingredients[0][0] != other
+                        and gd.machine_can_make("assembling-machine-1", pre)):
+                    d = pair_design(pre, name, "assembling-machine-1", "fast-inserter", 0)
+                    return name, d.ingredients, product, pre
     return None
 
 
@@ -103,9 +128,13 @@ def _spare(world: World) -> dict[tuple[int, int], float]:
             for e in world.entities(obstacles=False) if e.name == SOURCE}
 
 
-def designs(recipe, ingredients, product, height: int, width: int, rate_mode: bool) -> list[Design]:
+def designs(recipe, ingredients, product, height: int, width: int, rate_mode: bool,
+            pre: str | None = None) -> list[Design]:
     """Every design worth a try: per machine tier (the top one only unless a rate is wanted),
-    variant, ingredient order, blocks stacked and k, on the lowest belt tier that carries it."""
+    variant, ingredient order, blocks stacked and k, on the lowest belt tier that carries it
+    (``pre``: "pairs" of machines only)."""
+    if pre is not None:
+        return _pair_designs(recipe, pre, height, width, rate_mode)
     if recipe is None:
         machines = gd.FURNACES if rate_mode else ("steel-furnace", FURNACE)
     else:
@@ -122,6 +151,21 @@ def designs(recipe, ingredients, product, height: int, width: int, rate_mode: bo
                             if fits_belts(d):
                                 out.append(d)
                                 break
+    return out
+
+
+def _pair_designs(recipe: str, pre: str, height: int, width: int, rate_mode: bool) -> list[Design]:
+    from factorion.tasks.scale import pair_design
+    out = []
+    for m in gd.ASSEMBLERS if rate_mode else gd.ASSEMBLERS[-1:]:
+        one = pair_design(pre, recipe, m, "fast-inserter", 0)
+        for stack in range(1, height // layout(one)[0] + 1):
+            for k in range(1, width // one.width + 1):
+                for tier in range(4):
+                    d = replace(one, tier=tier, k=k, stack=stack)
+                    if fits_belts(d):
+                        out.append(d)
+                        break
     return out
 
 
@@ -169,12 +213,12 @@ def _fixed_cells(world: World, spare: dict[tuple[int, int], float]) -> dict:
 def _supply_bound(d: Design, spares: dict[str, list[float]]) -> float:
     """The product a block can make from the sources it can reach: each input belt is fed by
     one source, the ones with the most to spare."""
-    _, amounts, out_amt = recipe_numbers(d)
+    per = per_product(d)
     _, belts, _ = layout(d)
     bound = stated_rate(d)
     for i in set(d.ingredients):
         n = sum(1 for v in belts.values() if d.ingredients[v] == i)
-        bound = min(bound, sum(sorted(spares.get(i, []), reverse=True)[:n]) / amounts[i] * out_amt)
+        bound = min(bound, sum(sorted(spares.get(i, []), reverse=True)[:n]) / per[i])
     return bound
 
 
@@ -201,15 +245,6 @@ def _back(world: World, r: int, m: bool) -> World:
     return out.transformed(mirror=True) if m else out
 
 
-def _block_entities(d: Design) -> int:
-    _, belts, rows = layout(d)
-    n = 0
-    for row in rows:
-        ins, n_out, _ = machine_plan(d, row.near)
-        n += d.k * (1 + len(ins) + n_out)
-    return n + (len(belts) + len(rows)) * d.size * d.k
-
-
 def _candidates(base: World, ds: list[Design], rate_mode: bool, wanted: float | None,
                 spare: dict[tuple[int, int], float]) -> tuple[list[tuple], dict, bool]:
     """([(bound, entity estimate, design, rotation, mirror, y0, x0)] in the order to try them,
@@ -221,6 +256,7 @@ def _candidates(base: World, ds: list[Design], rate_mode: bool, wanted: float | 
         if e.name == SOURCE and spare.get((e.y, e.x), math.inf) > 1e-9:
             spares.setdefault(e.item, []).append(spare.get((e.y, e.x), math.inf))
     bounds = {d: _supply_bound(d, spares) for d in ds}
+    est = {d: entity_count(d) for d in ds}
     ds = [d for d in ds if bounds[d] > 1e-9]
     if rate_mode and wanted is not None:
         meets = [d for d in ds if bounds[d] >= wanted * (1 - 1e-9)]
@@ -237,7 +273,7 @@ def _candidates(base: World, ds: list[Design], rate_mode: bool, wanted: float | 
                 continue
             order = np.argsort(_ports_distance(fixed, d, ys, xs), kind="stable")[:POSITIONS]
             for j in order.tolist():
-                out.append((bounds[d], _block_entities(d), d, r, m, int(ys[j]), int(xs[j])))
+                out.append((bounds[d], est[d], d, r, m, int(ys[j]), int(xs[j])))
     if rate_mode:
         out.sort(key=lambda c: (c[1], -c[0]))
     else:
@@ -271,12 +307,13 @@ def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
     res = ScaleOut(wanted=wanted_rate(world))
     got = infer_recipe(world)
     if got is None:
-        res.note = "scale-out: the sinks' item is not one step from the sources' items"
+        res.note = "scale-out: the sinks' item is not one or two steps from the sources' items"
         return res
-    recipe, ings, product = got
+    recipe, ings, product = got[:3]
     base = fixed_only(world)
     rate_mode = res.wanted is not None
-    ds = designs(recipe, ings, product, max(world.shape), max(world.shape), rate_mode)
+    ds = designs(recipe, ings, product, max(world.shape), max(world.shape), rate_mode,
+                 got[3] if len(got) > 3 else None)
     spare = _spare(base)
     supply_bound = _total_supply(world, ds[0], spare) if ds else 0.0
     cands, frames, rate_mode = _candidates(base, ds, rate_mode, res.wanted, spare)
@@ -306,12 +343,12 @@ def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
 
 def _total_supply(world: World, d: Design, spare: dict) -> float:
     """The product all sources together could make (the most any build delivers)."""
-    _, amounts, out_amt = recipe_numbers(d)
+    per = per_product(d)
     tot = {i: 0.0 for i in d.ingredients}
     for e in world.entities(obstacles=False):
         if e.name == SOURCE and e.item in tot:
             tot[e.item] += spare.get((e.y, e.x), math.inf)
-    return min(tot[i] / amounts[i] * out_amt for i in tot)
+    return min(tot[i] / per[i] for i in tot)
 
 
 def _extend(res: ScaleOut, ds: list[Design], supply_bound: float, t0: float, budget_s: float) -> None:

@@ -42,10 +42,11 @@ from factorion.tasks.families import scatter_obstacles
 from factorion.tasks.flow import fill
 from factorion.tasks.routing import Goal, RouteCtx, enter_pred, route
 
-VARIANTS = ("one-side", "shared-input", "shared-output")
+VARIANTS = ("one-side", "shared-input", "shared-output")  # and "pairs" for two-step recipes
 LONG = "long-handed-inserter"
 FURNACE = "electric-furnace"  # the 3x3 furnace: it tiles like an assembler
 SCALE_RECIPES = ("iron-gear-wheel", "copper-cable", "electronic-circuit", "automation-science-pack")
+TWO_STEP = (("copper-cable", "electronic-circuit"), ("iron-gear-wheel", "automation-science-pack"))
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,23 @@ class Design:
     variant: str = "one-side"
     out_east: bool = True        # output belts run east (else west)
     stack: int = 1               # blocks stacked top to bottom, each with its own belts
+    pre: str | None = None       # "pairs": the recipe of the machine that hands ``recipe`` its ingredient
 
     @property
     def size(self) -> int:
         """The machine's side in tiles (3; 2 for stone and steel furnaces)."""
         return gd.footprint(self.machine)[0]
 
+    @property
+    def width(self) -> int:
+        """Columns of the block: k machines, or k pairs with a column of inserters between."""
+        return self.k * (2 * self.size + 1 if self.pre else self.size)
+
     def describe(self) -> str:
+        if self.pre:
+            mid = gd.recipe(self.pre).results[0][0]
+            return (f"{self.k * self.stack} pairs of {self.machine} ({mid} handed to {self.product}), "
+                    f"{gd.BELTS[self.tier]}")
         n = self.k * (1 if self.variant == "one-side" else 2) * self.stack
         sides = {"one-side": "one side", "shared-input": "both sides of the input belt",
                  "shared-output": "both sides of the output belt"}[self.variant]
@@ -98,7 +109,7 @@ def block_rows(variant: str, n_ing: int, s: int = 3) -> tuple[int, dict[int, int
             return 7 + 2 * s, {0: 0, 6 + 2 * s: 0}, [MachineRow(2, 1, 0, 2 + s, 0, 0, 3 + s),
                                                       MachineRow(5 + s, 5 + 2 * s, 2, 4 + s, 2, 0, 3 + s)]
     elif n_ing == 2:
-        if variant == "one-side":
+        if variant in ("one-side", "pairs"):
             return 5 + s, {0: 0, 1: 1}, [MachineRow(3, 2, 0, 3 + s, 0, 1, 4 + s)]
         if variant == "shared-input":
             return 8 + 2 * s, {3 + s: 0, 4 + s: 1}, [MachineRow(2, 2 + s, 2, 1, 2, 0, 0),
@@ -156,28 +167,70 @@ def machine_plan(d: Design, near: int) -> tuple[list[tuple[int, str]], int, floa
     return best[1], best[2], best[3]
 
 
+def _transfer_dir(name: str) -> int:
+    """The direction of an inserter that picks from the west and drops to the east."""
+    return next(d for d in range(4) if gd.inserter_offsets(name, d)[0] == (0, -1))
+
+
+def pair_plan(d: Design) -> tuple[int, int, int, int, float]:
+    """(fast inserters into the first machine from the near belt, long-handed ones into the second
+    from the far belt, inserters handing over between them, output inserters, crafts/s of the
+    second) of one pair of block ``d`` ("pairs")."""
+    fast, long_ = gd.inserter_rate(d.inserter), gd.inserter_rate(LONG)
+    ra, rb = gd.recipe(d.pre), gd.recipe(d.recipe)
+    a_in, x = d.ingredients[1], d.ingredients[0]
+    mid = ra.results[0][0]
+    amt_a, out_a = dict(ra.ingredients)[a_in], dict(ra.results)[mid]
+    amt_mid, amt_x, out_b = dict(rb.ingredients)[mid], dict(rb.ingredients)[x], dict(rb.results)[d.product]
+    speed = gd.crafting_speed(d.machine)
+    edge = d.size
+    n_a = min(edge, math.ceil(speed / ra.energy * amt_a / fast - 1e-9))
+    ca = min(speed / ra.energy, n_a * fast / amt_a)  # crafts/s the first machine can make
+    cb = min(speed / rb.energy, ca * out_a / amt_mid)
+    n_t = min(edge, math.ceil(cb * amt_mid / fast - 1e-9))
+    n_x = min(edge, math.ceil(cb * amt_x / long_ - 1e-9))
+    cb = min(cb, n_t * fast / amt_mid, n_x * long_ / amt_x)
+    n_out = min(edge, math.ceil(cb * out_b / fast - 1e-9))
+    return n_a, n_x, n_t, n_out, min(cb, n_out * fast / out_b)
+
+
+def per_product(d: Design) -> dict[str, float]:
+    """Items of each belt ingredient one item of the product takes."""
+    if d.pre:
+        ra, rb = gd.recipe(d.pre), gd.recipe(d.recipe)
+        mid = ra.results[0][0]
+        out_b = dict(rb.results)[d.product]
+        a_per_mid = dict(ra.ingredients)[d.ingredients[1]] / dict(ra.results)[mid]
+        return {d.ingredients[0]: dict(rb.ingredients)[d.ingredients[0]] / out_b,
+                d.ingredients[1]: dict(rb.ingredients)[mid] / out_b * a_per_mid}
+    _, amounts, out_amt = recipe_numbers(d)
+    return {i: amounts[i] / out_amt for i in d.ingredients}
+
+
 def row_rates(d: Design) -> list[float]:
     """Items/s of the product each machine row delivers (k machines, no belt limit)."""
-    _, _, out_amt = recipe_numbers(d)
     _, _, rows = layout(d)
+    if d.pre:
+        out_b = dict(gd.recipe(d.recipe).results)[d.product]
+        return [d.k * pair_plan(d)[4] * out_b for _ in rows]
+    _, _, out_amt = recipe_numbers(d)
     return [d.k * machine_plan(d, r.near)[2] * out_amt for r in rows]
 
 
 def fits_belts(d: Design) -> bool:
     """Whether every belt of the block carries what its machines need: an input belt at most
     its tier's rate of each of its items, an output belt one lane (half its rate) per machine row."""
-    cmax, amounts, out_amt = recipe_numbers(d)
     belt = gd.belt_rate(gd.BELTS[d.tier])
-    _, belts, rows = layout(d)
-    need = {i: 0.0 for i in range(len(d.ingredients))}
-    for r in rows:
-        _, _, c = machine_plan(d, r.near)
-        for i in need:
-            need[i] += d.k * c * amounts[d.ingredients[i]]
-        if d.k * c * out_amt > belt / 2 + 1e-9:
+    _, belts, _ = layout(d)
+    rates = row_rates(d)
+    if max(rates) > belt / 2 + 1e-9:
+        return False
+    per = per_product(d)
+    for i, item in enumerate(d.ingredients):
+        n_belts = sum(1 for v in belts.values() if v == i)
+        if sum(rates) * per[item] > belt * n_belts + 1e-9:
             return False
-    per_belt = {i: sum(1 for v in belts.values() if v == i) for i in need}
-    return all(need[i] <= belt * per_belt[i] + 1e-9 for i in need)
+    return True
 
 
 def stated_rate(d: Design) -> float:
@@ -187,7 +240,7 @@ def stated_rate(d: Design) -> float:
 
 def largest_k(d: Design, width: int) -> int:
     """The most machines per row that ``width`` columns and the belts allow (0: none)."""
-    k = width // d.size
+    k = width // replace(d, k=1).width
     while k > 0 and not fits_belts(replace(d, k=k)):
         k -= 1
     return k
@@ -200,7 +253,9 @@ def design_entities(d: Design, y0: int, x0: int) -> list[Entity]:
     ents: list[Entity] = []
     pick_cols: dict[int, list[int]] = {r: [] for r in belts}
     drop_cols: dict[int, list[int]] = {}
-    for r in rows:
+    for r in rows if d.pre else ():
+        ents += _pair_row(d, r, y0, x0, pick_cols, drop_cols)
+    for r in rows if not d.pre else ():
         ins, n_out, _ = machine_plan(d, r.near)
         for j in range(d.k):
             mx = x0 + d.size * j
@@ -219,6 +274,30 @@ def design_entities(d: Design, y0: int, x0: int) -> list[Entity]:
     for brow, cols in drop_cols.items():
         ents += [Entity(belt, y0 + brow, x, 1 if d.out_east else 3) for x in range(min(cols), max(cols) + 1)]
     return ents
+
+
+def _pair_row(d: Design, r: MachineRow, y0: int, x0: int, pick_cols: dict, drop_cols: dict) -> list[Entity]:
+    """One row of pairs: the first machine fed from the near belt, handing its product to the
+    second (fed from the far belt by long-handed inserters) through a column of inserters."""
+    n_a, n_x, n_t, n_out, _ = pair_plan(d)
+    s, ents = d.size, []
+    for j in range(d.k):
+        ax = x0 + j * (2 * s + 1)
+        bx = ax + s + 1
+        ents += [Entity(d.machine, y0 + r.top, ax, recipe=d.pre),
+                 Entity(d.machine, y0 + r.top, bx, recipe=d.recipe)]
+        ents += [Entity(d.inserter, y0 + r.ins_row, ax + t, r.in_dir) for t in range(n_a)]
+        ents += [Entity(LONG, y0 + r.ins_row, bx + t, r.in_dir) for t in range(n_x)]
+        ents += [Entity(d.inserter, y0 + r.top + t, ax + s, _transfer_dir(d.inserter)) for t in range(n_t)]
+        ents += [Entity(d.inserter, y0 + r.out_row, bx + t, r.out_dir) for t in range(n_out)]
+        pick_cols[r.ins_row - 1] += [ax + t for t in range(n_a)]
+        pick_cols[r.ins_row - 2] += [bx + t for t in range(n_x)]
+        drop_cols.setdefault(r.out_belt, []).extend(bx + t for t in range(n_out))
+    return ents
+
+
+def entity_count(d: Design) -> int:
+    return len(design_entities(d, 0, 0))
 
 
 def output_ends(d: Design, y0: int, x0: int) -> list[tuple[int, int, int]]:
@@ -248,7 +327,7 @@ def input_ends(d: Design, y0: int, x0: int) -> list[tuple[int, int]]:
 def block_mask(d: Design) -> np.ndarray:
     """(height, 3k) bool: the cells block ``d`` covers."""
     height = layout(d)[0]
-    m = np.zeros((height, d.size * d.k), dtype=bool)
+    m = np.zeros((height, d.width), dtype=bool)
     for e in design_entities(d, 0, 0):
         w, h = e.size
         m[e.y:e.y + h, e.x:e.x + w] = True
@@ -299,11 +378,25 @@ class ScaleFactory:
     stated: float                           # what the blocks deliver, from game numbers
 
 
+def pair_design(pre: str, recipe: str, machine: str, inserter: str, tier: int, k: int = 1) -> Design:
+    """A "pairs" design: ``pre`` (one ingredient) hands its product to ``recipe``, whose other
+    ingredient comes on the far belt."""
+    mid = gd.recipe(pre).results[0][0]
+    x = next(i for i, _ in gd.recipe(recipe).ingredients if i != mid)
+    a_in = gd.recipe(pre).ingredients[0][0]
+    return Design(recipe, (x, a_in), gd.recipe(recipe).results[0][0], machine, inserter, tier, k, "pairs",
+                  pre=pre)
+
+
 def draw_design(rng: np.random.Generator, size: int) -> Design:
     """A random design whose k is the most the width (minus the source and sink columns) allows."""
-    kind = int(rng.integers(0, len(SCALE_RECIPES) + 1))
+    kind = int(rng.integers(0, len(SCALE_RECIPES) + 1 + len(TWO_STEP)))
     tier = int(rng.integers(1, 4))
     ins = pick(rng, ("fast-inserter", "bulk-inserter"))
+    if kind > len(SCALE_RECIPES):
+        pre, rec = TWO_STEP[kind - len(SCALE_RECIPES) - 1]
+        d = pair_design(pre, rec, pick(rng, gd.ASSEMBLERS[1:]), ins, tier)
+        return replace(d, k=largest_k(d, size - 3))
     if kind == len(SCALE_RECIPES):
         ore = pick(rng, ORES)
         d = Design(None, (ore,), smelt(ore), pick(rng, (FURNACE, "steel-furnace")), ins, tier, 1)
