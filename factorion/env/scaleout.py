@@ -45,7 +45,7 @@ from factorion.tasks.scale import (
 )
 
 TRANSFORMS = tuple((r, m) for m in (False, True) for r in range(4))
-POSITIONS = 3  # positions tried per (orientation, design): those nearest the sources and sinks
+POSITIONS = 8  # positions tried per (orientation, design): those nearest the sources and sinks
 
 
 @dataclass
