@@ -18,6 +18,12 @@ rate, entities used, wall and CPU time (the CPU may be shared: CPU seconds count
 only). Writes ``report.md``, ``results.csv``, ``bars.png`` (mean ratio per
 family and agent) and ``best_worst.png`` (best and worst builds of each learned agent) under
 ``--out`` (default ``reports/eval``).
+
+Whole player-made factories (:mod:`factorion.players_bench`): ``--players N`` (default 8; 0: off)
+held-out factories of the blueprint corpus (``--corpus``) and the embedded samples are built
+from their sources and sinks (``--players-budget``, default 30 s each); the report gets a section
+with the ratio to the player's design by size and machine count, ``players.csv`` and
+``players.png`` (best and worst builds beside the players' designs).
 """
 
 from __future__ import annotations

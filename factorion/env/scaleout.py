@@ -246,7 +246,8 @@ def _back(world: World, r: int, m: bool) -> World:
 
 
 def _candidates(base: World, ds: list[Design], rate_mode: bool, wanted: float | None,
-                spare: dict[tuple[int, int], float]) -> tuple[list[tuple], dict, bool]:
+                spare: dict[tuple[int, int], float], positions: int = POSITIONS
+                ) -> tuple[list[tuple], dict, bool]:
     """([(bound, entity estimate, design, rotation, mirror, y0, x0)] in the order to try them,
     {(rotation, mirror): the base world turned into that frame}, whether the order is smallest
     first: a wanted rate some design meets). ``spare``: what each source can still supply."""
@@ -271,7 +272,7 @@ def _candidates(base: World, ds: list[Design], rate_mode: bool, wanted: float | 
             ys, xs = _free_positions(occ, block_mask(d))
             if not len(ys):
                 continue
-            order = np.argsort(_ports_distance(fixed, d, ys, xs), kind="stable")[:POSITIONS]
+            order = np.argsort(_ports_distance(fixed, d, ys, xs), kind="stable")[:positions]
             for j in order.tolist():
                 out.append((bounds[d], est[d], d, r, m, int(ys[j]), int(xs[j])))
     if rate_mode:
@@ -302,7 +303,6 @@ def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
     """The best scale-out factory for ``world``'s sources and sinks within ``budget_s`` (see the
     module docstring); ``ScaleOut.world`` is None when the task is not a one-step recipe or no
     block fits."""
-    from factorion.sim import throughput
     t0 = time.perf_counter()
     res = ScaleOut(wanted=wanted_rate(world))
     got = infer_recipe(world)
@@ -316,15 +316,36 @@ def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
                  got[3] if len(got) > 3 else None)
     spare = _spare(base)
     supply_bound = _total_supply(world, ds[0], spare) if ds else 0.0
-    cands, frames, rate_mode = _candidates(base, ds, rate_mode, res.wanted, spare)
+    tried: set = set()
+    for positions in (POSITIONS, 4 * POSITIONS):  # more positions when every candidate fell short
+        if _first_block(res, base, ds, rate_mode, spare, positions, tried, t0, budget_s):
+            break
+    if res.world is not None and not (res.wanted is not None and res.throughput >= res.wanted * (1 - 1e-9)):
+        _extend(res, ds, supply_bound, t0, budget_s)
+    _explain(res, supply_bound)
+    return res
+
+
+def _first_block(res: ScaleOut, base: World, ds: list[Design], rate_mode: bool, spare: dict, positions: int,
+                 tried: set, t0: float, budget_s: float) -> bool:
+    """Try single blocks (``positions`` per orientation and design, those in ``tried`` skipped),
+    best first, keeping the best in ``res``. True when the search is over: the budget is spent
+    or no design could beat the best."""
+    from factorion.sim import throughput
+    cands, frames, rate_mode = _candidates(base, ds, rate_mode, res.wanted, spare, positions)
     for bound, est, d, r, m, y0, x0 in cands:
         if time.perf_counter() - t0 > budget_s:
-            break
+            return True
         if res.world is not None and not rate_mode and bound <= res.throughput * (1 + 1e-9):
-            break  # sorted by bound: nothing left can beat the best
+            # sorted by bound: nothing left can beat the best; more positions may for the
+            # larger designs that did not route here
+            return res.throughput >= cands[0][0] * (1 - 1e-9)
         if res.world is not None and rate_mode and res.throughput >= res.wanted * (1 - 1e-9) \
                 and est >= res.entities:
-            break
+            return True
+        if (d, r, m, y0, x0) in tried:
+            continue
+        tried.add((d, r, m, y0, x0))
         w = _try(frames[(r, m)], d, y0, x0)
         res.candidates += 1
         if w is None:
@@ -335,10 +356,7 @@ def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
             res.world, res.throughput, res.entities = _back(w, r, m), thr, n
             res.label = f"scale-out: {d.describe()}"
             res.log.append((round(time.perf_counter() - t0, 3), res.label, thr))
-    if res.world is not None and not (res.wanted is not None and res.throughput >= res.wanted * (1 - 1e-9)):
-        _extend(res, ds, supply_bound, t0, budget_s)
-    _explain(res, supply_bound)
-    return res
+    return False
 
 
 def _total_supply(world: World, d: Design, spare: dict) -> float:
