@@ -34,7 +34,8 @@ def run(seeds: int = 6, sizes: tuple[int, ...] = (16, 32), budget_s: float = 10.
                "solved": round(sum(x >= SUCCESS for x in ratios) / len(ratios), 3),
                "median_s": round(statistics.median(secs), 2), "winners": dict(won), "n": len(ratios)}
         out["sizes"][size] = row
-        print(f"  {size:>5} {row['mean_ratio']:7.3f} {row['solved']:7.2f} {row['median_s']:9.2f}  {dict(won)}")
+        print(f"  {size:>5} {row['mean_ratio']:7.3f} {row['solved']:7.2f} {row['median_s']:9.2f}  "
+              f"{dict(won)}")
     return out
 
 

@@ -10,7 +10,9 @@ else as obstacles, see the README) or a small text spec::
 
 The search (:func:`build`; ``make evaluate``'s ``build`` agent runs the same function) keeps
 the best factory found within the time budget, every candidate checked in the simulator: the
-scripted planner's (two palettes), and -- with a checkpoint -- the policy's greedy roll-out
+scale-out search's (:mod:`factorion.env.scaleout`: blocks of parallel machines, the most the area
+and supply allow, or the fewest entities that meet a sink's wanted rate), the scripted planner's
+(two palettes), and -- with a checkpoint -- the policy's greedy roll-out
 followed by rounds of sampled roll-outs, batched, from the start and from the best so far. A
 task with a reference throughput (a benchmark task) stops as soon as a candidate reaches
 ``SUCCESS`` x reference. The CLI loads the exported string back with factorio-draftsman to check
@@ -305,7 +307,7 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     search = _Search(budget_s, SUCCESS * ref if ref > 0 else None)
     policy = load_policy(checkpoint)
     share = 0.25 if policy is not None else 0.5
-    so = scale_out(task.world, budget_s=share * budget_s)  # parallel machines (one-step recipes)
+    so = scale_out(task.world, budget_s=share * budget_s)  # parallel machines (one- and two-step recipes)
     search.cap, search.n = so.wanted if so.wanted is not None else search.cap, search.n + so.candidates
     if so.world is not None and (w := keep_fixed(task.world, so.world)) is not None:
         search.offer(w, so.throughput, _count(w), so.label)
