@@ -68,7 +68,7 @@ demo: $(STAMP)
 	$(PYTHON) -m factorion.train.pretrain --data data/demo --out models/demo/bc --preset small --max-minutes 3
 	$(PYTHON) -m factorion.train.finetune --init models/demo/bc/last.ckpt --out models/demo/ppo --run demo --minutes 4
 	$(PYTHON) -m factorion.evaluate --sizes 11 --levels 1,3,5 --n-seeds 1 --n-mined 5 --data data/demo \
-		--out $(DEMO_OUT) --agents random,planner,build --build-budget 5 \
+		--out $(DEMO_OUT) --agents random,planner,build --build-budget 5 --players 0 \
 		--checkpoint bc=models/demo/bc/last.ckpt --checkpoint ppo=models/demo/ppo/demo/policy.pt
 	$(BIN)/factorion build data/tasks/gears.txt --checkpoint models/demo/ppo/demo/policy.pt --budget 20 \
 		-o $(DEMO_OUT)/build.png | tee $(DEMO_OUT)/build.txt

@@ -4,13 +4,15 @@ A task is either a blueprint (string or file: tagged infinity chests as sources/
 else as obstacles, see the README) or a small text spec::
 
     size 11 11                 # height width
-    source 5 0 iron-plate      # row col item [rate items/s]
-    sink 5 10 iron-gear-wheel
+    source 5 0 iron-plate      # row col item [rate items/s: the source's cap]
+    sink 5 10 iron-gear-wheel  # row col item [rate items/s: the rate wanted]
     obstacle 3 4               # row col [height width]
 
 The search (:func:`build`; ``make evaluate``'s ``build`` agent runs the same function) keeps
 the best factory found within the time budget, every candidate checked in the simulator: the
-scripted planner's (two palettes), and -- with a checkpoint -- the policy's greedy roll-out
+scale-out search's (:mod:`factorion.env.scaleout`: blocks of parallel machines, the most the area
+and supply allow, or the fewest entities that meet a sink's wanted rate), the scripted planner's
+(two palettes), and -- with a checkpoint -- the policy's greedy roll-out
 followed by rounds of sampled roll-outs, batched, from the start and from the best so far. A
 task with a reference throughput (a benchmark task) stops as soon as a candidate reaches
 ``SUCCESS`` x reference. The CLI loads the exported string back with factorio-draftsman to check
@@ -60,7 +62,7 @@ def parse_spec(text: str) -> World:
             y, x = int(args[0]), int(args[1])
             if key in (SOURCE, SINK):
                 world.place(Entity(key, y, x, item=args[2]))
-                if key == SOURCE and len(args) > 3:
+                if len(args) > 3:  # a source's cap, a sink's wanted rate
                     world.rates[(y, x)] = _rate(args[3])
             elif key == "obstacle":
                 h, w = (int(args[2]), int(args[3])) if len(args) > 3 else (1, 1)
@@ -140,6 +142,7 @@ class BuildResult:
     reference: float = 0.0  # the task's reference throughput (0: unknown, as for a CLI task)
     stopped_early: bool = False  # the target (SUCCESS x reference) was reached before the budget ran out
     log: list = field(default_factory=list)  # (seconds, method, throughput) of each new best
+    note: str = ""  # with a wanted sink rate: whether it was met, and why not
 
     @property
     def ratio(self) -> float | None:
@@ -200,9 +203,11 @@ class _Search:
         self.t0, self.c0 = time.perf_counter(), time.process_time()
         self.budget_s, self.target = budget_s, target
         self.key: tuple = (-1.0, 0)
+        self.thr = -1.0  # the best candidate's throughput (key[0] stops at a wanted rate)
         self.world: World | None = None
         self.method, self.log = "", []
         self.n = 0  # candidates: planner runs and policy roll-outs
+        self.cap = float("inf")  # a wanted sink rate: throughput above it counts no more (fewer entities win)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -218,9 +223,9 @@ class _Search:
 
     def offer(self, world: World, thr: float, n_entities: int, method: str) -> None:
         """A simulator-checked candidate: kept if it beats the best (ties: fewer entities)."""
-        key = (float(thr), -int(n_entities))
-        if key > self.key:
-            self.key, self.world, self.method = key, world.copy(), method
+        key = (min(float(thr), self.cap), -int(n_entities))
+        if key > (min(self.key[0], self.cap), self.key[1]):
+            self.key, self.world, self.method, self.thr = key, world.copy(), method, float(thr)
             self.log.append((round(self.elapsed(), 3), method, float(thr)))
 
 
@@ -269,6 +274,15 @@ def _policy_rounds(search: _Search, task: Task, policy, samples: int, max_steps:
             k += 1
 
 
+def _rate_note(so, search: _Search) -> str:
+    """Whether the wanted sink rate was met (the scale-out search's reason when it was not)."""
+    if so.wanted is None or search.method == so.label:
+        return so.note
+    met = search.thr >= so.wanted * (1 - 1e-9)
+    return (f"wanted rate {so.wanted:g}/s {'met' if met else 'not met'}: built {search.thr:.4g}/s by "
+            f"{search.method}" + ("" if met else f" ({so.note.split('; ', 1)[-1]})"))
+
+
 def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, samples: int = 8,
           max_steps: int = 48, export: bool = True) -> BuildResult:
     """The best factory found for ``task`` within ``budget_s`` seconds.
@@ -289,6 +303,7 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     its budget). ``export``: also write the blueprint string (``BuildResult.blueprint``).
     This is the one search ``factorion build`` and ``make evaluate``'s ``build`` agent run."""
     from factorion.env.planner import plan
+    from factorion.env.scaleout import scale_out
     from factorion.sim import throughput
     if isinstance(task, World):
         task = infer_task(task)
@@ -296,6 +311,10 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     policy = load_policy(checkpoint)  # before the clock starts: loading torch is not search time
     search = _Search(budget_s, SUCCESS * ref if ref > 0 else None)
     share = 0.25 if policy is not None else 0.5
+    so = scale_out(task.world, budget_s=share * budget_s)  # parallel machines (one- and two-step recipes)
+    search.cap, search.n = so.wanted if so.wanted is not None else search.cap, search.n + so.candidates
+    if so.world is not None and (w := keep_fixed(task.world, so.world)) is not None:
+        search.offer(w, so.throughput, _count(w), so.label)
     for palette in ("match", "top"):
         if search.done():
             break
@@ -319,6 +338,7 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
                           f"takes {cfg.max_items} and {cfg.max_recipes}: the planner only", stacklevel=2)
     w = search.world
     text = w.to_string(label="factorion build") if export else ""
-    return BuildResult(w, search.key[0], search.method, search.n, search.elapsed(), text,
+    return BuildResult(w, search.thr, search.method, search.n, search.elapsed(), text,
                        cpu_seconds=time.process_time() - search.c0, reference=ref,
-                       stopped_early=search.reached() and search.left() > 0, log=search.log)
+                       stopped_early=search.reached() and search.left() > 0, log=search.log,
+                       note=_rate_note(so, search))

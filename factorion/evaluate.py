@@ -19,6 +19,12 @@ rate, entities used, wall and CPU time (the CPU may be shared: CPU seconds count
 only). Writes ``report.md``, ``results.csv``, ``bars.png`` (mean ratio per
 family and agent) and ``best_worst.png`` (best and worst builds of each learned agent) under
 ``--out`` (default ``reports/eval``).
+
+Whole player-made factories (:mod:`factorion.players_bench`): ``--players N`` (default 8; 0: off)
+held-out factories of the blueprint corpus (``--corpus``) and the embedded samples are built
+from their sources and sinks (``--players-budget``, default 30 s each); the report gets a section
+with the ratio to the player's design by size and machine count, ``players.csv`` and
+``players.png`` (best and worst builds beside the players' designs).
 """
 
 from __future__ import annotations
@@ -54,6 +60,9 @@ class EvalConfig:
     max_steps: int = 48  # episode limit for env agents (PPO trains with the same truncation)
     out: str = "reports/eval"
     seed: int = 0
+    players: int = 8  # held-out whole player-made factories (factorion.players_bench; 0: none)
+    players_budget_s: float = 30.0
+    corpus: str = "../shared/blueprints"
 
 
 @dataclass
@@ -353,6 +362,19 @@ def write_report(df: pd.DataFrame, builds: dict, cfg: EvalConfig) -> Path:
     return out / "report.md"
 
 
+def players_section(cfg: EvalConfig, report: Path) -> None:
+    """Append the whole player-made factories section (:mod:`factorion.players_bench`) to ``report``."""
+    if cfg.players <= 0:
+        return
+    from factorion import players_bench as PB
+    fs = PB.held_out(cfg.corpus, cfg.players)
+    df, builds = PB.run_players(fs, cfg.players_budget_s, cfg.build_checkpoint)
+    lines = PB.report_lines(df, builds, Path(cfg.out), cfg.players_budget_s)
+    report.write_text(report.read_text() + "\n" + "\n".join(lines))
+    if not df.empty:
+        print(PB.summarise(df).to_string())
+
+
 def resolve_build_checkpoint(arg: str | None, ckpts: dict[str, str]) -> str | None:
     if arg is not None:
         return None if arg.lower() == "none" else arg
@@ -384,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=48, help="episode limit for the env agents")
     p.add_argument("--out", default="reports/eval")
+    p.add_argument("--players", type=int, default=8, metavar="N",
+                   help="held-out whole player-made factories to build (0: none)")
+    p.add_argument("--players-budget", type=float, default=30.0, metavar="S",
+                   help="seconds per player factory")
+    p.add_argument("--corpus", default="../shared/blueprints",
+                   help="blueprint corpus of the player factories")
     a = p.parse_args(argv)
     ckpts = {}
     if not a.checkpoint:  # the default outputs of make pretrain / make finetune, when present
@@ -402,9 +430,11 @@ def main(argv: list[str] | None = None) -> int:
                      agents=tuple(x for x in a.agents.split(",") if x and x != "none"),
                      planner_budget_s=a.planner_budget, max_steps=a.max_steps, out=a.out,
                      build_budget_s=a.build_budget, build_samples=a.build_samples, seed=a.seed,
-                     build_checkpoint=resolve_build_checkpoint(a.build_checkpoint, ckpts))
+                     build_checkpoint=resolve_build_checkpoint(a.build_checkpoint, ckpts),
+                     players=a.players, players_budget_s=a.players_budget, corpus=a.corpus)
     df, builds = evaluate(cfg)
     path = write_report(df, builds, cfg)
+    players_section(cfg, path)
     print(summary(df).to_string())
     print(f"\nreport: {path}\nresults: {Path(cfg.out) / 'results.csv'}\npictures: "
           f"{Path(cfg.out) / 'bars.png'}, {Path(cfg.out) / 'best_worst.png'}")

@@ -130,8 +130,9 @@ class BuildReport:
 
     def summary(self) -> str:
         r = self.result
-        return (f"throughput: {r.throughput:.4g} items/s  (best of {r.candidates} candidates, by {r.method}, "
+        line = (f"throughput: {r.throughput:.4g} items/s  (best of {r.candidates} candidates, by {r.method}, "
                 f"{r.seconds:.1f} s, {r.cpu_seconds:.1f} s CPU)")
+        return line + (f"\n{r.note}" if getattr(r, "note", "") else "")
 
     def draftsman_line(self) -> str:
         w = self.warnings

@@ -176,8 +176,8 @@ def test_bad_rate(client, rate):
 
 
 def test_bad_rate_elsewhere(client):
-    cells = [SOURCE_CELL, {**SINK_CELL, "rate": 5}]
-    assert "only a source takes a rate" in detail(client.post("/api/build", json=grid(cells=cells)), 400)
+    cells = [SOURCE_CELL, SINK_CELL, {"kind": "obstacle", "y": 0, "x": 0, "rate": 5}]
+    assert "an obstacle takes no rate" in detail(client.post("/api/build", json=grid(cells=cells)), 400)
     spec = "size 7 7\nsource 3 0 iron-plate -5\nsink 3 6 iron-plate"
     assert "rate '-5' is not a finite" in detail(client.post("/api/build", json={"text": spec}), 400)
     spec = "size 7 7\nsource 3 0 iron-plate nan\nsink 3 6 iron-plate"

@@ -35,8 +35,9 @@ def fixed(world: World) -> Counter:
 def test_constants():
     assert T.FAMILIES == ("belt", "underground", "splitter", "smelting", "assembler1", "assembler2", "tree2")
     assert T.LEVELS == (1, 2, 3, 4, 5)
-    assert set(T.MIN_SIZE) == set(T.FAMILIES)
-    assert all(5 <= s <= 7 for s in T.MIN_SIZE.values())
+    assert T.ALL_FAMILIES == T.FAMILIES + ("scale",)
+    assert set(T.MIN_SIZE) == set(T.ALL_FAMILIES)
+    assert all(5 <= T.MIN_SIZE[f] <= 7 for f in T.FAMILIES) and T.MIN_SIZE["scale"] == 16
 
 
 @pytest.mark.parametrize(("family", "level", "size"), [

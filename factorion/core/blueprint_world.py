@@ -74,8 +74,9 @@ def _num(e: object) -> str:
     return r if len(r) <= 20 else r[:17] + "..."
 
 
-def source_rate(e: dict) -> float | None:
-    """A source's ``tags.rate`` (items/s): None when absent, WorldError unless a finite number > 0."""
+def tagged_rate(e: dict) -> float | None:
+    """A source's cap or a sink's wanted rate, ``tags.rate`` (items/s): None when absent,
+    WorldError unless a finite number > 0."""
     tags = e.get("tags") or {}
     if "rate" not in tags:
         return None
@@ -248,8 +249,8 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
         raw.pop("entity_number", None)
         raw["position"] = {"x": float(xs[i] + w[i] / 2), "y": float(ys[i] + h[i] / 2)}
         world.obstacles.append(raw)
-    for i in np.nonzero(inside & (kind == K_SOURCE))[0]:
-        rate = source_rate(ents[int(i)])
+    for i in np.nonzero(inside & ((kind == K_SOURCE) | (kind == K_SINK)))[0]:  # cap / wanted rate
+        rate = tagged_rate(ents[int(i)])
         if rate is not None:
             world.rates[(int(ys[i]), int(xs[i]))] = rate
     return world

@@ -21,14 +21,16 @@ PART   1 + the cell's row-major index inside the entity's footprint (1 = top-lef
 Side tables: ``obstacles`` is the list of blueprint entity dicts behind the obstacle cells (name,
 16-way direction, every other field; ``position`` in world tiles, origin at the world's top-left
 corner), so exports give them back unchanged; ``rates`` maps a source's cell to its items/s cap
-(absent = unlimited). World equality compares ``grid`` and ``rates``.
+(absent = unlimited) and a sink's cell to the rate wanted there (what ``factorion build`` aims
+for; the simulator ignores it). World equality compares ``grid`` and ``rates``.
 
 **Sources and sinks** are infinity chests in a blueprint (placeable in the game's editor and
 sandbox): a source has the infinity filter ``{name: item, mode: "at-least", count: stack}``, a
 sink ``{name: item, mode: "exactly", count: 0}`` (it deletes that item and only that item). Both
-carry the entity tag ``{"factorion": "source" | "sink"}`` and a source's optional rate is the tag
-``"rate"``. In the simulator a source also pushes onto a belt that starts in front of it, and a
-belt ending into a sink delivers into it: the game needs a loader for that (see docs/sim.md).
+carry the entity tag ``{"factorion": "source" | "sink"}``; a source's optional cap (a sink's
+wanted rate) is the tag ``"rate"``. In the simulator a source also pushes onto a belt that
+starts in front of it, and a belt ending into a sink delivers into it: the game needs a loader
+for that (see docs/sim.md).
 
 **Obstacles**: everything not modelled (poles, pipes, rails, beacons, lamps, modded names)
 marks the cells of its footprint OBSTACLE -- never dropped. Each obstacle cell is its own 1x1

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from factorion.core.world import OBSTACLE, SOURCE, Entity, World, WorldError
+from factorion.core.world import OBSTACLE, Entity, World, WorldError
 
 SIZE_MIN, SIZE_MAX = 5, 32        # build grids: tiles a side
 MEASURE_MAX = 256                 # a blueprint to measure: tiles a side
@@ -70,8 +70,8 @@ def grid_world(grid: Grid) -> World:
         where = f"cell ({c.y}, {c.x})"
         if c.y >= grid.height or c.x >= grid.width:
             raise WorldError(f"{where} is outside the {grid.height}x{grid.width} grid")
-        if c.kind != SOURCE and c.rate is not None:
-            raise WorldError(f"{where}: only a source takes a rate")
+        if c.kind == OBSTACLE and c.rate is not None:
+            raise WorldError(f"{where}: an obstacle takes no rate (a source's cap, a sink's wanted rate)")
         if c.kind == OBSTACLE:
             world.place(Entity(OBSTACLE, c.y, c.x))
             continue
@@ -81,7 +81,7 @@ def grid_world(grid: Grid) -> World:
             world.place(Entity(c.kind, c.y, c.x, item=c.item))
         except WorldError as e:
             raise WorldError(f"{where}: {e}") from None
-        if c.kind == SOURCE and c.rate is not None:
+        if c.rate is not None:  # a source's cap, a sink's wanted rate
             world.rates[(c.y, c.x)] = float(c.rate)
     return world
 

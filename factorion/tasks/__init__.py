@@ -49,6 +49,7 @@ are importable from ``factorion.tasks``.
 """
 
 from factorion.tasks.base import (
+    ALL_FAMILIES,
     BELT_ITEMS,
     BELT_NAMES,
     BELTLIKE,
@@ -65,6 +66,7 @@ from factorion.tasks.base import (
     ONE_INGREDIENT,
     ORES,
     RECIPE_FAMILIES,
+    SCALE_FAMILIES,
     SPLITTER_NAMES,
     TREES,
     TWO_INGREDIENTS,
@@ -110,8 +112,14 @@ from factorion.tasks.levels import (
 )
 from factorion.tasks.routing import Goal, RouteCtx, enter_pred, place_all, route, source_starts
 from factorion.tasks.samples import write_samples
+from factorion.tasks.scale import Design, ScaleFactory, scale_factory
 
 __all__ = [
+    "ALL_FAMILIES",
+    "SCALE_FAMILIES",
+    "Design",
+    "ScaleFactory",
+    "scale_factory",
     "BELTLIKE",
     "BELT_ITEMS",
     "BELT_NAMES",

@@ -14,11 +14,13 @@ from factorion.core.world import IO_INPUT, IO_OUTPUT, OBSTACLE, SINK, SOURCE, En
 
 FAMILIES: tuple[str, ...] = ("belt", "underground", "splitter", "smelting", "assembler1", "assembler2",
                              "tree2")
+SCALE_FAMILIES: tuple[str, ...] = ("scale",)  # named only: not in the default draw over FAMILIES
+ALL_FAMILIES: tuple[str, ...] = FAMILIES + SCALE_FAMILIES
 LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 MIN_SIZE = {"belt": 5, "underground": 6, "splitter": 5, "smelting": 5, "assembler1": 5, "assembler2": 5,
-            "tree2": 7}
+            "tree2": 7, "scale": 16}
 MAX_SIZE = 32
-RECIPE_FAMILIES = ("smelting", "assembler1", "assembler2", "tree2")
+RECIPE_FAMILIES = ("smelting", "assembler1", "assembler2", "tree2", "scale")
 FIXED = (SOURCE, SINK, OBSTACLE)
 
 OFF = gd.DIR_OFFSETS

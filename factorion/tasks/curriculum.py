@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from factorion.tasks.base import FAMILIES, LEVELS
+from factorion.tasks.base import ALL_FAMILIES, FAMILIES, LEVELS
 
 
 class Curriculum:
@@ -21,7 +21,7 @@ class Curriculum:
     def __init__(self, families: Sequence[str] = FAMILIES, start_level: int = 1, promote_at: float = 0.8,
                  window: int = 100, max_level: int = 5, rehearse: float = 0.1):
         for f in families:
-            if f not in FAMILIES:
+            if f not in ALL_FAMILIES:
                 raise ValueError(f"unknown family {f!r}")
         if not (LEVELS[0] <= start_level <= max_level <= LEVELS[-1]):
             raise ValueError(f"need {LEVELS[0]} <= start_level <= max_level <= {LEVELS[-1]}")

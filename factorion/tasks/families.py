@@ -22,15 +22,16 @@ from factorion.core.world import (
     obstacle_size,
 )
 from factorion.tasks.base import (
+    ALL_FAMILIES,
     BELT_ITEMS,
     DIRECT_P,
-    FAMILIES,
     MAX_SIZE,
     MIN_SIZE,
     OBSTACLE_NAMES,
     OFF,
     ONE_INGREDIENT,
     ORES,
+    SCALE_FAMILIES,
     TREES,
     TWO_INGREDIENTS,
     UGS,
@@ -405,8 +406,8 @@ _BUILDERS = {"belt": _build_belt, "underground": _build_underground, "splitter":
 
 
 def check_factory(family: str, size: int) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; families: {FAMILIES}")
+    if family not in ALL_FAMILIES:
+        raise ValueError(f"unknown family {family!r}; families: {ALL_FAMILIES}")
     if not (MIN_SIZE[family] <= size <= MAX_SIZE):
         raise ValueError(f"family {family!r} needs a size in {MIN_SIZE[family]}..{MAX_SIZE}, got {size}")
 
@@ -418,6 +419,8 @@ def solved_factory(family: str, size: int, rng: np.random.Generator | int | None
     ``throttle``: only draw factories level 2 can slow down (belts above yellow, a fast inserter
     or a machine above the first tier)."""
     check_factory(family, size)
+    if family in SCALE_FAMILIES:
+        raise ValueError(f"the {family!r} family is built by factorion.tasks.scale.scale_factory")
     rng = np.random.default_rng(rng)
     build = _BUILDERS.get(family)
     for _ in range(500):

@@ -10,13 +10,14 @@ import numpy as np
 from factorion.core import gamedata as gd
 from factorion.core.world import IO_INPUT, Entity, World
 from factorion.tasks.base import (
+    ALL_FAMILIES,
     BELT_NAMES,
     BELTLIKE,
-    FAMILIES,
     FIXED,
     INSERTER_NAMES,
     LEVELS,
     RECIPE_FAMILIES,
+    SCALE_FAMILIES,
     SPLITTER_NAMES,
     UGS,
     Task,
@@ -30,6 +31,7 @@ from factorion.tasks.base import (
     world_items,
 )
 from factorion.tasks.families import check_factory, solved_factory
+from factorion.tasks.scale import build_scale
 
 
 def _throughput(world: World) -> float:
@@ -187,15 +189,21 @@ def make_task(family: str, level: int, size: int = 11, seed: int | None = None,
         raise ValueError(f"n_missing must be at least 2, got {n_missing}")
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31 - 1))
-    fam = FAMILIES.index(family)
+    fam = ALL_FAMILIES.index(family)
     for attempt in range(60):
         rng = np.random.default_rng([seed, fam, size, attempt])
-        solution = solved_factory(family, size, rng, throttle=level == 2)
+        if family == "scale":
+            solution = build_scale(size, rng)
+            if solution is None:
+                continue
+        else:
+            solution = solved_factory(family, size, rng, throttle=level == 2)
         res = simulate(solution)  # its total is throughput(solution), and it gives the caps
         ref = res.total
         if ref <= 0:
             continue
-        _cap(solution, res)
+        if family not in SCALE_FAMILIES:  # scale tasks: unlimited sources, the area is the limit
+            _cap(solution, res)
         got = _apply_level(solution, ref, level, np.random.default_rng([seed, fam, size, attempt, level]),
                            n_missing)
         if got is None:

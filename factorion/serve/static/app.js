@@ -95,11 +95,11 @@ function place(div) {
     if (state.items.size && !state.items.has(item)) return message(`unknown item '${item}': pick one from the list`);
     const rateText = $("rate").value.trim();
     const rate = rateText === "" ? null : Number(rateText);
-    if (t === "source" && rate !== null && !(rate > 0 && rate <= state.config.max_rate)) {
+    if ((t === "source" || t === "sink") && rate !== null && !(rate > 0 && rate <= state.config.max_rate)) {
       return message(`bad rate '${rateText}': items/s above 0 and at most ${state.config.max_rate}, or empty for unlimited`);
     }
     if (old && old.kind === t && old.item === item) state.cells.delete(k);
-    else state.cells.set(k, { kind: t, y, x, item, ...(t === "source" && rate !== null ? { rate } : {}) });
+    else state.cells.set(k, { kind: t, y, x, item, ...((t === "source" || t === "sink") && rate !== null ? { rate } : {}) });
   }
   message("");
   drawCell(div);

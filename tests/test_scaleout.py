@@ -1,0 +1,87 @@
+"""factorion build scales out (factorion.env.scaleout): parallel machines, wanted sink rates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factorion.build import build, parse_spec
+from factorion.core import gamedata as gd
+from factorion.core.world import World
+from factorion.env import scaleout as SO
+
+sim = pytest.importorskip("factorion.sim")
+TASKS = Path(__file__).resolve().parents[1] / "data" / "tasks"
+
+
+def _machines(world: World) -> int:
+    return sum(1 for e in world.entities() if e.name in gd.ASSEMBLERS)
+
+
+def test_gears_builds_a_multi_machine_factory():
+    world = parse_spec((TASKS / "gears.txt").read_text())
+    r = build(world, budget_s=8.0, export=False)
+    assert r.method.startswith("scale-out:")
+    assert _machines(r.world) >= 2
+    # one machine with fast inserters makes at most 2.308 / 2 = 1.15 gears/s
+    assert r.throughput > 2 * gd.inserter_rate("fast-inserter") / 2
+    assert sim.throughput(r.world) == pytest.approx(r.throughput)
+
+
+def test_spec_and_blueprint_carry_a_sink_rate():
+    world = parse_spec((TASKS / "gears_rate.txt").read_text())
+    assert SO.wanted_rate(world) == 6.0
+    back = World.from_blueprint(world.to_blueprint()["blueprint"])
+    assert SO.wanted_rate(back) == 6.0
+
+
+def test_wanted_rate_is_met_with_fewer_entities():
+    world = parse_spec((TASKS / "gears_rate.txt").read_text())
+    r = build(world, budget_s=8.0, export=False)
+    assert r.throughput >= 6.0 - 1e-9
+    assert r.note.startswith("wanted rate 6/s met")
+    free = world.copy()
+    free.rates.clear()
+    best = SO.scale_out(free, budget_s=8.0)
+    assert best.throughput > r.throughput  # without a wanted rate it builds more ...
+    assert SO.count_entities(r.world) < best.entities  # ... with more entities
+
+
+def test_unmet_rate_says_why():
+    world = parse_spec((TASKS / "gears_rate.txt").read_text())
+    world.rates[(6, 15)] = 1000.0
+    r = SO.scale_out(world, budget_s=8.0)
+    assert r.throughput < 1000 and "not met" in r.note and "most the blocks" in r.note
+    capped = parse_spec((TASKS / "gears_rate.txt").read_text())
+    capped.rates[(6, 0)] = 4.0  # 4 plates/s make at most 2 gears/s
+    r = SO.scale_out(capped, budget_s=8.0)
+    assert "not met" in r.note and "supply at most 2/s" in r.note
+    assert r.throughput == pytest.approx(2.0)
+
+
+def test_infer_recipe():
+    w = World(5, 5)
+    from factorion.core.world import Entity
+    w.place(Entity("source", 0, 0, item="iron-ore"))
+    w.place(Entity("sink", 4, 4, item="iron-plate"))
+    assert SO.infer_recipe(w) == (None, ("iron-ore",), "iron-plate")
+    w2 = World(5, 5)
+    w2.place(Entity("source", 0, 0, item="iron-plate"))
+    w2.place(Entity("sink", 4, 4, item="iron-plate"))
+    assert SO.infer_recipe(w2) is None
+    assert SO.scale_out(w2, budget_s=1.0).world is None
+
+
+def test_two_step_tasks_build_pairs():
+    from factorion.core.world import Entity
+    w = World(12, 24)
+    w.place(Entity("source", 5, 0, item="copper-plate"))
+    w.place(Entity("source", 6, 0, item="iron-plate"))
+    w.place(Entity("sink", 6, 23, item="electronic-circuit"))
+    got = SO.infer_recipe(w)
+    assert got is not None and got[3] == "copper-cable" and got[0] == "electronic-circuit"
+    r = SO.scale_out(w, budget_s=8.0)
+    assert "pairs" in r.label and sim.throughput(r.world) == pytest.approx(r.throughput)
+    # one pair of assembling-machine-3 makes 1.67 circuits/s (5 cables/s from 2 fast inserters of copper)
+    assert r.throughput >= 2 * 1.66
