@@ -83,6 +83,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from factorion.core.kinds import IS_BELTLIKE, IS_MODELLED, IS_SPLITTER, kind_tables
 from factorion.core.world import (
     DIR,
     ITEM,
@@ -97,7 +98,6 @@ from factorion.core.world import (
 )
 from pipeline.edges import DEFAULT_PLACEHOLDER, cell_links, infer_items
 from pipeline.expert import expert_actions
-from pipeline.kinds import IS_BELTLIKE, IS_MODELLED, IS_SPLITTER, kind_tables
 
 __all__ = ["ChunkConfig", "Example", "WindowInfo", "Prepared", "prepare", "iter_windows", "make_examples",
            "default_throughput", "DEFAULT_PLACEHOLDER", "LEVELS"]

@@ -10,6 +10,18 @@ from collections import Counter
 import numpy as np
 
 from factorion.core import gamedata as gd
+from factorion.core.kinds import (
+    IS_ASSEMBLER,
+    IS_BELT,
+    IS_BELTLIKE,
+    IS_FURNACE,
+    IS_INSERTER,
+    IS_SPLITTER,
+    IS_UG,
+    OFF_X,
+    OFF_Y,
+    kind_tables,
+)
 from factorion.core.world import (
     DIR,
     IO,
@@ -24,16 +36,6 @@ from factorion.core.world import (
     RECIPE,
 )
 from pipeline.kinds import (
-    IS_ASSEMBLER,
-    IS_BELT,
-    IS_BELTLIKE,
-    IS_FURNACE,
-    IS_INSERTER,
-    IS_SPLITTER,
-    IS_UG,
-    OFF_X,
-    OFF_Y,
-    kind_tables,
     known_item,
     recipe_items,
     smelt,

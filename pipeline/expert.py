@@ -9,6 +9,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from factorion.core.kinds import (
+    IS_ASSEMBLER,
+    IS_BELT,
+    IS_BELTLIKE,
+    IS_FURNACE,
+    IS_INSERTER,
+    IS_SPLITTER,
+    IS_UG,
+    OFF_X,
+    OFF_Y,
+    kind_tables,
+)
 from factorion.core.world import (
     DIR,
     IO,
@@ -22,18 +34,6 @@ from factorion.core.world import (
     Entity,
     World,
     WorldError,
-)
-from pipeline.kinds import (
-    IS_ASSEMBLER,
-    IS_BELT,
-    IS_BELTLIKE,
-    IS_FURNACE,
-    IS_INSERTER,
-    IS_SPLITTER,
-    IS_UG,
-    OFF_X,
-    OFF_Y,
-    kind_tables,
 )
 
 if TYPE_CHECKING:
