@@ -65,7 +65,7 @@ sinks and obstacles are never removed. Level 3 prefers an entity whose loss lowe
 each) and the first that matters is taken, else the last one tried. The expert actions place the
 removed entities in the order of ``factorion.env.planner.actions_to_build(start, full)`` -- machines,
 then inserters, then belt-likes in flow order (BFS from sources and inserters over ``tasks.Flow``
-links), the rest row-major -- computed here by :func:`flow_order` on the window grid, ~40x faster
+links), the rest row-major -- computed by :func:`pipeline.expert.flow_order` on the window grid, ~40x faster
 than the planner (which builds a ``tasks.Flow``); a test checks both agree (``expert="planner"``
 calls the planner itself). Every draw is seeded by (seed, blueprint id, size, window origin): the
 output is the same whatever the number of processes.
@@ -507,7 +507,7 @@ def make_examples(win: WindowInfo, bp_id: str, cfg: ChunkConfig, throughput: Cal
             tp = _simulate(throughput, start, stats)
             if lowers(tp, ref):
                 break
-        acts = expert_actions(start, full, removed, cfg.expert, stats)
+        acts = expert_actions(start, full, removed, cfg.expert, stats.counts if stats is not None else None)
         out.append(Example(win, level, start.grid, tp, [entity_struct(e) for e in removed],
                            [action_struct(a) for a in acts]))
     return out

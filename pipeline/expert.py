@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,9 +35,6 @@ from factorion.core.world import (
     World,
     WorldError,
 )
-
-if TYPE_CHECKING:
-    from pipeline.chunk import ChunkStats
 
 
 @cache
@@ -167,7 +164,7 @@ def _apply(world: World, actions: list[tuple]) -> World:
 
 
 def expert_actions(start: World, target: World, removed: list[Entity], expert: str = "flow",
-                   stats: ChunkStats | None = None) -> list[tuple]:
+                   counts: Counter | None = None) -> list[tuple]:
     """Actions that rebuild ``target`` from ``start`` (= ``target`` less ``removed``): ``flow``
     (default) orders the places with :func:`flow_order`; ``planner`` calls
     ``factorion.env.planner.actions_to_build`` (checked to rebuild ``target``; falls back to ``flow``)."""
@@ -178,7 +175,7 @@ def expert_actions(start: World, target: World, removed: list[Entity], expert: s
                 return acts
         except (WorldError, ValueError, KeyError, TypeError, IndexError):
             pass
-        if stats is not None:
-            stats.counts["planner_fallback"] += 1
+        if counts is not None:
+            counts["planner_fallback"] += 1
     by_cell = {(e.y, e.x): e for e in removed}
     return [("place", by_cell[c]) for c in flow_order(target.grid, list(by_cell))]
