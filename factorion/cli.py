@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from factorion.core import blueprint_world as BW
 from factorion.core.blueprint import Blueprint, BlueprintError, load_blueprints
 from factorion.core.world import OBSTACLE, SINK, SOURCE, World, WorldError
 
@@ -117,7 +118,7 @@ def _cell(text: str) -> int:
 
 def _world(args) -> tuple[Blueprint, World]:
     bp = pick(load(args.input), args.index)
-    return bp, World.from_blueprint(bp.raw, args.window)
+    return bp, BW.from_blueprint(bp.raw, args.window)
 
 
 def _name(bp: Blueprint) -> str:
@@ -150,7 +151,7 @@ def cmd_inspect(args) -> int:
     for i, bp in enumerate(bps):
         names.update(e["name"] for e in bp.entities)
         try:
-            w = World.from_blueprint(bp.raw)
+            w = BW.from_blueprint(bp.raw)
         except WorldError as e:
             failed.append((i, str(e)))
             sizes.append(None)
@@ -218,7 +219,7 @@ def cmd_build(args) -> int:
     text = read_input(args.input)
     if text.lstrip().startswith(("0", "{")):
         bp = pick(load_blueprints(text), args.index)
-        world = World.from_blueprint(bp.raw)
+        world = BW.from_blueprint(bp.raw)
     else:
         world = parse_spec(text)
     r = build(world, checkpoint=args.checkpoint, budget_s=args.budget, seed=args.seed, samples=args.samples)

@@ -1,7 +1,8 @@
 """Chunk stage of ``make data``: one rasterised blueprint -> windows -> partial-factory examples.
 
-A blueprint is rasterised ONCE (:meth:`World.from_blueprint`); every window is a numpy slice of that
-grid, fixed up as below, so a 1000x1000 blueprint is never rasterised again per window.
+A blueprint is rasterised ONCE (:func:`factorion.core.blueprint_world.from_blueprint`); every
+window is a numpy slice of that grid, fixed up as below, so a 1000x1000 blueprint is never
+rasterised again per window.
 
 Windows
 -------
@@ -14,7 +15,7 @@ then built and kept only if it still has ``min_entities`` modelled entities (sou
 do not count), is not a repeat of a window already kept from this blueprint, and -- when a simulator is
 available -- its reference throughput is > 0 (``zero_keep`` keeps that fraction of the others).
 
-Fix-ups of a window slice (equal to ``World.from_blueprint(bp, window=...)`` plus the edge rule):
+Fix-ups of a window slice (equal to ``blueprint_world.from_blueprint(bp, window=...)`` plus the edge rule):
 
 1. *Clipped entities*: every cell of a modelled entity that is not wholly inside the window becomes an
    obstacle cell (as ``from_blueprint`` with a window does).
