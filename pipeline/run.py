@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from factorion.core import blueprint_world as BW
 from factorion.core.world import (
     ITEM,
     K_SINK,
@@ -146,7 +147,7 @@ def _chunk_blueprint(bp, meta: dict, rec: dict, times: Counter, stats: C.ChunkSt
     cfg: C.ChunkConfig = _STATE["cfg"]
     throughput = _STATE["throughput"]
     t1 = time.process_time()
-    world = World.from_blueprint(bp.raw)
+    world = BW.from_blueprint(bp.raw)
     t2 = time.process_time()
     prep = C.prepare(world, bp.raw.get("entities"))
     t3 = time.process_time()
@@ -298,6 +299,51 @@ def _peak_mb() -> dict[str, float]:
             "cpu_workers_s": round(kids.ru_utime + kids.ru_stime, 2)}
 
 
+def _keep(bp, seen_bp: set[str], seen_win: set[bytes], writer, card, samples, counts: Counter,
+          rejects: list, bp_rows: list[dict]) -> int:
+    """Keep one chunked blueprint unless its content was kept already (a dedup reject), and its
+    windows not seen in an earlier blueprint; returns the example rows written."""
+    m = bp.meta
+    if m["bp_id"] in seen_bp:
+        rejects.append(RejectRow(m["source"], m["key"], m["bp_path"], "dedup", "duplicate",
+                                 "same content hash as a blueprint kept earlier", m["bp_id"]))
+        return 0
+    seen_bp.add(m["bp_id"])
+    nw = ne = 0
+    for key, rows in bp.windows:
+        if key in seen_win:
+            counts["skip_repeat_across_blueprints"] += 1
+            continue
+        seen_win.add(key)
+        nw += 1
+        for row in rows:
+            writer.add(row)
+            card.add(row)
+            samples.offer(row)
+            ne += 1
+    if nw == 0:
+        rejects.append(RejectRow(m["source"], m["key"], m["bp_path"], "chunk", "no-windows",
+                                 "no window passed the filters", m["bp_id"]))
+    bp_rows.append({**m, "n_windows": nw, "n_examples": ne})
+    card.add_blueprint(m, nw)
+    return ne
+
+
+def _write_tables(staging: Path, out: Path, bp_rows: list[dict], rejects: list) -> None:
+    """Swap the staged example splits in (every split folder with a readable file, even when
+    empty) and write blueprints.parquet and rejects.parquet."""
+    for s in W.SPLITS:
+        folder = staging / s
+        if not any(folder.glob("*.parquet")):
+            W.write_table_atomic(W.EXAMPLE_SCHEMA.empty_table(), folder / "part-00000.parquet")
+    W.swap_in(staging, out / "examples")
+    import pyarrow as pa
+    W.write_table_atomic(pa.Table.from_pylist(bp_rows, schema=W.BLUEPRINT_SCHEMA), out / "blueprints.parquet")
+    rej_rows = [{"source": r.source, "key": r.key, "path": r.path, "stage": r.stage, "reason": r.reason,
+                 "detail": r.detail, "bp_id": r.bp_id} for r in rejects]
+    W.write_table_atomic(pa.Table.from_pylist(rej_rows, schema=W.REJECT_SCHEMA), out / "rejects.parquet")
+
+
 def run(rc: RunConfig) -> dict:
     """Build the dataset; return the figures (also written to ``<out>/stats.json``)."""
     from pipeline import card as CARD
@@ -337,30 +383,7 @@ def run(rc: RunConfig) -> dict:
             counts.update(res.counts)
             times.update(res.times)
             for bp in res.blueprints:
-                m = bp.meta
-                if m["bp_id"] in seen_bp:
-                    rejects.append(RejectRow(m["source"], m["key"], m["bp_path"], "dedup", "duplicate",
-                                             "same content hash as a blueprint kept earlier", m["bp_id"]))
-                    continue
-                seen_bp.add(m["bp_id"])
-                nw = ne = 0
-                for key, rows in bp.windows:
-                    if key in seen_win:
-                        counts["skip_repeat_across_blueprints"] += 1
-                        continue
-                    seen_win.add(key)
-                    nw += 1
-                    for row in rows:
-                        writer.add(row)
-                        card.add(row)
-                        samples.offer(row)
-                        ne += 1
-                if nw == 0:
-                    rejects.append(RejectRow(m["source"], m["key"], m["bp_path"], "chunk", "no-windows",
-                                             "no window passed the filters", m["bp_id"]))
-                bp_rows.append({**m, "n_windows": nw, "n_examples": ne})
-                card.add_blueprint(m, nw)
-                written += ne
+                written += _keep(bp, seen_bp, seen_win, writer, card, samples, counts, rejects, bp_rows)
             bar.update(1)
             bar.set_postfix(bps=len(seen_bp), windows=len(seen_win), rows=written, refresh=False)
         bar.close()
@@ -374,16 +397,7 @@ def run(rc: RunConfig) -> dict:
     t_chunked = time.perf_counter()
 
     # tables, swap, card
-    for s in W.SPLITS:  # every split folder exists, even when empty, with a readable file
-        folder = staging / s
-        if not any(folder.glob("*.parquet")):
-            W.write_table_atomic(W.EXAMPLE_SCHEMA.empty_table(), folder / "part-00000.parquet")
-    W.swap_in(staging, out / "examples")
-    import pyarrow as pa
-    W.write_table_atomic(pa.Table.from_pylist(bp_rows, schema=W.BLUEPRINT_SCHEMA), out / "blueprints.parquet")
-    rej_rows = [{"source": r.source, "key": r.key, "path": r.path, "stage": r.stage, "reason": r.reason,
-                 "detail": r.detail, "bp_id": r.bp_id} for r in rejects]
-    W.write_table_atomic(pa.Table.from_pylist(rej_rows, schema=W.REJECT_SCHEMA), out / "rejects.parquet")
+    _write_tables(staging, out, bp_rows, rejects)
     t_written = time.perf_counter()
 
     png = None
