@@ -75,145 +75,173 @@ def lane_order(ntype, P, out_ptr, out_idx, ldst, llive):
 
 
 @njit
+def _sink_rooms(n, K, LMb, in_ptr, in_idx, RL):
+    """A sink takes all of its item from every in-link."""
+    for i in range(in_ptr[n], in_ptr[n + 1]):
+        l = in_idx[i]
+        for k in range(K):
+            RL[l, k] = INF if LMb[l, k] else 0.0
+
+
+@njit
+def _machine_rooms(n, ncap, nrec, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, F, O, RL, scratch, g2l,
+                   r_ning, r_ing, r_ingamt, r_nres, r_resamt, r_res):
+    """A machine's room for each ingredient: what the product room and the other ingredients'
+    supply let it craft, shared fairly among the in-links carrying that ingredient."""
+    r = nrec[n]
+    c_out = ncap[n]
+    for j in range(r_nres[r]):
+        q = g2l[r_res[r, j]]
+        if q < 0:
+            continue
+        room = 0.0
+        for i in range(out_ptr[n], out_ptr[n + 1]):
+            o = out_idx[i]
+            if llive[o] and LMb[o, q]:
+                room += RL[o, q]
+        c_out = min(c_out, room / r_resamt[r, j])
+    for j in range(r_ning[r]):
+        qx = g2l[r_ing[r, j]]
+        cx = c_out
+        for j2 in range(r_ning[r]):
+            if j2 == j:
+                continue
+            qy = g2l[r_ing[r, j2]]
+            sup = 0.0
+            for i in range(in_ptr[n], in_ptr[n + 1]):
+                l = in_idx[i]
+                if llive[l] and LMb[l, qy]:
+                    sup += O[l, qy]
+            cx = min(cx, sup / r_ingamt[r, j2])
+        demand = cx * r_ingamt[r, j]
+        for i in range(in_ptr[n], in_ptr[n + 1]):
+            l = in_idx[i]
+            if not llive[l] or not LMb[l, qx]:
+                continue
+            m = 0
+            for i2 in range(in_ptr[n], in_ptr[n + 1]):
+                l2 = in_idx[i2]
+                if l2 != l and llive[l2] and LMb[l2, qx]:
+                    scratch[m] = F[l2, qx]
+                    m += 1
+            RL[l, qx] = fair_room(demand, scratch, np.int64(m))
+
+
+@njit
+def _item_rooms(n, t, ncap, K, Pb, LMb, llive, out_ptr, out_idx, RL, TH, Rk):
+    """Room per item of a lane, hub, chest or inserter (Rk): what its out-links take, up to its
+    capacity (an inserter: less what it moves of the other items)."""
+    for k in range(K):
+        if not Pb[n, k]:
+            Rk[k] = 0.0
+            continue
+        if t == NT_INS:
+            other = 0.0
+            for j in range(K):
+                if j != k:
+                    other += TH[n, j]
+            room = 0.0
+            for i in range(out_ptr[n], out_ptr[n + 1]):
+                o = out_idx[i]
+                if llive[o]:
+                    room += RL[o, k]
+            Rk[k] = max(0.0, min(ncap[n] - other, room))
+        else:
+            room = 0.0
+            for i in range(out_ptr[n], out_ptr[n + 1]):
+                o = out_idx[i]
+                if llive[o] and LMb[o, k]:
+                    room += RL[o, k]
+            Rk[k] = min(ncap[n], room)
+
+
+@njit
+def _lane_rooms(n, K, LMb, llive, in_ptr, in_idx, lcls, F, RL, Rk, scratch):
+    """A lane's in-links by priority class (from behind > side-load > inserter drop): each class
+    gets what the higher ones leave, shared fairly inside the class."""
+    higher = 0.0
+    i = in_ptr[n]
+    end = in_ptr[n + 1]
+    while i < end:
+        c = lcls[in_idx[i]]
+        j = i
+        gsum = 0.0
+        while j < end and lcls[in_idx[j]] == c:
+            j += 1
+        for q in range(i, j):
+            l = in_idx[q]
+            if not llive[l]:
+                continue
+            m = 0
+            for q2 in range(i, j):
+                l2 = in_idx[q2]
+                if l2 != l and llive[l2]:
+                    scratch[m] = ftot(F, l2, K)
+                    m += 1
+            for k in range(K):
+                if LMb[l, k]:
+                    RL[l, k] = fair_room(Rk[k] - higher, scratch, np.int64(m))
+            gsum += ftot(F, l, K)
+        higher += gsum
+        i = j
+
+
+@njit
+def _shared_rooms(n, t, K, LMb, llive, in_ptr, in_idx, F, RL, Rk, scratch):
+    """A hub's rooms (fair among all in-links on their total flow) or an inserter's / chest's
+    (per item, fair among the in-links carrying it)."""
+    for q in range(in_ptr[n], in_ptr[n + 1]):
+        l = in_idx[q]
+        if not llive[l]:
+            continue
+        if t == NT_HUB:
+            m = 0
+            for q2 in range(in_ptr[n], in_ptr[n + 1]):
+                l2 = in_idx[q2]
+                if l2 != l and llive[l2]:
+                    scratch[m] = ftot(F, l2, K)
+                    m += 1
+            for k in range(K):
+                if LMb[l, k]:
+                    RL[l, k] = fair_room(Rk[k], scratch, np.int64(m))
+            continue
+        for k in range(K):
+            if not LMb[l, k]:
+                continue
+            m = 0
+            for q2 in range(in_ptr[n], in_ptr[n + 1]):
+                l2 = in_idx[q2]
+                if l2 != l and llive[l2] and LMb[l2, k]:
+                    scratch[m] = F[l2, k]
+                    m += 1
+            RL[l, k] = fair_room(Rk[k], scratch, np.int64(m))
+
+
+@njit
 def backward_pass(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in_idx, out_ptr, out_idx,
               lcls, F, O, RL, TH, Rk, scratch, g2l, r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt):
     """One backward sweep: the room of every live in-link (how much its target takes from it)."""
-    # -------- backward: rooms of in-links
     for pi in range(npost):
         n = post[pi]
         t = ntype[n]
         if t == NT_SINK:
-            for i in range(in_ptr[n], in_ptr[n + 1]):
-                l = in_idx[i]
-                for k in range(K):
-                    RL[l, k] = INF if LMb[l, k] else 0.0
-            continue
-        if t == NT_SRC:
-            continue
-        if t == NT_MACH:
-            r = nrec[n]
-            c_out = ncap[n]
-            for j in range(r_nres[r]):
-                q = g2l[r_res[r, j]]
-                if q < 0:
-                    continue
-                room = 0.0
-                for i in range(out_ptr[n], out_ptr[n + 1]):
-                    o = out_idx[i]
-                    if llive[o] and LMb[o, q]:
-                        room += RL[o, q]
-                c_out = min(c_out, room / r_resamt[r, j])
-            for j in range(r_ning[r]):
-                qx = g2l[r_ing[r, j]]
-                cx = c_out
-                for j2 in range(r_ning[r]):
-                    if j2 == j:
-                        continue
-                    qy = g2l[r_ing[r, j2]]
-                    sup = 0.0
-                    for i in range(in_ptr[n], in_ptr[n + 1]):
-                        l = in_idx[i]
-                        if llive[l] and LMb[l, qy]:
-                            sup += O[l, qy]
-                    cx = min(cx, sup / r_ingamt[r, j2])
-                demand = cx * r_ingamt[r, j]
-                for i in range(in_ptr[n], in_ptr[n + 1]):
-                    l = in_idx[i]
-                    if not llive[l] or not LMb[l, qx]:
-                        continue
-                    m = 0
-                    for i2 in range(in_ptr[n], in_ptr[n + 1]):
-                        l2 = in_idx[i2]
-                        if l2 != l and llive[l2] and LMb[l2, qx]:
-                            scratch[m] = F[l2, qx]
-                            m += 1
-                    RL[l, qx] = fair_room(demand, scratch, np.int64(m))
-            continue
-        # lanes, hubs, chests, inserters: room per item, then shares of the in-links
-        for k in range(K):
-            if not Pb[n, k]:
-                Rk[k] = 0.0
-                continue
-            if t == NT_INS:
-                other = 0.0
-                for j in range(K):
-                    if j != k:
-                        other += TH[n, j]
-                room = 0.0
-                for i in range(out_ptr[n], out_ptr[n + 1]):
-                    o = out_idx[i]
-                    if llive[o]:
-                        room += RL[o, k]
-                Rk[k] = max(0.0, min(ncap[n] - other, room))
-            else:
-                room = 0.0
-                for i in range(out_ptr[n], out_ptr[n + 1]):
-                    o = out_idx[i]
-                    if llive[o] and LMb[o, k]:
-                        room += RL[o, k]
-                Rk[k] = min(ncap[n], room)
-        if t == NT_LANE and nin[n] == 1:
-            for q in range(in_ptr[n], in_ptr[n + 1]):
-                l = in_idx[q]
-                if llive[l]:
-                    for k in range(K):
-                        if LMb[l, k]:
-                            RL[l, k] = Rk[k]
-        elif t == NT_LANE:
-            higher = 0.0
-            i = in_ptr[n]
-            end = in_ptr[n + 1]
-            while i < end:
-                c = lcls[in_idx[i]]
-                j = i
-                gsum = 0.0
-                while j < end and lcls[in_idx[j]] == c:
-                    j += 1
-                for q in range(i, j):
+            _sink_rooms(n, K, LMb, in_ptr, in_idx, RL)
+        elif t == NT_MACH:
+            _machine_rooms(n, ncap, nrec, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, F, O, RL, scratch,
+                           g2l, r_ning, r_ing, r_ingamt, r_nres, r_resamt, r_res)
+        elif t != NT_SRC:  # lanes, hubs, chests, inserters: room per item, then shares of the in-links
+            _item_rooms(n, t, ncap, K, Pb, LMb, llive, out_ptr, out_idx, RL, TH, Rk)
+            if t == NT_LANE and nin[n] == 1:
+                for q in range(in_ptr[n], in_ptr[n + 1]):
                     l = in_idx[q]
-                    if not llive[l]:
-                        continue
-                    m = 0
-                    for q2 in range(i, j):
-                        l2 = in_idx[q2]
-                        if l2 != l and llive[l2]:
-                            scratch[m] = ftot(F, l2, K)
-                            m += 1
-                    for k in range(K):
-                        if LMb[l, k]:
-                            RL[l, k] = fair_room(Rk[k] - higher, scratch, np.int64(m))
-                    gsum += ftot(F, l, K)
-                higher += gsum
-                i = j
-        elif t == NT_HUB:
-            for q in range(in_ptr[n], in_ptr[n + 1]):
-                l = in_idx[q]
-                if not llive[l]:
-                    continue
-                m = 0
-                for q2 in range(in_ptr[n], in_ptr[n + 1]):
-                    l2 = in_idx[q2]
-                    if l2 != l and llive[l2]:
-                        scratch[m] = ftot(F, l2, K)
-                        m += 1
-                for k in range(K):
-                    if LMb[l, k]:
-                        RL[l, k] = fair_room(Rk[k], scratch, np.int64(m))
-        else:  # inserter, chest: per item, fair among the in-links carrying it
-            for q in range(in_ptr[n], in_ptr[n + 1]):
-                l = in_idx[q]
-                if not llive[l]:
-                    continue
-                for k in range(K):
-                    if not LMb[l, k]:
-                        continue
-                    m = 0
-                    for q2 in range(in_ptr[n], in_ptr[n + 1]):
-                        l2 = in_idx[q2]
-                        if l2 != l and llive[l2] and LMb[l2, k]:
-                            scratch[m] = F[l2, k]
-                            m += 1
-                    RL[l, k] = fair_room(Rk[k], scratch, np.int64(m))
+                    if llive[l]:
+                        for k in range(K):
+                            if LMb[l, k]:
+                                RL[l, k] = Rk[k]
+            elif t == NT_LANE:
+                _lane_rooms(n, K, LMb, llive, in_ptr, in_idx, lcls, F, RL, Rk, scratch)
+            else:
+                _shared_rooms(n, t, K, LMb, llive, in_ptr, in_idx, F, RL, Rk, scratch)
 
 
 @njit
