@@ -245,351 +245,427 @@ def backward_pass(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr
 
 
 @njit
+def _fwd_source(n, ncap, nitem, llive, out_ptr, out_idx, F, O, RL, TH, scratch, g2l):
+    """A source: its cap (or all it can) waterfilled over its out-links' rooms."""
+    q = g2l[nitem[n]]
+    m = 0
+    for i in range(out_ptr[n], out_ptr[n + 1]):
+        o = out_idx[i]
+        if llive[o]:
+            scratch[m] = RL[o, q]
+            m += 1
+    lam = waterfill(scratch, np.int64(m), ncap[n])
+    tot = 0.0
+    for i in range(out_ptr[n], out_ptr[n + 1]):
+        o = out_idx[i]
+        if llive[o]:
+            F[o, q] = min(RL[o, q], lam)
+            tot += F[o, q]
+    for i in range(out_ptr[n], out_ptr[n + 1]):
+        o = out_idx[i]
+        if llive[o]:
+            O[o, q] = INF if ncap[n] == INF else ncap[n] - (tot - F[o, q])
+    TH[n, q] = tot
+
+
+@njit
+def _fwd_sink(n, K, llive, in_ptr, in_idx, F, TH):
+    """A sink takes everything that arrives."""
+    for k in range(K):
+        TH[n, k] = 0.0
+    for i in range(in_ptr[n], in_ptr[n + 1]):
+        l = in_idx[i]
+        if llive[l]:
+            for k in range(K):
+                TH[n, k] += F[l, k]
+
+
+@njit
+def _fwd_inserter(n, ncap, K, llive, in_ptr, in_idx, out_ptr, out_idx, F, O, RL, TH, ak, afree):
+    """An inserter: per item what arrives, up to its drop target's room, then scaled to its
+    capacity."""
+    drop_l = -1
+    for i in range(out_ptr[n], out_ptr[n + 1]):
+        if llive[out_idx[i]]:
+            drop_l = out_idx[i]
+    tot = 0.0
+    for k in range(K):
+        x = 0.0
+        pot = 0.0
+        for i in range(in_ptr[n], in_ptr[n + 1]):
+            l = in_idx[i]
+            if llive[l]:
+                x += F[l, k]
+                pot += O[l, k]
+        lim = RL[drop_l, k] if drop_l >= 0 else 0.0
+        if x > lim:
+            s = lim / x
+            for i in range(in_ptr[n], in_ptr[n + 1]):
+                F[in_idx[i], k] *= s
+            x = lim
+        ak[k] = x
+        afree[k] = pot
+        tot += x
+    if tot > ncap[n]:
+        s = ncap[n] / tot
+        for k in range(K):
+            ak[k] *= s
+            for i in range(in_ptr[n], in_ptr[n + 1]):
+                F[in_idx[i], k] *= s
+    for k in range(K):
+        TH[n, k] = ak[k]
+        if drop_l >= 0:
+            F[drop_l, k] = ak[k]
+            O[drop_l, k] = min(ncap[n], afree[k])
+
+
+@njit
+def _fwd_machine(n, ncap, nrec, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, F, O, RL, TH, MC, scratch,
+                 g2l, r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt):
+    """A machine crafts min(speed, ingredients, product room), takes its ingredients fairly
+    and shares its products over its out-links by room."""
+    r = nrec[n]
+    c = ncap[n]
+    for j in range(r_ning[r]):
+        q = g2l[r_ing[r, j]]
+        x = 0.0
+        for i in range(in_ptr[n], in_ptr[n + 1]):
+            l = in_idx[i]
+            if llive[l]:
+                x += F[l, q]
+        c = min(c, x / r_ingamt[r, j])
+    for j in range(r_nres[r]):
+        q = g2l[r_res[r, j]]
+        if q < 0:
+            return
+        room = 0.0
+        for i in range(out_ptr[n], out_ptr[n + 1]):
+            o = out_idx[i]
+            if llive[o] and LMb[o, q]:
+                room += RL[o, q]
+        c = min(c, room / r_resamt[r, j])
+    c = max(c, 0.0)
+    MC[n] = c
+    for k in range(K):
+        TH[n, k] = 0.0
+    for j in range(r_ning[r]):
+        q = g2l[r_ing[r, j]]
+        need = c * r_ingamt[r, j]
+        m = 0
+        for i in range(in_ptr[n], in_ptr[n + 1]):
+            l = in_idx[i]
+            if llive[l] and LMb[l, q]:
+                scratch[m] = F[l, q]
+                m += 1
+        lam = waterfill(scratch, np.int64(m), need)
+        for i in range(in_ptr[n], in_ptr[n + 1]):
+            l = in_idx[i]
+            if llive[l] and LMb[l, q]:
+                F[l, q] = min(F[l, q], lam)
+        TH[n, q] += need
+    for j in range(r_nres[r]):
+        q = g2l[r_res[r, j]]
+        if q < 0:
+            return
+        prod = c * r_resamt[r, j]
+        m = 0
+        for i in range(out_ptr[n], out_ptr[n + 1]):
+            o = out_idx[i]
+            if llive[o] and LMb[o, q]:
+                scratch[m] = RL[o, q]
+                m += 1
+        lam = waterfill(scratch, np.int64(m), prod)
+        for i in range(out_ptr[n], out_ptr[n + 1]):
+            o = out_idx[i]
+            if llive[o] and LMb[o, q]:
+                F[o, q] = min(RL[o, q], lam)
+                O[o, q] = prod
+        TH[n, q] += prod
+
+
+@njit
+def _fwd_chest(n, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, F, O, RL, TH, scratch, scratch2):
+    """A chest passes per item min(what arrives, what its out-links take), fairly both ways."""
+    for k in range(K):
+        x = 0.0
+        m = 0
+        for i in range(in_ptr[n], in_ptr[n + 1]):
+            l = in_idx[i]
+            if llive[l] and LMb[l, k]:
+                x += F[l, k]
+                scratch[m] = F[l, k]
+                m += 1
+        room = 0.0
+        m2 = 0
+        for i in range(out_ptr[n], out_ptr[n + 1]):
+            o = out_idx[i]
+            if llive[o] and LMb[o, k]:
+                room += RL[o, k]
+                scratch2[m2] = RL[o, k]
+                m2 += 1
+        tk = min(x, room)
+        pot = 0.0
+        for i in range(in_ptr[n], in_ptr[n + 1]):
+            l = in_idx[i]
+            if llive[l] and LMb[l, k]:
+                pot += O[l, k]
+        if x > tk:
+            lam = waterfill(scratch, np.int64(m), tk)
+            for i in range(in_ptr[n], in_ptr[n + 1]):
+                l = in_idx[i]
+                if llive[l] and LMb[l, k]:
+                    F[l, k] = min(F[l, k], lam)
+        lam = waterfill(scratch2, np.int64(m2), tk)
+        for i in range(out_ptr[n], out_ptr[n + 1]):
+            o = out_idx[i]
+            if llive[o] and LMb[o, k]:
+                F[o, k] = min(RL[o, k], lam)
+                O[o, k] = max(F[o, k], pot)
+        TH[n, k] = tk
+
+
+@njit
+def _fwd_lane_simple(n, ncap, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, lkind, F, O, RL, TH):
+    """The fast path of a lane with one input: when no inserter picks from it and at most one
+    item flows, pass min(capacity, inflow, successor's room) on and return True; else False."""
+    lin = -1
+    for i in range(in_ptr[n], in_ptr[n + 1]):
+        if llive[in_idx[i]]:
+            lin = in_idx[i]
+    succ = -1
+    simple = True
+    for i in range(out_ptr[n], out_ptr[n + 1]):
+        o = out_idx[i]
+        if llive[o]:
+            if lkind[o] == LK_TAKE:
+                simple = False
+            else:
+                succ = o
+    kk = -1
+    for k in range(K):
+        if F[lin, k] > 0.0 or O[lin, k] > 0.0:
+            if kk >= 0:
+                simple = False
+            kk = k
+    if not simple:
+        return False
+    for k in range(K):
+        TH[n, k] = 0.0
+        if succ >= 0:
+            F[succ, k] = 0.0
+            O[succ, k] = 0.0
+    if kk < 0:
+        return True
+    room = RL[succ, kk] if succ >= 0 and LMb[succ, kk] else 0.0
+    tt = min(ncap[n], F[lin, kk], room)
+    F[lin, kk] = tt
+    TH[n, kk] = tt
+    if succ >= 0 and LMb[succ, kk]:
+        F[succ, kk] = tt
+        O[succ, kk] = max(tt, min(ncap[n], O[lin, kk]))
+    return True
+
+
+@njit
+def _inflow(n, ncap, K, llive, in_ptr, in_idx, F, O, afree, inb):
+    """(total inflow, items flowing in) of a lane or hub; marks the items in ``inb`` and puts
+    each item's potential (what could arrive if everything downstream took all: bottlenecks,
+    machines' supply estimates), capped by the capacity, in ``afree``."""
+    tin = 0.0
+    nitems = 0
+    for k in range(K):
+        inb[k] = False
+    for i in range(in_ptr[n], in_ptr[n + 1]):
+        l = in_idx[i]
+        if llive[l]:
+            for k in range(K):
+                if F[l, k] > 0.0:
+                    tin += F[l, k]
+                    if not inb[k]:
+                        inb[k] = True
+                        nitems += 1
+    for k in range(K):
+        pot = 0.0
+        for i in range(in_ptr[n], in_ptr[n + 1]):
+            l = in_idx[i]
+            if llive[l]:
+                pot += O[l, k]
+        afree[k] = min(ncap[n], pot)
+    return tin, nitems
+
+
+@njit
+def _hub_room(n, K, llive, out_ptr, out_idx, RL, inb, scratch2):
+    """(total room, outlets) of a hub: per live out-link the least room among the items flowing
+    in (0 when none), kept in ``scratch2``."""
+    room = 0.0
+    m = 0
+    for i in range(out_ptr[n], out_ptr[n + 1]):
+        o = out_idx[i]
+        if llive[o]:
+            ro = INF
+            for k in range(K):
+                if inb[k]:
+                    ro = min(ro, RL[o, k])
+            if ro == INF:
+                ro = 0.0
+            scratch2[m] = ro
+            m += 1
+            room += ro
+    return room, m
+
+
+@njit
+def _lane_total(n, T0, nitems, succ, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, lcls, lkind, F, RL,
+                inb, fac, scratch):
+    """The largest total a lane can pass (at most T0): items the takers do not take must fit the
+    successor (a sink takes only its item); bisection, needed only when several items flow."""
+    tt = T0
+    if nitems <= 1:
+        for k in range(K):
+            if inb[k]:
+                room = 0.0
+                for i in range(out_ptr[n], out_ptr[n + 1]):
+                    o = out_idx[i]
+                    if llive[o] and LMb[o, k]:
+                        room += RL[o, k]
+                tt = min(T0, room)
+    elif not lane_ok(F, K, in_ptr, in_idx, out_ptr, out_idx, lcls, llive, lkind, LMb, RL, n,
+                     np.int64(succ), T0, fac, scratch):
+        lo = 0.0
+        hi = T0
+        for _b in range(80):
+            mid = 0.5 * (lo + hi)
+            if lane_ok(F, K, in_ptr, in_idx, out_ptr, out_idx, lcls, llive, lkind, LMb, RL, n,
+                       np.int64(succ), mid, fac, scratch):
+                lo = mid
+            else:
+                hi = mid
+            if hi - lo <= 1e-15 * max(1.0, hi):
+                break
+        tt = lo
+    return tt
+
+
+@njit
+def _hub_out(n, tt, m, K, llive, out_ptr, out_idx, F, O, RL, ak, afree, inb, scratch2):
+    """A hub shares what it passes over its outlets by room (with overflow), in the mix it got."""
+    lam = waterfill(scratch2, np.int64(m), tt)
+    for i in range(out_ptr[n], out_ptr[n + 1]):
+        o = out_idx[i]
+        if llive[o]:
+            ro = INF
+            for k in range(K):
+                if inb[k]:
+                    ro = min(ro, RL[o, k])
+            if ro == INF:
+                ro = 0.0
+            share = min(ro, lam)
+            for k in range(K):
+                F[o, k] = share * ak[k] / tt if tt > 0 else 0.0
+                O[o, k] = max(F[o, k], afree[k])
+
+
+@njit
+def _lane_out(n, succ, K, LMb, llive, out_ptr, out_idx, lkind, F, O, RL, ak, afree, rem, scratch):
+    """A lane gives to its takers first (fair among them, per item), the rest to the successor."""
+    for k in range(K):
+        rem[k] = ak[k]
+    for k in range(K):
+        if ak[k] <= 0.0 and afree[k] <= 0.0:
+            for i in range(out_ptr[n], out_ptr[n + 1]):
+                o = out_idx[i]
+                if llive[o]:
+                    F[o, k] = 0.0
+                    O[o, k] = 0.0
+            continue
+        m = 0
+        troom = 0.0
+        for i in range(out_ptr[n], out_ptr[n + 1]):
+            o = out_idx[i]
+            if llive[o] and lkind[o] == LK_TAKE:
+                v = RL[o, k] if LMb[o, k] else 0.0
+                scratch[m] = v
+                troom += v
+                m += 1
+        take = min(ak[k], troom)
+        lam = waterfill(scratch, np.int64(m), take)
+        got = 0.0
+        for i in range(out_ptr[n], out_ptr[n + 1]):
+            o = out_idx[i]
+            if llive[o] and lkind[o] == LK_TAKE:
+                v = RL[o, k] if LMb[o, k] else 0.0
+                F[o, k] = min(v, lam)
+                got += F[o, k]
+        rem[k] = max(0.0, ak[k] - got)
+        for i in range(out_ptr[n], out_ptr[n + 1]):
+            o = out_idx[i]
+            if llive[o] and lkind[o] == LK_TAKE:
+                O[o, k] = max(F[o, k], afree[k] - (got - F[o, k]))
+        if succ >= 0:
+            F[succ, k] = rem[k] if LMb[succ, k] else 0.0
+            O[succ, k] = max(F[succ, k], afree[k] - got)
+
+
+@njit
+def _fwd_lane_hub(n, t, ncap, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, lcls, lkind, F, O, RL, TH, ak,
+                  afree, rem, inb, scratch, scratch2, fac):
+    """A lane or hub: the largest total its outlets take (up to capacity and inflow), admitted
+    from its in-links by priority, then passed on."""
+    tin, nitems = _inflow(n, ncap, K, llive, in_ptr, in_idx, F, O, afree, inb)
+    T0 = min(ncap[n], tin)
+    succ = -1   # a lane has at most one onward link besides its takers; a hub has two (handled apart)
+    for i in range(out_ptr[n], out_ptr[n + 1]):
+        o = out_idx[i]
+        if llive[o] and lkind[o] != LK_TAKE:
+            succ = o
+    m = 0
+    if t == NT_HUB:
+        room, m = _hub_room(n, K, llive, out_ptr, out_idx, RL, inb, scratch2)
+        tt = min(T0, room)
+    else:
+        tt = _lane_total(n, T0, nitems, succ, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, lcls, lkind, F,
+                         RL, inb, fac, scratch)
+    admit(F, K, in_ptr, in_idx, lcls, llive, n, tt, fac, scratch)
+    for k in range(K):
+        ak[k] = 0.0
+    for i in range(in_ptr[n], in_ptr[n + 1]):
+        l = in_idx[i]
+        if llive[l]:
+            f = fac[l]
+            for k in range(K):
+                F[l, k] *= f
+                ak[k] += F[l, k]
+    for k in range(K):
+        TH[n, k] = ak[k]
+    if t == NT_HUB:
+        _hub_out(n, tt, m, K, llive, out_ptr, out_idx, F, O, RL, ak, afree, inb, scratch2)
+    else:
+        _lane_out(n, succ, K, LMb, llive, out_ptr, out_idx, lkind, F, O, RL, ak, afree, rem, scratch)
+
+
+@njit
 def forward_pass(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, in_idx, out_ptr, out_idx,
              lcls, lkind, F, O, RL, TH, MC, ak, afree, rem, inb, scratch, scratch2, fac, g2l, r_ning, r_ing,
              r_ingamt, r_nres, r_res, r_resamt):
     """One forward sweep: flows from sources on, each node passing what it receives up to its
     rooms and capacity."""
-    # -------- forward: flows
     for pi in range(npost - 1, -1, -1):
         n = post[pi]
         t = ntype[n]
         if t == NT_SRC:
-            q = g2l[nitem[n]]
-            m = 0
-            for i in range(out_ptr[n], out_ptr[n + 1]):
-                o = out_idx[i]
-                if llive[o]:
-                    scratch[m] = RL[o, q]
-                    m += 1
-            lam = waterfill(scratch, np.int64(m), ncap[n])
-            tot = 0.0
-            for i in range(out_ptr[n], out_ptr[n + 1]):
-                o = out_idx[i]
-                if llive[o]:
-                    F[o, q] = min(RL[o, q], lam)
-                    tot += F[o, q]
-            for i in range(out_ptr[n], out_ptr[n + 1]):
-                o = out_idx[i]
-                if llive[o]:
-                    O[o, q] = INF if ncap[n] == INF else ncap[n] - (tot - F[o, q])
-            TH[n, q] = tot
-            continue
-        if t == NT_SINK:
-            for k in range(K):
-                TH[n, k] = 0.0
-            for i in range(in_ptr[n], in_ptr[n + 1]):
-                l = in_idx[i]
-                if llive[l]:
-                    for k in range(K):
-                        TH[n, k] += F[l, k]
-            continue
-        if t == NT_INS:
-            drop_l = -1
-            for i in range(out_ptr[n], out_ptr[n + 1]):
-                if llive[out_idx[i]]:
-                    drop_l = out_idx[i]
-            tot = 0.0
-            for k in range(K):
-                x = 0.0
-                pot = 0.0
-                for i in range(in_ptr[n], in_ptr[n + 1]):
-                    l = in_idx[i]
-                    if llive[l]:
-                        x += F[l, k]
-                        pot += O[l, k]
-                lim = RL[drop_l, k] if drop_l >= 0 else 0.0
-                if x > lim:
-                    s = lim / x
-                    for i in range(in_ptr[n], in_ptr[n + 1]):
-                        F[in_idx[i], k] *= s
-                    x = lim
-                ak[k] = x
-                afree[k] = pot
-                tot += x
-            if tot > ncap[n]:
-                s = ncap[n] / tot
-                for k in range(K):
-                    ak[k] *= s
-                    for i in range(in_ptr[n], in_ptr[n + 1]):
-                        F[in_idx[i], k] *= s
-            for k in range(K):
-                TH[n, k] = ak[k]
-                if drop_l >= 0:
-                    F[drop_l, k] = ak[k]
-                    O[drop_l, k] = min(ncap[n], afree[k])
-            continue
-        if t == NT_MACH:
-            r = nrec[n]
-            c = ncap[n]
-            for j in range(r_ning[r]):
-                q = g2l[r_ing[r, j]]
-                x = 0.0
-                for i in range(in_ptr[n], in_ptr[n + 1]):
-                    l = in_idx[i]
-                    if llive[l]:
-                        x += F[l, q]
-                c = min(c, x / r_ingamt[r, j])
-            for j in range(r_nres[r]):
-                q = g2l[r_res[r, j]]
-                if q < 0:
-                    continue
-                room = 0.0
-                for i in range(out_ptr[n], out_ptr[n + 1]):
-                    o = out_idx[i]
-                    if llive[o] and LMb[o, q]:
-                        room += RL[o, q]
-                c = min(c, room / r_resamt[r, j])
-            c = max(c, 0.0)
-            MC[n] = c
-            for k in range(K):
-                TH[n, k] = 0.0
-            for j in range(r_ning[r]):
-                q = g2l[r_ing[r, j]]
-                need = c * r_ingamt[r, j]
-                m = 0
-                for i in range(in_ptr[n], in_ptr[n + 1]):
-                    l = in_idx[i]
-                    if llive[l] and LMb[l, q]:
-                        scratch[m] = F[l, q]
-                        m += 1
-                lam = waterfill(scratch, np.int64(m), need)
-                for i in range(in_ptr[n], in_ptr[n + 1]):
-                    l = in_idx[i]
-                    if llive[l] and LMb[l, q]:
-                        F[l, q] = min(F[l, q], lam)
-                TH[n, q] += need
-            for j in range(r_nres[r]):
-                q = g2l[r_res[r, j]]
-                if q < 0:
-                    continue
-                prod = c * r_resamt[r, j]
-                m = 0
-                for i in range(out_ptr[n], out_ptr[n + 1]):
-                    o = out_idx[i]
-                    if llive[o] and LMb[o, q]:
-                        scratch[m] = RL[o, q]
-                        m += 1
-                lam = waterfill(scratch, np.int64(m), prod)
-                for i in range(out_ptr[n], out_ptr[n + 1]):
-                    o = out_idx[i]
-                    if llive[o] and LMb[o, q]:
-                        F[o, q] = min(RL[o, q], lam)
-                        O[o, q] = prod
-                TH[n, q] += prod
-            continue
-        if t == NT_CHEST:
-            for k in range(K):
-                x = 0.0
-                m = 0
-                for i in range(in_ptr[n], in_ptr[n + 1]):
-                    l = in_idx[i]
-                    if llive[l] and LMb[l, k]:
-                        x += F[l, k]
-                        scratch[m] = F[l, k]
-                        m += 1
-                room = 0.0
-                m2 = 0
-                for i in range(out_ptr[n], out_ptr[n + 1]):
-                    o = out_idx[i]
-                    if llive[o] and LMb[o, k]:
-                        room += RL[o, k]
-                        scratch2[m2] = RL[o, k]
-                        m2 += 1
-                tk = min(x, room)
-                pot = 0.0
-                for i in range(in_ptr[n], in_ptr[n + 1]):
-                    l = in_idx[i]
-                    if llive[l] and LMb[l, k]:
-                        pot += O[l, k]
-                if x > tk:
-                    lam = waterfill(scratch, np.int64(m), tk)
-                    for i in range(in_ptr[n], in_ptr[n + 1]):
-                        l = in_idx[i]
-                        if llive[l] and LMb[l, k]:
-                            F[l, k] = min(F[l, k], lam)
-                lam = waterfill(scratch2, np.int64(m2), tk)
-                for i in range(out_ptr[n], out_ptr[n + 1]):
-                    o = out_idx[i]
-                    if llive[o] and LMb[o, k]:
-                        F[o, k] = min(RL[o, k], lam)
-                        O[o, k] = max(F[o, k], pot)
-                TH[n, k] = tk
-            continue
-        # ---- lanes and hubs
-        if t == NT_LANE and nin[n] == 1:
-            # fast path: one input, no inserter picking here, one item flowing
-            lin = -1
-            for i in range(in_ptr[n], in_ptr[n + 1]):
-                if llive[in_idx[i]]:
-                    lin = in_idx[i]
-            succ = -1
-            simple = True
-            for i in range(out_ptr[n], out_ptr[n + 1]):
-                o = out_idx[i]
-                if llive[o]:
-                    if lkind[o] == LK_TAKE:
-                        simple = False
-                    else:
-                        succ = o
-            kk = -1
-            for k in range(K):
-                if F[lin, k] > 0.0 or O[lin, k] > 0.0:
-                    if kk >= 0:
-                        simple = False
-                    kk = k
-            if simple:
-                for k in range(K):
-                    TH[n, k] = 0.0
-                    if succ >= 0:
-                        F[succ, k] = 0.0
-                        O[succ, k] = 0.0
-                if kk < 0:
-                    continue
-                room = RL[succ, kk] if succ >= 0 and LMb[succ, kk] else 0.0
-                tt = min(ncap[n], F[lin, kk], room)
-                F[lin, kk] = tt
-                TH[n, kk] = tt
-                if succ >= 0 and LMb[succ, kk]:
-                    F[succ, kk] = tt
-                    O[succ, kk] = max(tt, min(ncap[n], O[lin, kk]))
-                continue
-        tin = 0.0
-        nitems = 0
-        for k in range(K):
-            inb[k] = False
-        for i in range(in_ptr[n], in_ptr[n + 1]):
-            l = in_idx[i]
-            if llive[l]:
-                for k in range(K):
-                    if F[l, k] > 0.0:
-                        tin += F[l, k]
-                        if not inb[k]:
-                            inb[k] = True
-                            nitems += 1
-        T0 = min(ncap[n], tin)
-        # outlets: takers (lanes only) then the successor(s)
-        succ = -1   # a lane has at most one onward link; a hub has two (handled apart)
-        for i in range(out_ptr[n], out_ptr[n + 1]):
-            o = out_idx[i]
-            if llive[o] and lkind[o] != LK_TAKE:
-                succ = o
-        # potential per item: what could arrive if everything downstream took all (bottlenecks,
-        # machines' supply estimates)
-        for k in range(K):
-            pot = 0.0
-            for i in range(in_ptr[n], in_ptr[n + 1]):
-                l = in_idx[i]
-                if llive[l]:
-                    pot += O[l, k]
-            afree[k] = min(ncap[n], pot)
-        if t == NT_HUB:
-            room = 0.0
-            m = 0
-            for i in range(out_ptr[n], out_ptr[n + 1]):
-                o = out_idx[i]
-                if llive[o]:
-                    ro = INF
-                    for k in range(K):
-                        if inb[k]:
-                            ro = min(ro, RL[o, k])
-                    if ro == INF:
-                        ro = 0.0
-                    scratch2[m] = ro
-                    m += 1
-                    room += ro
-            tt = min(T0, room)
-        else:
-            # feasibility of passing a total tt: items the takers do not take must fit the
-            # successor (a sink takes only its item); the largest feasible tt (bisection,
-            # needed only when a lane carries several items)
-            tt = T0
-            if nitems <= 1:
-                for k in range(K):
-                    if inb[k]:
-                        room = 0.0
-                        for i in range(out_ptr[n], out_ptr[n + 1]):
-                            o = out_idx[i]
-                            if llive[o] and LMb[o, k]:
-                                room += RL[o, k]
-                        tt = min(T0, room)
-            elif not lane_ok(F, K, in_ptr, in_idx, out_ptr, out_idx, lcls, llive, lkind, LMb, RL, n,
-                              np.int64(succ), T0, fac, scratch):
-                lo = 0.0
-                hi = T0
-                for _b in range(80):
-                    mid = 0.5 * (lo + hi)
-                    if lane_ok(F, K, in_ptr, in_idx, out_ptr, out_idx, lcls, llive, lkind, LMb, RL, n,
-                                np.int64(succ), mid, fac, scratch):
-                        lo = mid
-                    else:
-                        hi = mid
-                    if hi - lo <= 1e-15 * max(1.0, hi):
-                        break
-                tt = lo
-        # admit tt
-        admit(F, K, in_ptr, in_idx, lcls, llive, n, tt, fac, scratch)
-        for k in range(K):
-            ak[k] = 0.0
-        for i in range(in_ptr[n], in_ptr[n + 1]):
-            l = in_idx[i]
-            if llive[l]:
-                f = fac[l]
-                for k in range(K):
-                    F[l, k] *= f
-                    ak[k] += F[l, k]
-        for k in range(K):
-            TH[n, k] = ak[k]
-        if t == NT_HUB:
-            lam = waterfill(scratch2, np.int64(m), tt)
-            for i in range(out_ptr[n], out_ptr[n + 1]):
-                o = out_idx[i]
-                if llive[o]:
-                    ro = INF
-                    for k in range(K):
-                        if inb[k]:
-                            ro = min(ro, RL[o, k])
-                    if ro == INF:
-                        ro = 0.0
-                    share = min(ro, lam)
-                    for k in range(K):
-                        F[o, k] = share * ak[k] / tt if tt > 0 else 0.0
-                        O[o, k] = max(F[o, k], afree[k])
-            continue
-        # lane: takers first (fair among them, per item), the rest to the successor
-        for k in range(K):
-            rem[k] = ak[k]
-        for k in range(K):
-            if ak[k] <= 0.0 and afree[k] <= 0.0:
-                for i in range(out_ptr[n], out_ptr[n + 1]):
-                    o = out_idx[i]
-                    if llive[o]:
-                        F[o, k] = 0.0
-                        O[o, k] = 0.0
-                continue
-            m = 0
-            troom = 0.0
-            for i in range(out_ptr[n], out_ptr[n + 1]):
-                o = out_idx[i]
-                if llive[o] and lkind[o] == LK_TAKE:
-                    v = RL[o, k] if LMb[o, k] else 0.0
-                    scratch[m] = v
-                    troom += v
-                    m += 1
-            take = min(ak[k], troom)
-            lam = waterfill(scratch, np.int64(m), take)
-            got = 0.0
-            for i in range(out_ptr[n], out_ptr[n + 1]):
-                o = out_idx[i]
-                if llive[o] and lkind[o] == LK_TAKE:
-                    v = RL[o, k] if LMb[o, k] else 0.0
-                    F[o, k] = min(v, lam)
-                    got += F[o, k]
-            rem[k] = max(0.0, ak[k] - got)
-            for i in range(out_ptr[n], out_ptr[n + 1]):
-                o = out_idx[i]
-                if llive[o] and lkind[o] == LK_TAKE:
-                    O[o, k] = max(F[o, k], afree[k] - (got - F[o, k]))
-            if succ >= 0:
-                F[succ, k] = rem[k] if LMb[succ, k] else 0.0
-                O[succ, k] = max(F[succ, k], afree[k] - got)
+            _fwd_source(n, ncap, nitem, llive, out_ptr, out_idx, F, O, RL, TH, scratch, g2l)
+        elif t == NT_SINK:
+            _fwd_sink(n, K, llive, in_ptr, in_idx, F, TH)
+        elif t == NT_INS:
+            _fwd_inserter(n, ncap, K, llive, in_ptr, in_idx, out_ptr, out_idx, F, O, RL, TH, ak, afree)
+        elif t == NT_MACH:
+            _fwd_machine(n, ncap, nrec, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, F, O, RL, TH, MC,
+                         scratch, g2l, r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt)
+        elif t == NT_CHEST:
+            _fwd_chest(n, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, F, O, RL, TH, scratch, scratch2)
+        elif not (t == NT_LANE and nin[n] == 1
+                  and _fwd_lane_simple(n, ncap, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, lkind, F, O,
+                                       RL, TH)):
+            _fwd_lane_hub(n, t, ncap, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx, lcls, lkind, F, O, RL,
+                          TH, ak, afree, rem, inb, scratch, scratch2, fac)
