@@ -337,7 +337,7 @@ def _fwd_machine(n, ncap, nrec, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx,
     for j in range(r_nres[r]):
         q = g2l[r_res[r, j]]
         if q < 0:
-            return
+            continue
         room = 0.0
         for i in range(out_ptr[n], out_ptr[n + 1]):
             o = out_idx[i]
@@ -366,7 +366,7 @@ def _fwd_machine(n, ncap, nrec, K, LMb, llive, in_ptr, in_idx, out_ptr, out_idx,
     for j in range(r_nres[r]):
         q = g2l[r_res[r, j]]
         if q < 0:
-            return
+            continue
         prod = c * r_resamt[r, j]
         m = 0
         for i in range(out_ptr[n], out_ptr[n + 1]):
