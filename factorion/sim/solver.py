@@ -109,7 +109,8 @@ def _finish(ntype, ncap, nrec, dead, state, K, TH, MC, O, RL, llive, in_ptr, in_
     return total
 
 
-@njit
+# solve's steps are inlined into it (numba ``inline="always"``), as build's are (sim/graph.py).
+@njit(inline="always")
 def _reaches_sink(post, npost, ntype):
     """Whether a sink is among the live nodes in sweep order."""
     for pi in range(npost):
@@ -118,7 +119,7 @@ def _reaches_sink(post, npost, ntype):
     return False
 
 
-@njit
+@njit(inline="always")
 def _bool_members(P, LM, K, Kd, N, L):
     """Item membership bitmasks of nodes (P) and links (LM) as boolean (N, Kd) / (L, Kd) arrays."""
     Pb = np.zeros((N, Kd), np.bool_)
@@ -132,7 +133,7 @@ def _bool_members(P, LM, K, Kd, N, L):
     return Pb, LMb
 
 
-@njit
+@njit(inline="always")
 def _max_degree(in_ptr, out_ptr, N):
     maxdeg = 1
     for n in range(N):
@@ -145,7 +146,7 @@ def _max_degree(in_ptr, out_ptr, N):
     return maxdeg
 
 
-@njit
+@njit(inline="always")
 def _contention(post, npost, ntype, nrec, P, llive, ldst, cyclic, r_ning, N, L):
     """Live inputs per node, and whether a first rate sweep may be inexact: a first sweep is
     already exact when no room depends on a competitor's flow (one live input per node, one item
@@ -166,7 +167,7 @@ def _contention(post, npost, ntype, nrec, P, llive, ldst, cyclic, r_ning, N, L):
     return nin, contended
 
 
-@njit
+@njit(inline="always")
 def _max_change(F, Fprev, llive, K, L):
     """The largest change of a live link's flow since ``Fprev`` (which it then updates)."""
     diff = 0.0
@@ -180,7 +181,7 @@ def _max_change(F, Fprev, llive, K, L):
     return diff
 
 
-@njit
+@njit(inline="always")
 def _rate_fixpoint(post, npost, ntype, ncap, nrec, nitem, K, P, LM, llive, cyclic, in_ptr, in_idx, out_ptr,
                    out_idx, ldst, lcls, lkind, F, TH, MC, g2l, r_ning, r_ing, r_ingamt, r_nres, r_res,
                    r_resamt, maxit, tol):
