@@ -131,17 +131,27 @@ def _is_curve(cls, dr, io, fy, fx, dirs, H, W):
     return n == 1
 
 
-# build's steps are inlined into it (numba ``inline="always"``): as plain calls (a dozen arrays
-# each, once per cell) the split build measured ~9% fewer factories/s in ``throughput_batch``.
-@njit(inline="always")
-def _number(kind, dr, part, kcls, fw):
-    """Entity class per cell, anchor cell per occupied cell, first node id per cell (-1: none) and
-    the node count: 2 lane nodes per belt / underground cell, 6 (anchor: 4 lanes + 2 hub halves)
-    or 4 per splitter cell, 1 per other entity (at its anchor)."""
-    H, W = kind.shape
+@njit(cache=True)
+def build(grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, speed, can_make, dirs):
+    """Build the flow graph of one world.
+
+    Returns (ntype, ncap, nitem, nrec, nkind, ncell, nrole, lsrc, ldst, lkind, lcls).
+    """
+    # Kept as one kernel on purpose (measured): split into named steps (_number, _nodes and one link
+    # writer per entity class, bit-identical links) it cost ~9% of ``throughput_batch`` as plain
+    # calls and still ~10-15% inlined (``inline="always"``) on the benchmark's 32x32 windows
+    # (72k -> 62k factories/s of CPU time), where building the graph is most of the work.
+    H, W = grid.shape[1], grid.shape[2]
+    HW = H * W
+    kind = grid[0]
+    dr = grid[1]
+    itm = grid[2]
+    rec = grid[3]
+    io = grid[4]
+    part = grid[5]
     cls = np.zeros((H, W), np.int64)
-    anc = np.full(H * W, -1, np.int64)
-    base = np.full(H * W, -1, np.int64)
+    anc = np.full(HW, -1, np.int64)
+    base = np.full(HW, -1, np.int64)
     N = 0
     for y in range(H):
         for x in range(W):
@@ -163,14 +173,7 @@ def _number(kind, dr, part, kcls, fw):
                 elif p == 1 and c != 0:
                     base[cell] = N
                     N += 1
-    return cls, anc, base, N
 
-
-@njit(inline="always")
-def _nodes(grid, rate_grid, cls, base, N, lane_cap, ins_rate, can_make):
-    """Node arrays (type, capacity, item, recipe, kind, cell, role) of the numbered cells."""
-    H, W = grid.shape[1], grid.shape[2]
-    kind, itm, rec, part = grid[0], grid[2], grid[3], grid[5]
     ntype = np.zeros(N, np.int8)
     ncap = np.zeros(N)
     nitem = np.zeros(N, np.int64)
@@ -178,6 +181,14 @@ def _nodes(grid, rate_grid, cls, base, N, lane_cap, ins_rate, can_make):
     nkind = np.zeros(N, np.int64)
     ncell = np.zeros(N, np.int64)
     nrole = np.zeros(N, np.int8)
+    LMAX = 10 * N + 16
+    lsrc = np.empty(LMAX, np.int64)
+    ldst = np.empty(LMAX, np.int64)
+    lkind = np.empty(LMAX, np.int64)
+    lcls = np.empty(LMAX, np.int64)
+    nl = 0
+
+    # ---- nodes
     for y in range(H):
         for x in range(W):
             cell = y * W + x
@@ -221,174 +232,129 @@ def _nodes(grid, rate_grid, cls, base, N, lane_cap, ins_rate, can_make):
                 ntype[n] = NT_SINK
                 nitem[n] = itm[y, x]
                 ncap[n] = np.inf
-    return ntype, ncap, nitem, nrec, nkind, ncell, nrole
 
-
-@njit(inline="always")
-def _pair(lsrc, ldst, lkind, lcls, nl, a, da, b, db, lk, lc):
-    """Two links a + s*da -> b + s*db (s = 0, 1) written from index ``nl``; returns the next index."""
-    for s in range(2):
-        lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = a + s * da, b + s * db, lk, lc
-        nl += 1
-    return nl
-
-
-@njit(inline="always")
-def _one(lsrc, ldst, lkind, lcls, nl, a, b, lk, lc):
-    """One link a -> b written at index ``nl``; returns the next index."""
-    lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = a, b, lk, lc
-    return nl + 1
-
-
-@njit(inline="always")
-def _forward_links(cls, dr, io, base, y, x, dirs, lsrc, ldst, lkind, lcls, nl):
-    """Links from a belt, splitter output half or underground output into the cell ahead."""
-    H, W = cls.shape
-    c = cls[y, x]
-    d = dr[y, x] % 4
-    bo = base[y * W + x] if c != C_SPLITTER else base[y * W + x] + 2
-    fy, fx = y + dirs[d, 0], x + dirs[d, 1]
-    if not _inb(fy, fx, H, W):
-        return nl
-    fc = cls[fy, fx]
-    fd = dr[fy, fx] % 4
-    f = fy * W + fx
-    if fc == C_BELT:
-        if fd == d or (fd != (d + 2) % 4 and _is_curve(cls, dr, io, fy, fx, dirs, H, W)):
-            nl = _pair(lsrc, ldst, lkind, lcls, nl, bo, 1, base[f], 1, LK_LANE, 0)
-        elif fd != (d + 2) % 4:  # side-load: both lanes onto the near lane
-            near = 0 if d == (fd + 1) % 4 else 1
-            nl = _pair(lsrc, ldst, lkind, lcls, nl, bo, 1, base[f] + near, 0, LK_SIDE, 1)
-    elif fc == C_UG:
-        if io[fy, fx] == 1 and fd == d:
-            nl = _pair(lsrc, ldst, lkind, lcls, nl, bo, 1, base[f], 1, LK_LANE, 0)
-        elif fd != d and fd != (d + 2) % 4:
-            # side-loading an underground: only its open half takes items, so only the feeder's
-            # lane on that half passes (input: back half, output: front half), onto the near lane
-            near = 0 if d == (fd + 1) % 4 else 1
-            open_side = (fd + 2) % 4 if io[fy, fx] == 1 else fd
-            lane = 0 if (d + 3) % 4 == open_side else 1
-            nl = _one(lsrc, ldst, lkind, lcls, nl, bo + lane, base[f] + near, LK_SIDE, 1)
-    elif fc == C_SPLITTER:
-        if fd == d:
-            nl = _pair(lsrc, ldst, lkind, lcls, nl, bo, 1, base[f], 1, LK_LANE, 0)
-    elif fc == C_SINK:
-        nl = _pair(lsrc, ldst, lkind, lcls, nl, bo, 1, base[f], 0, LK_DELIVER, 0)
-    return nl
-
-
-@njit(inline="always")
-def _ug_pair_links(kind, dr, io, part, base, y, x, reach, dirs, lsrc, ldst, lkind, lcls, nl):
-    """An underground input's lanes into the nearest same-tier output in line within reach."""
-    H, W = kind.shape
-    k = kind[y, x]
-    d = dr[y, x] % 4
-    for i in range(1, reach[k] + 1):
-        gy, gx = y + i * dirs[d, 0], x + i * dirs[d, 1]
-        if not _inb(gy, gx, H, W):
-            break
-        if kind[gy, gx] == k and part[gy, gx] > 0 and dr[gy, gx] % 4 == d:
-            if io[gy, gx] == 2:
-                nl = _pair(lsrc, ldst, lkind, lcls, nl, base[y * W + x], 1, base[gy * W + gx], 1, LK_LANE, 0)
-            break  # a same-tier input in between takes the pairing
-    return nl
-
-
-@njit(inline="always")
-def _splitter_links(anc, base, cell, lsrc, ldst, lkind, lcls, nl):
-    """A splitter cell's input lanes into its hub halves and the hub halves into its output lanes."""
-    a = anc[cell]
-    for s in range(2):
-        nl = _one(lsrc, ldst, lkind, lcls, nl, base[cell] + s, base[a] + 4 + s, LK_HUBIN, 0)
-        nl = _one(lsrc, ldst, lkind, lcls, nl, base[a] + 4 + s, base[cell] + 2 + s, LK_HUBOUT, 0)
-    return nl
-
-
-@njit(inline="always")
-def _source_links(cls, dr, io, base, y, x, dirs, lsrc, ldst, lkind, lcls, nl):
-    """A source pushes into each edge neighbour belt / splitter / underground input facing away."""
-    H, W = cls.shape
-    for dd in range(4):
-        fy, fx = y + dirs[dd, 0], x + dirs[dd, 1]
-        if not _inb(fy, fx, H, W):
-            continue
-        fc = cls[fy, fx]
-        if dr[fy, fx] % 4 == dd and (fc == C_BELT or fc == C_SPLITTER or (fc == C_UG and io[fy, fx] == 1)):
-            nl = _pair(lsrc, ldst, lkind, lcls, nl, base[y * W + x], 0, base[fy * W + fx], 1, LK_PUSH, 0)
-    return nl
-
-
-@njit(inline="always")
-def _inserter_links(kind, cls, dr, anc, base, y, x, pick, drop, lsrc, ldst, lkind, lcls, nl):
-    """An inserter's take link(s) from its pickup cell (when its drop cell takes items) and its
-    drop link into the drop cell (a belt-like's far lane, else the entity)."""
-    H, W = cls.shape
-    k = kind[y, x]
-    d = dr[y, x] % 4
-    me = base[y * W + x]
-    qy, qx = y + pick[k, d, 0], x + pick[k, d, 1]
-    ry, rx = y + drop[k, d, 0], x + drop[k, d, 1]
-    if not (_inb(qy, qx, H, W) and _inb(ry, rx, H, W)):
-        return nl
-    qc = cls[qy, qx]
-    rc = cls[ry, rx]
-    q = qy * W + qx
-    r = ry * W + rx
-    drop_ok = rc == C_BELT or rc == C_UG or rc == C_SPLITTER or rc == C_CHEST \
-        or rc == C_ASSEMBLER or rc == C_FURNACE or rc == C_SINK
-    if drop_ok:
-        if qc == C_BELT or qc == C_UG:
-            nl = _pair(lsrc, ldst, lkind, lcls, nl, base[q], 1, me, 0, LK_TAKE, 0)
-        elif qc == C_SPLITTER:
-            nl = _pair(lsrc, ldst, lkind, lcls, nl, base[q] + 2, 1, me, 0, LK_TAKE, 0)
-        elif qc == C_CHEST or qc == C_ASSEMBLER or qc == C_FURNACE:
-            nl = _one(lsrc, ldst, lkind, lcls, nl, base[anc[q]], me, LK_TAKE, 0)
-        elif qc == C_SOURCE:
-            nl = _one(lsrc, ldst, lkind, lcls, nl, base[q], me, LK_TAKE, 0)
-    if rc == C_BELT or rc == C_UG or rc == C_SPLITTER:
-        t = dr[ry, rx] % 4
-        sy, sx = y - ry, x - rx  # from the drop cell towards the inserter
-        sd = 0 if sy < 0 else (2 if sy > 0 else (1 if sx > 0 else 3))
-        far = 1 if sd == (t + 3) % 4 else (0 if sd == (t + 1) % 4 else 1)
-        nl = _one(lsrc, ldst, lkind, lcls, nl, me, base[r] + far, LK_DROP, 2)
-    elif rc == C_CHEST or rc == C_ASSEMBLER or rc == C_FURNACE:
-        nl = _one(lsrc, ldst, lkind, lcls, nl, me, base[anc[r]], LK_DROP, 0)
-    elif rc == C_SINK:
-        nl = _one(lsrc, ldst, lkind, lcls, nl, me, base[r], LK_DROP, 0)
-    return nl
-
-
-@njit(cache=True)
-def build(grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, speed, can_make, dirs):
-    """Build the flow graph of one world: number the cells' nodes, fill the node arrays, then
-    the links of each cell in row-major order.
-
-    Returns (ntype, ncap, nitem, nrec, nkind, ncell, nrole, lsrc, ldst, lkind, lcls).
-    """
-    H, W = grid.shape[1], grid.shape[2]
-    kind, dr, io, part = grid[0], grid[1], grid[4], grid[5]
-    cls, anc, base, N = _number(kind, dr, part, kcls, fw)
-    ntype, ncap, nitem, nrec, nkind, ncell, nrole = _nodes(grid, rate_grid, cls, base, N, lane_cap, ins_rate,
-                                                           can_make)
-    LMAX = 10 * N + 16
-    lsrc = np.empty(LMAX, np.int64)
-    ldst = np.empty(LMAX, np.int64)
-    lkind = np.empty(LMAX, np.int64)
-    lcls = np.empty(LMAX, np.int64)
-    nl = 0
+    # ---- links
     for y in range(H):
         for x in range(W):
             c = cls[y, x]
+            cell = y * W + x
+            d = dr[y, x] % 4
             if c == C_BELT or c == C_SPLITTER or (c == C_UG and io[y, x] == 2):
-                nl = _forward_links(cls, dr, io, base, y, x, dirs, lsrc, ldst, lkind, lcls, nl)
+                bo = base[cell] if c != C_SPLITTER else base[cell] + 2
+                fy, fx = y + dirs[d, 0], x + dirs[d, 1]
+                if not _inb(fy, fx, H, W):
+                    pass
+                else:
+                    fc = cls[fy, fx]
+                    fd = dr[fy, fx] % 4
+                    f = fy * W + fx
+                    if fc == C_BELT:
+                        if fd == d or (fd != (d + 2) % 4 and _is_curve(cls, dr, io, fy, fx, dirs, H, W)):
+                            for s in range(2):
+                                lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = bo + s, base[f] + s, LK_LANE, 0
+                                nl += 1
+                        elif fd != (d + 2) % 4:  # side-load: both lanes onto the near lane
+                            near = 0 if d == (fd + 1) % 4 else 1
+                            for s in range(2):
+                                lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = bo + s, base[f] + near, LK_SIDE, 1
+                                nl += 1
+                    elif fc == C_UG:
+                        if io[fy, fx] == 1 and fd == d:
+                            for s in range(2):
+                                lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = bo + s, base[f] + s, LK_LANE, 0
+                                nl += 1
+                        elif fd != d and fd != (d + 2) % 4:
+                            # side-loading an underground: only its open half takes items, so
+                            # only the feeder's lane on that half passes (input: back half,
+                            # output: front half), onto the near lane
+                            near = 0 if d == (fd + 1) % 4 else 1
+                            open_side = (fd + 2) % 4 if io[fy, fx] == 1 else fd
+                            lane = 0 if (d + 3) % 4 == open_side else 1
+                            lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = bo + lane, base[f] + near, LK_SIDE, 1
+                            nl += 1
+                    elif fc == C_SPLITTER:
+                        if fd == d:
+                            for s in range(2):
+                                lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = bo + s, base[f] + s, LK_LANE, 0
+                                nl += 1
+                    elif fc == C_SINK:
+                        for s in range(2):
+                            lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = bo + s, base[f], LK_DELIVER, 0
+                            nl += 1
             if c == C_UG and io[y, x] == 1:  # pair with the nearest same-tier output in line
-                nl = _ug_pair_links(kind, dr, io, part, base, y, x, reach, dirs, lsrc, ldst, lkind, lcls, nl)
+                k = kind[y, x]
+                for i in range(1, reach[k] + 1):
+                    gy, gx = y + i * dirs[d, 0], x + i * dirs[d, 1]
+                    if not _inb(gy, gx, H, W):
+                        break
+                    if kind[gy, gx] == k and part[gy, gx] > 0 and dr[gy, gx] % 4 == d:
+                        if io[gy, gx] == 2:
+                            g = gy * W + gx
+                            for s in range(2):
+                                lsrc[nl], ldst[nl] = base[cell] + s, base[g] + s
+                                lkind[nl], lcls[nl] = LK_LANE, 0
+                                nl += 1
+                        break  # a same-tier input in between takes the pairing
             if c == C_SPLITTER:
-                nl = _splitter_links(anc, base, y * W + x, lsrc, ldst, lkind, lcls, nl)
+                a = anc[cell]
+                for s in range(2):
+                    lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = base[cell] + s, base[a] + 4 + s, LK_HUBIN, 0
+                    nl += 1
+                    lsrc[nl], ldst[nl] = base[a] + 4 + s, base[cell] + 2 + s
+                    lkind[nl], lcls[nl] = LK_HUBOUT, 0
+                    nl += 1
             if c == C_SOURCE:
-                nl = _source_links(cls, dr, io, base, y, x, dirs, lsrc, ldst, lkind, lcls, nl)
+                for dd in range(4):
+                    fy, fx = y + dirs[dd, 0], x + dirs[dd, 1]
+                    if not _inb(fy, fx, H, W):
+                        continue
+                    fc = cls[fy, fx]
+                    if dr[fy, fx] % 4 == dd and (fc == C_BELT or fc == C_SPLITTER
+                                                 or (fc == C_UG and io[fy, fx] == 1)):
+                        f = fy * W + fx
+                        for s in range(2):
+                            lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = base[cell], base[f] + s, LK_PUSH, 0
+                            nl += 1
             if c == C_INSERTER:
-                nl = _inserter_links(kind, cls, dr, anc, base, y, x, pick, drop, lsrc, ldst, lkind, lcls, nl)
+                k = kind[y, x]
+                me = base[cell]
+                qy, qx = y + pick[k, d, 0], x + pick[k, d, 1]
+                ry, rx = y + drop[k, d, 0], x + drop[k, d, 1]
+                if _inb(qy, qx, H, W) and _inb(ry, rx, H, W):
+                    qc = cls[qy, qx]
+                    rc = cls[ry, rx]
+                    q = qy * W + qx
+                    r = ry * W + rx
+                    drop_ok = rc == C_BELT or rc == C_UG or rc == C_SPLITTER or rc == C_CHEST \
+                        or rc == C_ASSEMBLER or rc == C_FURNACE or rc == C_SINK
+                    if drop_ok:
+                        if qc == C_BELT or qc == C_UG:
+                            for s in range(2):
+                                lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = base[q] + s, me, LK_TAKE, 0
+                                nl += 1
+                        elif qc == C_SPLITTER:
+                            for s in range(2):
+                                lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = base[q] + 2 + s, me, LK_TAKE, 0
+                                nl += 1
+                        elif qc == C_CHEST or qc == C_ASSEMBLER or qc == C_FURNACE:
+                            lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = base[anc[q]], me, LK_TAKE, 0
+                            nl += 1
+                        elif qc == C_SOURCE:
+                            lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = base[q], me, LK_TAKE, 0
+                            nl += 1
+                    if rc == C_BELT or rc == C_UG or rc == C_SPLITTER:
+                        t = dr[ry, rx] % 4
+                        sy, sx = y - ry, x - rx  # from the drop cell towards the inserter
+                        sd = 0 if sy < 0 else (2 if sy > 0 else (1 if sx > 0 else 3))
+                        far = 1 if sd == (t + 3) % 4 else (0 if sd == (t + 1) % 4 else 1)
+                        lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = me, base[r] + far, LK_DROP, 2
+                        nl += 1
+                    elif rc == C_CHEST or rc == C_ASSEMBLER or rc == C_FURNACE:
+                        lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = me, base[anc[r]], LK_DROP, 0
+                        nl += 1
+                    elif rc == C_SINK:
+                        lsrc[nl], ldst[nl], lkind[nl], lcls[nl] = me, base[r], LK_DROP, 0
+                        nl += 1
     return ntype, ncap, nitem, nrec, nkind, ncell, nrole, lsrc[:nl], ldst[:nl], lkind[:nl], lcls[:nl]
 
 

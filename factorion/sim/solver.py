@@ -19,8 +19,7 @@ The model and why this computes it are in docs/sim.md; the short version:
 Layout (one job each): :mod:`.jams` (steps 1-2: item universe, presence, escape, jams, machine
 recipes, live links), :mod:`.share` (water-filling, fair room, priority admission), :mod:`.rates`
 (step 3's sweep order and its backward / forward sweeps); this module drives them
-(:func:`solve`: the graph, the liveness steps, then :func:`_rate_fixpoint`) and reads the result
-(:func:`_finish`: total into sinks, bottleneck flags).
+(:func:`solve`) and reads the result (:func:`_finish`: total into sinks, bottleneck flags).
 """
 
 from __future__ import annotations
@@ -109,114 +108,6 @@ def _finish(ntype, ncap, nrec, dead, state, K, TH, MC, O, RL, llive, in_ptr, in_
     return total
 
 
-# solve's steps are inlined into it (numba ``inline="always"``), as build's are (sim/graph.py).
-@njit(inline="always")
-def _reaches_sink(post, npost, ntype):
-    """Whether a sink is among the live nodes in sweep order."""
-    for pi in range(npost):
-        if ntype[post[pi]] == NT_SINK:
-            return True
-    return False
-
-
-@njit(inline="always")
-def _bool_members(P, LM, K, Kd, N, L):
-    """Item membership bitmasks of nodes (P) and links (LM) as boolean (N, Kd) / (L, Kd) arrays."""
-    Pb = np.zeros((N, Kd), np.bool_)
-    LMb = np.zeros((L, Kd), np.bool_)
-    for k in range(K):
-        b = np.uint64(1) << np.uint64(k)
-        for n in range(N):
-            Pb[n, k] = (P[n] & b) != 0
-        for l in range(L):
-            LMb[l, k] = (LM[l] & b) != 0
-    return Pb, LMb
-
-
-@njit(inline="always")
-def _max_degree(in_ptr, out_ptr, N):
-    maxdeg = 1
-    for n in range(N):
-        d1 = in_ptr[n + 1] - in_ptr[n]
-        d2 = out_ptr[n + 1] - out_ptr[n]
-        if d1 > maxdeg:
-            maxdeg = d1
-        if d2 > maxdeg:
-            maxdeg = d2
-    return maxdeg
-
-
-@njit(inline="always")
-def _contention(post, npost, ntype, nrec, P, llive, ldst, cyclic, r_ning, N, L):
-    """Live inputs per node, and whether a first rate sweep may be inexact: a first sweep is
-    already exact when no room depends on a competitor's flow (one live input per node, one item
-    per inserter, one ingredient per machine) and the graph has no cycle (a back edge is read
-    before the sweep computes it)."""
-    nin = np.zeros(N, np.int64)
-    for l in range(L):
-        if llive[l]:
-            nin[ldst[l]] += 1
-    contended = cyclic
-    for pi in range(npost):
-        n = post[pi]
-        t = ntype[n]
-        if t == NT_SINK or t == NT_SRC:
-            continue
-        if nin[n] > 1 or (t == NT_INS and popcount(P[n]) > 1) or (t == NT_MACH and r_ning[nrec[n]] > 1):
-            contended = True
-    return nin, contended
-
-
-@njit(inline="always")
-def _max_change(F, Fprev, llive, K, L):
-    """The largest change of a live link's flow since ``Fprev`` (which it then updates)."""
-    diff = 0.0
-    for l in range(L):
-        if llive[l]:
-            for k in range(K):
-                dd = abs(F[l, k] - Fprev[l, k])
-                if dd > diff:
-                    diff = dd
-                Fprev[l, k] = F[l, k]
-    return diff
-
-
-@njit(inline="always")
-def _rate_fixpoint(post, npost, ntype, ncap, nrec, nitem, K, P, LM, llive, cyclic, in_ptr, in_idx, out_ptr,
-                   out_idx, ldst, lcls, lkind, F, TH, MC, g2l, r_ning, r_ing, r_ingamt, r_nres, r_res,
-                   r_resamt, maxit, tol):
-    """Alternate backward and forward rate sweeps until no link flow changes by more than ``tol``
-    (or after one sweep when it is exact); fills F, TH, MC and returns the sweeps used."""
-    N, L = ntype.shape[0], lkind.shape[0]
-    Kd = max(K, 1)
-    Pb, LMb = _bool_members(P, LM, K, Kd, N, L)
-    inb = np.zeros(Kd, np.bool_)
-    O = np.full((L, Kd), INF)
-    RL = np.full((L, Kd), INF)
-    Fprev = np.zeros((L, Kd))
-    Rk = np.zeros(Kd)
-    ak = np.zeros(Kd)
-    afree = np.zeros(Kd)
-    rem = np.zeros(Kd)
-    maxdeg = _max_degree(in_ptr, out_ptr, N)
-    scratch = np.zeros(maxdeg + 1)
-    scratch2 = np.zeros(maxdeg + 1)
-    fac = np.ones(L)
-    nin, contended = _contention(post, npost, ntype, nrec, P, llive, ldst, cyclic, r_ning, N, L)
-    iters = 0
-    for it in range(maxit):
-        iters = it + 1
-        backward_pass(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in_idx, out_ptr,
-                      out_idx, lcls, F, O, RL, TH, Rk, scratch, g2l, r_ning, r_ing, r_ingamt, r_nres, r_res,
-                      r_resamt)
-        forward_pass(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, in_idx, out_ptr,
-                     out_idx, lcls, lkind, F, O, RL, TH, MC, ak, afree, rem, inb, scratch, scratch2, fac, g2l,
-                     r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt)
-        if (_max_change(F, Fprev, llive, K, L) <= tol and it > 0) or not contended:
-            break
-    return iters, O, RL
-
-
 @njit
 def solve(grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, speed, can_make,
           r_energy, r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt, smelt, dirs, maxit, tol):
@@ -224,6 +115,9 @@ def solve(grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, spee
     ldst, F, ncell, nrole, ncap): per-node throughput per local item TH, machine crafts/s MC, jammed
     and bottleneck flags, node types, recipes, local item -> global item id, sweeps used, the links
     with their flows F, and each node's cell, role and capacity (machines: crafts/s)."""
+    # Kept as one kernel on purpose: split into named steps (inlined numba helpers, bit-identical
+    # results) it measured a few % slower in ``throughput_batch``, as graph.build and the rate
+    # sweeps did (see the notes there); at ~100 lines it fits on a screen as it is.
     ntype, ncap, nitem, nrec, nkind, ncell, nrole, lsrc, ldst, lkind, lcls = build(
         grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, speed, can_make, dirs)
     N = ntype.shape[0]
@@ -250,11 +144,77 @@ def solve(grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, spee
               r_nres, r_res, speed, r_energy)
     LM, llive = link_matrix(ntype, nitem, ncap, dead, P, acc, ingmask, g2l, lsrc, ldst, lkind)
     post, npost, state, cyclic = lane_order(ntype, P, out_ptr, out_idx, ldst, llive)
-    if not _reaches_sink(post, npost, ntype):   # nothing live leads to a sink: every rate is 0
+    reached = False
+    for pi in range(npost):
+        if ntype[post[pi]] == NT_SINK:
+            reached = True
+            break
+    if not reached:   # nothing live leads to a sink: every rate is 0
         return 0.0, TH, MC, dead, bott, ntype, nrec, loc[:K].copy(), 0, lsrc, ldst, F, ncell, nrole, ncap
-    iters, O, RL = _rate_fixpoint(post, npost, ntype, ncap, nrec, nitem, K, P, LM, llive, cyclic, in_ptr,
-                                  in_idx, out_ptr, out_idx, ldst, lcls, lkind, F, TH, MC, g2l, r_ning, r_ing,
-                                  r_ingamt, r_nres, r_res, r_resamt, maxit, tol)
+    # item membership as booleans for the rate sweeps
+    Pb = np.zeros((N, Kd), np.bool_)
+    LMb = np.zeros((L, Kd), np.bool_)
+    inb = np.zeros(Kd, np.bool_)
+    for k in range(K):
+        b = np.uint64(1) << np.uint64(k)
+        for n in range(N):
+            Pb[n, k] = (P[n] & b) != 0
+        for l in range(L):
+            LMb[l, k] = (LM[l] & b) != 0
+    # ------------------------------------------------------------ rates (fixpoint)
+    O = np.full((L, Kd), INF)
+    RL = np.full((L, Kd), INF)
+    Fprev = np.zeros((L, Kd))
+    Rk = np.zeros(Kd)
+    ak = np.zeros(Kd)
+    afree = np.zeros(Kd)
+    rem = np.zeros(Kd)
+    maxdeg = 1
+    for n in range(N):
+        d1 = in_ptr[n + 1] - in_ptr[n]
+        d2 = out_ptr[n + 1] - out_ptr[n]
+        if d1 > maxdeg:
+            maxdeg = d1
+        if d2 > maxdeg:
+            maxdeg = d2
+    scratch = np.zeros(maxdeg + 1)
+    scratch2 = np.zeros(maxdeg + 1)
+    fac = np.ones(L)
+    # a first sweep is already exact when no room depends on a competitor's flow (one live input
+    # per node, one item per inserter, one ingredient per machine): then stop after it
+    nin = np.zeros(N, np.int64)
+    for l in range(L):
+        if llive[l]:
+            nin[ldst[l]] += 1
+    contended = cyclic   # a back edge is read before this sweep computes it
+    for pi in range(npost):
+        n = post[pi]
+        t = ntype[n]
+        if t == NT_SINK or t == NT_SRC:
+            continue
+        if nin[n] > 1 or (t == NT_INS and popcount(P[n]) > 1) or (t == NT_MACH and r_ning[nrec[n]] > 1):
+            contended = True
+    iters = 0
+    for it in range(maxit):
+        iters = it + 1
+        backward_pass(post, npost, ntype, ncap, nrec, K, Pb, LMb, llive, nin, in_ptr, in_idx, out_ptr,
+                      out_idx, lcls, F, O, RL, TH, Rk, scratch, g2l, r_ning, r_ing, r_ingamt, r_nres, r_res,
+                      r_resamt)
+        forward_pass(post, npost, ntype, ncap, nrec, nitem, K, LMb, llive, nin, in_ptr, in_idx, out_ptr,
+                     out_idx, lcls, lkind, F, O, RL, TH, MC, ak, afree, rem, inb, scratch, scratch2, fac, g2l,
+                     r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt)
+        # -------- convergence
+        diff = 0.0
+        for l in range(L):
+            if llive[l]:
+                for k in range(K):
+                    dd = abs(F[l, k] - Fprev[l, k])
+                    if dd > diff:
+                        diff = dd
+                    Fprev[l, k] = F[l, k]
+        if (diff <= tol and it > 0) or not contended:
+            break
+
     total = _finish(ntype, ncap, nrec, dead, state, K, TH, MC, O, RL, llive, in_ptr, in_idx, out_ptr, out_idx,
                     g2l, r_ning, r_ing, r_ingamt, bott)
     return total, TH, MC, dead, bott, ntype, nrec, loc[:K].copy(), iters, lsrc, ldst, F, ncell, nrole, ncap
