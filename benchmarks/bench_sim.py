@@ -149,8 +149,9 @@ def _fed(world):
 
 
 def _windows(n: int, rng) -> tuple[list, list]:
+    from factorion.core import blueprint_world as BW
     from factorion.core.blueprint import load_blueprints
-    from factorion.core.world import World, WorldError
+    from factorion.core.world import WorldError
     files = sorted(SHARED.glob("**/*.txt"))
     rng.shuffle(files)
     cut, fed = [], []
@@ -166,13 +167,13 @@ def _windows(n: int, rng) -> tuple[list, list]:
             if len(ents) < 20:
                 continue
             try:
-                full = World.from_blueprint(bp.raw)
+                full = BW.from_blueprint(bp.raw)
             except WorldError:
                 continue
             top = int(rng.integers(0, max(1, full.height - 31)))
             left = int(rng.integers(0, max(1, full.width - 31)))
             try:
-                w = World.from_blueprint(bp.raw, window=(top, left, 32, 32))
+                w = BW.from_blueprint(bp.raw, window=(top, left, 32, 32))
             except (WorldError, ValueError):  # ValueError: a window no entity touches (rasterise bug)
                 continue
             cut.append(w)

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from factorion.core import blueprint as B
-from factorion.core.world import K_OBSTACLE, KIND, PART, World, WorldError
+from factorion.core import blueprint_world as BW
+from factorion.core.world import K_OBSTACLE, KIND, PART, WorldError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "blueprints"
 
@@ -27,7 +28,7 @@ def run(repeats: int = 1) -> dict:
         modelled = obstacle = rejected = 0
         for bp in bps:
             try:
-                w = World.from_blueprint(bp.raw)
+                w = BW.from_blueprint(bp.raw)
             except WorldError:
                 rejected += 1
                 continue

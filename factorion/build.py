@@ -27,6 +27,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from factorion.core import blueprint_world as BW
 from factorion.core import gamedata as gd
 from factorion.core.world import (
     K_OBSTACLE,
@@ -337,7 +338,7 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
             warnings.warn(f"build: the task has {n_items} items and {len(task.recipes)} recipes, the policy "
                           f"takes {cfg.max_items} and {cfg.max_recipes}: the planner only", stacklevel=2)
     w = search.world
-    text = w.to_string(label="factorion build") if export else ""
+    text = BW.to_string(w, label="factorion build") if export else ""
     return BuildResult(w, search.thr, search.method, search.n, search.elapsed(), text,
                        cpu_seconds=time.process_time() - search.c0, reference=ref,
                        stopped_early=search.reached() and search.left() > 0, log=search.log,

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from factorion.core import blueprint_world as BW
 from factorion.core.blueprint import Blueprint, BlueprintError, load_blueprints
 from factorion.core.world import OBSTACLE, SINK, SOURCE, World, WorldError, set_max_cells
 
@@ -168,7 +169,7 @@ def _cell(text: str) -> int:
 
 def _world(args) -> tuple[Blueprint, World]:
     bp = pick(load(args.input), args.index)
-    return bp, World.from_blueprint(bp.raw, args.window)
+    return bp, BW.from_blueprint(bp.raw, args.window)
 
 
 def _name(bp: Blueprint) -> str:
@@ -201,7 +202,7 @@ def cmd_inspect(args) -> int:
     for i, bp in enumerate(bps):
         names.update(e["name"] for e in bp.entities)
         try:
-            w = World.from_blueprint(bp.raw)
+            w = BW.from_blueprint(bp.raw)
         except WorldError as e:
             failed.append((i, str(e)))
             sizes.append(None)

@@ -18,6 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from factorion.core import blueprint_world as BW
 from factorion.core.world import World, WorldError
 
 BOTTLENECK_RGB = (220, 30, 30)
@@ -43,7 +44,7 @@ def task_world(text: str, index: int = 0, max_side: int | None = None) -> World:
     raw = bps[index].raw
     if max_side is not None:
         _check_size(_blueprint_extent(raw), max_side)
-    return World.from_blueprint(raw)
+    return BW.from_blueprint(raw)
 
 
 _MARGIN = 16  # tiles: more than any entity's footprint reaches past its centre

@@ -100,55 +100,54 @@ def _tp_section(values: list[float]) -> list[str]:
     return out
 
 
-def write_card(path: str | Path, stats: dict, card: CardStats, rejects: list, png: Path | None) -> Path:
-    from pipeline.write import (
-        BLUEPRINT_SCHEMA,
-        EXAMPLE_SCHEMA,
-        REJECT_SCHEMA,
-        SPLITS,
-        schema_markdown,
-        write_bytes_atomic,
-    )
+def _run_section(stats: dict) -> list[str]:
     cfg = stats.get("config", {})
-    levels = sorted(card.levels)
-    L = []
-    L += ["# Factorion blueprint windows: dataset card", "",
-          "Partial-factory examples cut from public Factorio blueprints (and the project's own samples) "
-          "for behaviour cloning: each row is a square window of a real blueprint, with 0 (level 1), 1 "
-          "(level 3) or N (level 4) of its entities removed, the removed entities as targets, and the "
-          "expert actions that restore them. Built by `python -m pipeline.run` (`make data`).", "",
-          "**Licence / provenance.** Blueprint authors state no licence: every row keeps its source, key, "
-          "title, author and URL; do not redistribute the raw strings.", "",
-          "## Run", "",
-          _table(["setting", "value"], [[k, f"`{v}`"] for k, v in cfg.items()]), "",
-          "Simulator (`factorion.sim`): "
-          + ("yes." if stats.get("simulator") else "not used (not installed, or --no-sim): throughputs NaN.")
-          + f" JSON parser: {stats.get('json', '?')}.",
-          ""]
+    L = ["# Factorion blueprint windows: dataset card", "",
+         "Partial-factory examples cut from public Factorio blueprints (and the project's own samples) "
+         "for behaviour cloning: each row is a square window of a real blueprint, with 0 (level 1), 1 "
+         "(level 3) or N (level 4) of its entities removed, the removed entities as targets, and the "
+         "expert actions that restore them. Built by `python -m pipeline.run` (`make data`).", "",
+         "**Licence / provenance.** Blueprint authors state no licence: every row keeps its source, key, "
+         "title, author and URL; do not redistribute the raw strings.", "",
+         "## Run", "",
+         _table(["setting", "value"], [[k, f"`{v}`"] for k, v in cfg.items()]), "",
+         "Simulator (`factorion.sim`): "
+         + ("yes." if stats.get("simulator") else "not used (not installed, or --no-sim): throughputs NaN.")
+         + f" JSON parser: {stats.get('json', '?')}.",
+         ""]
     if stats.get("source_errors"):
         L += ["Sources skipped: " + "; ".join(f"`{e}`" for e in stats["source_errors"]), ""]
-    L += ["## Counts", "",
-          f"{stats.get('records', 0)} raw strings -> {stats.get('blueprints_kept', 0)} distinct blueprints "
-          "-> "
-          f"{stats.get('windows', 0)} windows -> {stats.get('rows', 0)} example rows.", "",
-          "Rows per split and level:", "",
-          _table(["split", *[f"level {lv}" for lv in levels], "rows", "windows", "blueprints"],
-                 [[s, *[card.split_level[(s, lv)] for lv in levels],
-                   sum(card.split_level[(s, lv)] for lv in levels), card.split_windows[s], card.split_bps[s]]
-                  for s in SPLITS]), "",
-          "Rows per window size and level:", "",
-          _table(["size", *[f"level {lv}" for lv in levels], "windows"],
-                 [[f"{s}x{s}", *[card.size_level[(s, lv)] for lv in levels], card.sizes_windows[s]]
-                  for s in sorted(card.sizes_windows)]), "",
-          "Removed entities per row: " + ", ".join(f"{k}: {v}" for k, v in sorted(card.n_removed.items()))
-          + ".",
-          ""]
+    return L
+
+
+def _counts_section(stats: dict, card: CardStats, splits) -> list[str]:
+    levels = sorted(card.levels)
+    L = ["## Counts", "",
+         f"{stats.get('records', 0)} raw strings -> {stats.get('blueprints_kept', 0)} distinct blueprints "
+         "-> "
+         f"{stats.get('windows', 0)} windows -> {stats.get('rows', 0)} example rows.", "",
+         "Rows per split and level:", "",
+         _table(["split", *[f"level {lv}" for lv in levels], "rows", "windows", "blueprints"],
+                [[s, *[card.split_level[(s, lv)] for lv in levels],
+                  sum(card.split_level[(s, lv)] for lv in levels), card.split_windows[s], card.split_bps[s]]
+                 for s in splits]), "",
+         "Rows per window size and level:", "",
+         _table(["size", *[f"level {lv}" for lv in levels], "windows"],
+                [[f"{s}x{s}", *[card.size_level[(s, lv)] for lv in levels], card.sizes_windows[s]]
+                 for s in sorted(card.sizes_windows)]), "",
+         "Removed entities per row: " + ", ".join(f"{k}: {v}" for k, v in sorted(card.n_removed.items()))
+         + ".",
+         ""]
     if card.restorable:
         L += ["Rows of levels 3/4 whose start throughput is below the reference (the removal matters): "
               + ", ".join(f"level {k}: {v}" for k, v in sorted(card.restorable.items())) + ".", ""]
     L += ["Blueprints per source (with at least one window): "
           + ", ".join(f"{k} {v}" for k, v in card.sources_bps.most_common()) + ".", ""]
-    L += ["## Entities", "", "Entities (anchors) in the complete windows (level-1 rows), by kind:", ""]
+    return L
+
+
+def _content_sections(card: CardStats) -> list[str]:
+    L = ["## Entities", "", "Entities (anchors) in the complete windows (level-1 rows), by kind:", ""]
     total = int(card.kinds.sum()) or 1
     L += [_table(["kind", "count", "share"],
                  [[KINDS[k], int(card.kinds[k]), f"{card.kinds[k] / total:.1%}"]
@@ -162,9 +161,13 @@ def write_card(path: str | Path, stats: dict, card: CardStats, rejects: list, pn
           "Most common source/sink items (windows): " + _top(card.items) + ".", "",
           "Most common recipes (windows): " + _top(card.recipes) + ".", ""]
     L += ["## Reference throughput (complete windows)", "", *_tp_section(card.ref_tp), ""]
+    return L
+
+
+def _rejects_and_figures(stats: dict, rejects: list) -> list[str]:
     by_reason = Counter((r.stage, r.reason) for r in rejects)
-    L += ["## Rejects", "", "Recorded in `rejects.parquet` (source, key, path, stage, reason, detail); "
-          "`dedup/duplicate` and `chunk/no-windows` are not errors.", ""]
+    L = ["## Rejects", "", "Recorded in `rejects.parquet` (source, key, path, stage, reason, detail); "
+         "`dedup/duplicate` and `chunk/no-windows` are not errors.", ""]
     L += [_table(["stage", "reason", "count"], [[s, r, n] for (s, r), n in by_reason.most_common()])
           if by_reason else "None.", ""]
     L += ["## Pipeline figures", "", _table(["figure", "value"], [
@@ -175,6 +178,22 @@ def write_card(path: str | Path, stats: dict, card: CardStats, rejects: list, pn
         ["peak RSS main / worker, MB", f"{stats.get('peak_rss_main_mb')} / {stats.get('peak_rss_worker_mb')}"
          ],
         ["window counters", stats.get("counts")]]), ""]
+    return L
+
+
+def write_card(path: str | Path, stats: dict, card: CardStats, rejects: list, png: Path | None) -> Path:
+    """The dataset card (markdown): run settings, counts, entities, edge cells, throughputs,
+    rejects, pipeline figures, sample picture and schema."""
+    from pipeline.write import (
+        BLUEPRINT_SCHEMA,
+        EXAMPLE_SCHEMA,
+        REJECT_SCHEMA,
+        SPLITS,
+        schema_markdown,
+        write_bytes_atomic,
+    )
+    L = _run_section(stats) + _counts_section(stats, card, SPLITS) + _content_sections(card)
+    L += _rejects_and_figures(stats, rejects)
     if png is not None:
         L += ["## Sample windows", "", f"![sample windows]({Path(png).name})", ""]
     L += ["## Schema", "", "Defined in `pipeline/write.py` (the one place); decode a grid with "

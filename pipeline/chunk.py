@@ -1,7 +1,8 @@
 """Chunk stage of ``make data``: one rasterised blueprint -> windows -> partial-factory examples.
 
-A blueprint is rasterised ONCE (:meth:`World.from_blueprint`); every window is a numpy slice of that
-grid, fixed up as below, so a 1000x1000 blueprint is never rasterised again per window.
+A blueprint is rasterised ONCE (:func:`factorion.core.blueprint_world.from_blueprint`); every
+window is a numpy slice of that grid, fixed up as below, so a 1000x1000 blueprint is never
+rasterised again per window.
 
 Windows
 -------
@@ -14,7 +15,7 @@ then built and kept only if it still has ``min_entities`` modelled entities (sou
 do not count), is not a repeat of a window already kept from this blueprint, and -- when a simulator is
 available -- its reference throughput is > 0 (``zero_keep`` keeps that fraction of the others).
 
-Fix-ups of a window slice (equal to ``World.from_blueprint(bp, window=...)`` plus the edge rule):
+Fix-ups of a window slice (equal to ``blueprint_world.from_blueprint(bp, window=...)`` plus the edge rule):
 
 1. *Clipped entities*: every cell of a modelled entity that is not wholly inside the window becomes an
    obstacle cell (as ``from_blueprint`` with a window does).
@@ -65,7 +66,7 @@ sinks and obstacles are never removed. Level 3 prefers an entity whose loss lowe
 each) and the first that matters is taken, else the last one tried. The expert actions place the
 removed entities in the order of ``factorion.env.planner.actions_to_build(start, full)`` -- machines,
 then inserters, then belt-likes in flow order (BFS from sources and inserters over ``tasks.Flow``
-links), the rest row-major -- computed here by :func:`flow_order` on the window grid, ~40x faster
+links), the rest row-major -- computed by :func:`pipeline.expert.flow_order` on the window grid, ~40x faster
 than the planner (which builds a ``tasks.Flow``); a test checks both agree (``expert="planner"``
 calls the planner itself). Every draw is seeded by (seed, blueprint id, size, window origin): the
 output is the same whatever the number of processes.
@@ -83,6 +84,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from factorion.core.kinds import IS_BELTLIKE, IS_MODELLED, IS_SPLITTER, kind_tables
 from factorion.core.world import (
     DIR,
     ITEM,
@@ -97,7 +99,6 @@ from factorion.core.world import (
 )
 from pipeline.edges import DEFAULT_PLACEHOLDER, cell_links, infer_items
 from pipeline.expert import expert_actions
-from pipeline.kinds import IS_BELTLIKE, IS_MODELLED, IS_SPLITTER, kind_tables
 
 __all__ = ["ChunkConfig", "Example", "WindowInfo", "Prepared", "prepare", "iter_windows", "make_examples",
            "default_throughput", "DEFAULT_PLACEHOLDER", "LEVELS"]
@@ -256,31 +257,47 @@ def candidate_windows(prep: Prepared, size: int, cfg: ChunkConfig) -> list[tuple
     return list(zip(tops[ti].tolist(), lefts[li].tolist(), strict=True))
 
 
-def build_window(prep: Prepared, top: int, left: int, size: int) -> tuple[np.ndarray, int, int, int]:
-    """(grid, n_sources, n_sinks, n_placeholder) of one window after the fix-ups (module docstring)."""
+def _set_cell(win: np.ndarray, wy: int, wx: int, kind: int, item: int | None = None) -> None:
+    """Make window cell (wy, wx) a one-cell entity of ``kind`` (an obstacle, source or sink)."""
+    win[:, wy, wx] = 0
+    win[KIND, wy, wx] = kind
+    if item is not None:
+        win[ITEM, wy, wx] = item
+    win[PART, wy, wx] = 1
+
+
+def _crop(prep: Prepared, win: np.ndarray, top: int, left: int) -> bool:
+    """Copy the blueprint under the window into ``win``; the inside cells of entities crossing its
+    edge become obstacles. False when the window misses the blueprint."""
     g = prep.world.grid
     H, W = prep.shape
-    s = size
-    win = np.zeros((N_CHANNELS, s, s), dtype=np.int16)
+    s = win.shape[1]
     y0, y1, x0, x1 = max(top, 0), min(top + s, H), max(left, 0), min(left + s, W)
     if y1 <= y0 or x1 <= x0:
-        return win, 0, 0, 0
+        return False
     sub = win[:, y0 - top:y1 - top, x0 - left:x1 - left]
     sub[:] = g[:, y0:y1, x0:x1]
-    bottom, right = top + s, left + s
     ay, ax = prep.ay[y0:y1, x0:x1], prep.ax[y0:y1, x0:x1]
     ey, ex = prep.ey[y0:y1, x0:x1], prep.ex[y0:y1, x0:x1]
-    clipped = (sub[PART] > 0) & ((ay < top) | (ax < left) | (ey > bottom) | (ex > right))
+    clipped = (sub[PART] > 0) & ((ay < top) | (ax < left) | (ey > top + s) | (ex > left + s))
     if clipped.any():
         sub[:, clipped] = 0
         sub[KIND][clipped] = K_OBSTACLE
         sub[PART][clipped] = 1
-    # links with u within MARGIN rows/cols of the window
+    return True
+
+
+def _crossing_links(prep: Prepared, top: int, left: int, size: int):
+    """(u, v, u inside, v inside, inside) of the links near the window (u within MARGIN rows /
+    cols), ``inside(cells)`` telling which flat cells' entities lie wholly in it; None when no
+    link crosses the window's edge."""
+    H, W = prep.shape
+    bottom, right = top + size, left + size
     u_all, v_all = prep.link_u, prep.link_v
     lo = np.searchsorted(u_all, max(top - MARGIN, 0) * W)
     hi = np.searchsorted(u_all, min(bottom + MARGIN, H) * W)
     if hi <= lo:
-        return win, 0, 0, 0
+        return None
     u, v = u_all[lo:hi], v_all[lo:hi]
     ux = u % W
     sel = (ux >= left - MARGIN) & (ux < right + MARGIN)
@@ -292,18 +309,33 @@ def build_window(prep: Prepared, top: int, left: int, size: int) -> tuple[np.nda
 
     in_u, in_v = inside(u), inside(v)
     if not (in_u ^ in_v).any():
-        return win, 0, 0, 0
-    kflat = g[KIND].ravel()
+        return None
+    return u, v, in_u, in_v, inside
+
+
+def _edge_cells(prep: Prepared, u, v, in_u, in_v) -> tuple[list[int], list[int]]:
+    """(sources, sinks): belt-like cells entered from outside (fed by nothing inside, feeding
+    something inside) and belt-like cells leaving the window (fed from inside)."""
+    kflat = prep.kflat
     internal = in_u & in_v
     fed_inside = set(v[internal].tolist())
     feeds_inside = set(u[internal].tolist())
     sinks = sorted(c for c in set(u[in_u & ~in_v].tolist()) if IS_BELTLIKE[kflat[c]] and c in fed_inside)
     sources = sorted(c for c in set(v[~in_u & in_v].tolist())
                      if IS_BELTLIKE[kflat[c]] and c not in fed_inside and c in feeds_inside)
-    gk = kflat
+    return sources, sinks
+
+
+def _convert(prep: Prepared, win: np.ndarray, top: int, left: int, sources: list[int], sinks: list[int],
+             inside) -> int:
+    """Turn the edge cells into sources and sinks of their inferred item (else the placeholder;
+    returns how many took it), the cells a source moved past into obstacles, and the other cell of
+    a splitter cut that way into an obstacle too."""
+    W = prep.shape[1]
+    gk = prep.kflat
+    fay, fax, fey, fex = prep.ay.ravel(), prep.ax.ravel(), prep.ey.ravel(), prep.ex.ravel()
     n_ph = 0
-    conv = []
-    outside_world = []
+    outside_world: list[int] = []
     placed = []
     for c in sources:
         c, walked = _source_cell(prep, c, inside, W)
@@ -312,29 +344,34 @@ def build_window(prep: Prepared, top: int, left: int, size: int) -> tuple[np.nda
     placed += [(c, K_SINK) for c in sinks]
     for c in outside_world:  # cells the source moved past: part of the world outside the window
         y, x = divmod(c, W)
-        win[:, y - top, x - left] = 0
-        win[KIND, y - top, x - left] = K_OBSTACLE
-        win[PART, y - top, x - left] = 1
+        _set_cell(win, y - top, x - left, K_OBSTACLE)
     for c, k in placed:
         it = int(prep.item_map[c])
         if not it:
             it, n_ph = prep.placeholder, n_ph + 1
         y, x = divmod(c, W)
-        win[:, y - top, x - left] = 0
-        win[KIND, y - top, x - left] = k
-        win[ITEM, y - top, x - left] = it
-        win[PART, y - top, x - left] = 1
-        conv.append(c)
+        _set_cell(win, y - top, x - left, k, it)
     # a splitter with one cell converted (or walked past): its other cell becomes an obstacle
-    for c in conv + outside_world:
+    for c in [c for c, _ in placed] + outside_world:
         if IS_SPLITTER[gk[c]]:
             for yy in range(int(fay[c]), int(fey[c])):
                 for xx in range(int(fax[c]), int(fex[c])):
-                    wy, wx = yy - top, xx - left
-                    if IS_SPLITTER[win[KIND, wy, wx]]:
-                        win[:, wy, wx] = 0
-                        win[KIND, wy, wx] = K_OBSTACLE
-                        win[PART, wy, wx] = 1
+                    if IS_SPLITTER[win[KIND, yy - top, xx - left]]:
+                        _set_cell(win, yy - top, xx - left, K_OBSTACLE)
+    return n_ph
+
+
+def build_window(prep: Prepared, top: int, left: int, size: int) -> tuple[np.ndarray, int, int, int]:
+    """(grid, n_sources, n_sinks, n_placeholder) of one window after the fix-ups (module docstring)."""
+    win = np.zeros((N_CHANNELS, size, size), dtype=np.int16)
+    if not _crop(prep, win, top, left):
+        return win, 0, 0, 0
+    links = _crossing_links(prep, top, left, size)
+    if links is None:
+        return win, 0, 0, 0
+    u, v, in_u, in_v, inside = links
+    sources, sinks = _edge_cells(prep, u, v, in_u, in_v)
+    n_ph = _convert(prep, win, top, left, sources, sinks, inside)
     return win, len(sources), len(sinks), n_ph
 
 
@@ -507,7 +544,7 @@ def make_examples(win: WindowInfo, bp_id: str, cfg: ChunkConfig, throughput: Cal
             tp = _simulate(throughput, start, stats)
             if lowers(tp, ref):
                 break
-        acts = expert_actions(start, full, removed, cfg.expert, stats)
+        acts = expert_actions(start, full, removed, cfg.expert, stats.counts if stats is not None else None)
         out.append(Example(win, level, start.grid, tp, [entity_struct(e) for e in removed],
                            [action_struct(a) for a in acts]))
     return out

@@ -10,6 +10,18 @@ from collections import Counter
 import numpy as np
 
 from factorion.core import gamedata as gd
+from factorion.core.kinds import (
+    IS_ASSEMBLER,
+    IS_BELT,
+    IS_BELTLIKE,
+    IS_FURNACE,
+    IS_INSERTER,
+    IS_SPLITTER,
+    IS_UG,
+    OFF_X,
+    OFF_Y,
+    kind_tables,
+)
 from factorion.core.world import (
     DIR,
     IO,
@@ -24,16 +36,6 @@ from factorion.core.world import (
     RECIPE,
 )
 from pipeline.kinds import (
-    IS_ASSEMBLER,
-    IS_BELT,
-    IS_BELTLIKE,
-    IS_FURNACE,
-    IS_INSERTER,
-    IS_SPLITTER,
-    IS_UG,
-    OFF_X,
-    OFF_Y,
-    kind_tables,
     known_item,
     recipe_items,
     smelt,
@@ -180,91 +182,115 @@ def _bfs_labels(n_cells: int, u: np.ndarray, v: np.ndarray, seeds: dict[int, dic
     return labels
 
 
-def infer_items(g: np.ndarray, ay: np.ndarray, ax: np.ndarray, u: np.ndarray, v: np.ndarray,
-                raw_entities: list[dict] | None = None) -> tuple[np.ndarray, int]:
-    """(item id per flat cell for belt-like cells, placeholder item id): the edge-item rule."""
+def _vote(seeds: dict[int, dict[int, float]], cell: int, it: int, w: float) -> None:
+    """Add weight ``w`` for item ``it`` (0: no vote) on flat cell ``cell``."""
+    if it:
+        d = seeds.setdefault(int(cell), {})
+        d[int(it)] = d.get(int(it), 0.0) + w
+
+
+def _inserter_votes(g: np.ndarray, ay: np.ndarray, ax: np.ndarray, seeds: dict) -> tuple[dict, dict]:
+    """Votes of what inserters move between belt-likes and sources, sinks, assemblers and
+    furnaces; returns the belt cells feeding and fed by each furnace (by flat anchor cell)."""
     _, _, pick, drop, _ = kind_tables()
     product, ings = recipe_items()
     kind, item, rec = g[KIND], g[ITEM], g[RECIPE]
     H, W = kind.shape
-    n = H * W
-    flat_kind, flat_item = kind.ravel(), item.ravel()
+    furnace_in: dict[int, list[int]] = {}
+    furnace_out: dict[int, list[int]] = {}
+    ys, xs = np.nonzero(IS_INSERTER[kind])
+    if not len(ys):
+        return furnace_in, furnace_out
+    k, d = kind[ys, xs], g[DIR][ys, xs].astype(np.int64)
+    py, px = ys + pick[k, d, 0], xs + pick[k, d, 1]
+    qy, qx = ys + drop[k, d, 0], xs + drop[k, d, 1]
+    ok = (py >= 0) & (py < H) & (px >= 0) & (px < W) & (qy >= 0) & (qy < H) & (qx >= 0) & (qx < W)
+    py, px, qy, qx = py[ok], px[ok], qy[ok], qx[ok]
+    pk, qk = kind[py, px], kind[qy, qx]
+    pb, qb = IS_BELTLIKE[pk], IS_BELTLIKE[qk]
+    pf, qf = py * W + px, qy * W + qx
+    for i in np.nonzero(qb & IS_ASSEMBLER[pk])[0].tolist():
+        _vote(seeds, qf[i], product[rec[py[i], px[i]]], 2.0)
+    for i in np.nonzero(qb & (pk == K_SOURCE))[0].tolist():
+        _vote(seeds, qf[i], item[py[i], px[i]], 3.0)
+    for i in np.nonzero(pb & (qk == K_SINK))[0].tolist():
+        _vote(seeds, pf[i], item[qy[i], qx[i]], 3.0)
+    for i in np.nonzero(pb & IS_ASSEMBLER[qk])[0].tolist():
+        its = ings[rec[qy[i], qx[i]]]
+        for it in its:
+            _vote(seeds, pf[i], it, 1.0 / len(its))
+    ore = known_item("iron-ore")
+    for i in np.nonzero(pb & IS_FURNACE[qk])[0].tolist():
+        _vote(seeds, pf[i], ore, 0.1)
+        furnace_in.setdefault(int(ay[qy[i], qx[i]]) * W + int(ax[qy[i], qx[i]]), []).append(int(pf[i]))
+    for i in np.nonzero(qb & IS_FURNACE[pk])[0].tolist():
+        furnace_out.setdefault(int(ay[py[i], px[i]]) * W + int(ax[py[i], px[i]]), []).append(int(qf[i]))
+    return furnace_in, furnace_out
+
+
+def _filter_votes(raw_entities: list[dict], g: np.ndarray, seeds: dict) -> None:
+    """Whitelist filters of inserters: the item is on the belt they take from or drop onto."""
+    _, _, pick, drop, _ = kind_tables()
+    kind = g[KIND]
+    H, W = kind.shape
+    for cell, k, items in _raw_filters(raw_entities, g):
+        y, x = divmod(cell, W)
+        dd = int(g[DIR, y, x])
+        for off in (pick[k, dd], drop[k, dd]):
+            yy, xx = y + int(off[0]), x + int(off[1])
+            if 0 <= yy < H and 0 <= xx < W and IS_BELTLIKE[kind[yy, xx]]:
+                for it in items:
+                    _vote(seeds, yy * W + xx, it, 3.0 / len(items))
+
+
+def _with_splitter_links(g: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The undirected links plus one between the two cells of each splitter."""
+    sy, sx = np.nonzero(IS_SPLITTER[g[KIND]] & (g[PART] == 1))
+    if not len(sy):
+        return u, v
+    W = g.shape[2]
+    d = g[DIR][sy, sx].astype(np.int64)
+    # footprint 2 wide (N/S) or 2 high (E/W): the second cell is right of / below the anchor
+    oy, ox = (d % 2 == 1).astype(np.int64), (d % 2 == 0).astype(np.int64)
+    bu, bv = sy * W + sx, (sy + oy) * W + (sx + ox)
+    return np.concatenate([u, bu]), np.concatenate([v, bv])
+
+
+def _furnace_votes(labels: np.ndarray, furnace_in: dict, furnace_out: dict, seeds: dict) -> bool:
+    """Round 2: each furnace's output belts get what it smelts from the items on its input belts
+    (the most voted result, ties to the lower id); whether any vote was added."""
+    added = False
+    for anchor, outs in furnace_out.items():
+        results = Counter(smelt(int(labels[c])) for c in furnace_in.get(anchor, ()))
+        results.pop(0, None)
+        if results:
+            it = min(results, key=lambda r: (-results[r], r))
+            for c in outs:
+                _vote(seeds, c, it, 2.0)
+            added = True
+    return added
+
+
+def infer_items(g: np.ndarray, ay: np.ndarray, ax: np.ndarray, u: np.ndarray, v: np.ndarray,
+                raw_entities: list[dict] | None = None) -> tuple[np.ndarray, int]:
+    """(item id per flat cell for belt-like cells, placeholder item id): the edge-item rule."""
+    kind = g[KIND]
+    n = kind.size
+    flat_kind, flat_item = kind.ravel(), g[ITEM].ravel()
     seeds: dict[int, dict[int, float]] = {}
-
-    def vote(cell: int, it: int, w: float) -> None:
-        if it:
-            d = seeds.setdefault(int(cell), {})
-            d[int(it)] = d.get(int(it), 0.0) + w
-
     # infinity sources / sinks on the belt system
     for a, b in zip(u.tolist(), v.tolist(), strict=True):
         if flat_kind[a] == K_SOURCE:
-            vote(b, flat_item[a], 3.0)
+            _vote(seeds, b, flat_item[a], 3.0)
         elif flat_kind[b] == K_SINK:
-            vote(a, flat_item[b], 3.0)
-    # inserters
-    ys, xs = np.nonzero(IS_INSERTER[kind])
-    furnace_in: dict[int, list[int]] = {}
-    furnace_out: dict[int, list[int]] = {}
-    if len(ys):
-        k, d = kind[ys, xs], g[DIR][ys, xs].astype(np.int64)
-        py, px = ys + pick[k, d, 0], xs + pick[k, d, 1]
-        qy, qx = ys + drop[k, d, 0], xs + drop[k, d, 1]
-        ok = (py >= 0) & (py < H) & (px >= 0) & (px < W) & (qy >= 0) & (qy < H) & (qx >= 0) & (qx < W)
-        py, px, qy, qx = py[ok], px[ok], qy[ok], qx[ok]
-        pk, qk = kind[py, px], kind[qy, qx]
-        pb, qb = IS_BELTLIKE[pk], IS_BELTLIKE[qk]
-        pf, qf = py * W + px, qy * W + qx
-        for i in np.nonzero(qb & IS_ASSEMBLER[pk])[0].tolist():
-            vote(qf[i], product[rec[py[i], px[i]]], 2.0)
-        for i in np.nonzero(qb & (pk == K_SOURCE))[0].tolist():
-            vote(qf[i], item[py[i], px[i]], 3.0)
-        for i in np.nonzero(pb & (qk == K_SINK))[0].tolist():
-            vote(pf[i], item[qy[i], qx[i]], 3.0)
-        for i in np.nonzero(pb & IS_ASSEMBLER[qk])[0].tolist():
-            its = ings[rec[qy[i], qx[i]]]
-            for it in its:
-                vote(pf[i], it, 1.0 / len(its))
-        ore = known_item("iron-ore")
-        for i in np.nonzero(pb & IS_FURNACE[qk])[0].tolist():
-            vote(pf[i], ore, 0.1)
-            furnace_in.setdefault(int(ay[qy[i], qx[i]]) * W + int(ax[qy[i], qx[i]]), []).append(int(pf[i]))
-        for i in np.nonzero(qb & IS_FURNACE[pk])[0].tolist():
-            furnace_out.setdefault(int(ay[py[i], px[i]]) * W + int(ax[py[i], px[i]]), []).append(int(qf[i]))
-    # whitelist filters of inserters: the item is on the belt they take from or drop onto
+            _vote(seeds, a, flat_item[b], 3.0)
+    furnace_in, furnace_out = _inserter_votes(g, ay, ax, seeds)
     if raw_entities:
-        _, _, pk_, dr_, _ = kind_tables()
-        for cell, k, items in _raw_filters(raw_entities, g):
-            y, x = divmod(cell, W)
-            dd = int(g[DIR, y, x])
-            for off in (pk_[k, dd], dr_[k, dd]):
-                yy, xx = y + int(off[0]), x + int(off[1])
-                if 0 <= yy < H and 0 <= xx < W and IS_BELTLIKE[kind[yy, xx]]:
-                    for it in items:
-                        vote(yy * W + xx, it, 3.0 / len(items))
-    # undirected links, plus the two cells of each splitter
-    sy, sx = np.nonzero(IS_SPLITTER[kind] & (g[PART] == 1))
-    if len(sy):
-        d = g[DIR][sy, sx].astype(np.int64)
-        # footprint 2 wide (N/S) or 2 high (E/W): the second cell is right of / below the anchor
-        oy, ox = (d % 2 == 1).astype(np.int64), (d % 2 == 0).astype(np.int64)
-        bu, bv = sy * W + sx, (sy + oy) * W + (sx + ox)
-        uu, vv = np.concatenate([u, bu]), np.concatenate([v, bv])
-    else:
-        uu, vv = u, v
+        _filter_votes(raw_entities, g, seeds)
+    uu, vv = _with_splitter_links(g, u, v)
     labels = _bfs_labels(n, uu, vv, seeds)
-    if furnace_out:  # round 2: what the furnaces smelt, from the items on their input belts
-        added = False
-        for anchor, outs in furnace_out.items():
-            results = Counter(smelt(int(labels[c])) for c in furnace_in.get(anchor, ()))
-            results.pop(0, None)
-            if results:
-                it = min(results, key=lambda r: (-results[r], r))
-                for c in outs:
-                    vote(c, it, 2.0)
-                added = True
-        if added:
-            labels = _bfs_labels(n, uu, vv, seeds)
+    if furnace_out and _furnace_votes(labels, furnace_in, furnace_out, seeds):
+        labels = _bfs_labels(n, uu, vv, seeds)
     belt_labels = labels[IS_BELTLIKE[flat_kind] & (labels > 0)]
     if len(belt_labels):
         vals, cnt = np.unique(belt_labels, return_counts=True)

@@ -4,11 +4,23 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from factorion.core.kinds import (
+    IS_ASSEMBLER,
+    IS_BELT,
+    IS_BELTLIKE,
+    IS_FURNACE,
+    IS_INSERTER,
+    IS_SPLITTER,
+    IS_UG,
+    OFF_X,
+    OFF_Y,
+    kind_tables,
+)
 from factorion.core.world import (
     DIR,
     IO,
@@ -23,21 +35,6 @@ from factorion.core.world import (
     World,
     WorldError,
 )
-from pipeline.kinds import (
-    IS_ASSEMBLER,
-    IS_BELT,
-    IS_BELTLIKE,
-    IS_FURNACE,
-    IS_INSERTER,
-    IS_SPLITTER,
-    IS_UG,
-    OFF_X,
-    OFF_Y,
-    kind_tables,
-)
-
-if TYPE_CHECKING:
-    from pipeline.chunk import ChunkStats
 
 
 @cache
@@ -66,23 +63,12 @@ def _entity_index(grid: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray]:
     return list(zip(ys.tolist(), xs.tolist(), strict=True)), at
 
 
-def flow_order(grid: np.ndarray, want: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The anchors ``want`` in the build order of ``factorion.env.planner.actions_to_build`` for a world
-    ``grid`` that holds them: machines, inserters (row-major), then what a BFS over the
-    ``tasks.Flow`` links from every source and inserter reaches (belt-likes are walked through,
-    wanted or not; other wanted entities are walked through once reached), then the rest, row-major.
-    Links are made in the order ``tasks.Flow`` makes them, which fixes the BFS order."""
-    kind = grid[KIND]
-    machines = IS_ASSEMBLER | IS_FURNACE
-    want = sorted(want)
-    first = [c for c in want if machines[kind[c]]] + [c for c in want if IS_INSERTER[kind[c]]]
-    rest = [c for c in want if not (machines[kind[c]] or IS_INSERTER[kind[c]])]
-    if len(rest) <= 1:  # the flow walk only orders the rest among themselves
-        return first + rest
+def _flow_links(grid: np.ndarray, anchors: list[tuple[int, int]], at: np.ndarray) -> tuple[list[int], list]:
+    """(kind of each entity, entity indices each passes items to): the ``tasks.Flow`` links, in
+    the order it makes them."""
     fw, fh, pick, drop, ug_reach = kind_tables()
-    dgrid, io = grid[DIR], grid[IO]
+    kind, dgrid, io = grid[KIND], grid[DIR], grid[IO]
     H, W = kind.shape
-    anchors, at = _entity_index(grid)
     n = len(anchors)
     ks = [int(kind[y, x]) for y, x in anchors]
     ds = [int(dgrid[y, x]) % 4 for y, x in anchors]
@@ -135,7 +121,14 @@ def flow_order(grid: np.ndarray, want: list[tuple[int, int]]) -> list[tuple[int,
                 out[pe].append(i)
             if qe >= 0 and not IS_INSERTER[ks[qe]] and ks[qe] != K_SOURCE:
                 out[i].append(qe)
-    want_i = sorted(int(at[y, x]) for y, x in want)
+    return ks, out
+
+
+def _walk(want_i: list[int], ks: list[int], out: list[list[int]]) -> list[int]:
+    """Wanted machines, inserters, then the BFS order from every source and inserter (through
+    belt-likes, and wanted entities once reached), then the rest."""
+    machines = IS_ASSEMBLER | IS_FURNACE
+    n = len(ks)
     wanted = set(want_i)
     order = [i for i in want_i if machines[ks[i]]] + [i for i in want_i if IS_INSERTER[ks[i]]]
     seen = set(order)
@@ -153,6 +146,26 @@ def flow_order(grid: np.ndarray, want: list[tuple[int, int]]) -> list[tuple[int,
                     nxt.append(t)
         frontier = nxt
     order += [i for i in want_i if i not in seen]
+    return order
+
+
+def flow_order(grid: np.ndarray, want: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The anchors ``want`` in the build order of ``factorion.env.planner.actions_to_build`` for a world
+    ``grid`` that holds them: machines, inserters (row-major), then what a BFS over the
+    ``tasks.Flow`` links from every source and inserter reaches (belt-likes are walked through,
+    wanted or not; other wanted entities are walked through once reached), then the rest, row-major.
+    Links are made in the order ``tasks.Flow`` makes them, which fixes the BFS order."""
+    kind = grid[KIND]
+    machines = IS_ASSEMBLER | IS_FURNACE
+    want = sorted(want)
+    first = [c for c in want if machines[kind[c]]] + [c for c in want if IS_INSERTER[kind[c]]]
+    rest = [c for c in want if not (machines[kind[c]] or IS_INSERTER[kind[c]])]
+    if len(rest) <= 1:  # the flow walk only orders the rest among themselves
+        return first + rest
+    anchors, at = _entity_index(grid)
+    ks, out = _flow_links(grid, anchors, at)
+    want_i = sorted(int(at[y, x]) for y, x in want)
+    order = _walk(want_i, ks, out)
     return [anchors[i] for i in order]
 
 
@@ -167,7 +180,7 @@ def _apply(world: World, actions: list[tuple]) -> World:
 
 
 def expert_actions(start: World, target: World, removed: list[Entity], expert: str = "flow",
-                   stats: ChunkStats | None = None) -> list[tuple]:
+                   counts: Counter | None = None) -> list[tuple]:
     """Actions that rebuild ``target`` from ``start`` (= ``target`` less ``removed``): ``flow``
     (default) orders the places with :func:`flow_order`; ``planner`` calls
     ``factorion.env.planner.actions_to_build`` (checked to rebuild ``target``; falls back to ``flow``)."""
@@ -178,7 +191,7 @@ def expert_actions(start: World, target: World, removed: list[Entity], expert: s
                 return acts
         except (WorldError, ValueError, KeyError, TypeError, IndexError):
             pass
-        if stats is not None:
-            stats.counts["planner_fallback"] += 1
+        if counts is not None:
+            counts["planner_fallback"] += 1
     by_cell = {(e.y, e.x): e for e in removed}
     return [("place", by_cell[c]) for c in flow_order(target.grid, list(by_cell))]

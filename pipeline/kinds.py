@@ -1,7 +1,7 @@
-"""Lookup tables for vectorised code over a world grid's ``KIND`` channel (``IS_BELT[kind]`` ...,
-footprints, inserter pickup / drop offsets, underground reach, recipe products and ingredients,
-smelting results), built once from :mod:`factorion.core.gamedata`. Used by :mod:`pipeline.chunk`,
-:mod:`pipeline.edges` and :mod:`pipeline.expert`."""
+"""Item lookup tables for vectorised code over a world grid (recipe products and ingredients,
+smelting results, known item ids), built once from :mod:`factorion.core.gamedata`. Used by
+:mod:`pipeline.edges`; the per-kind tables (``IS_BELT[kind]`` ..., footprints, inserter offsets,
+underground reach) are :mod:`factorion.core.kinds`."""
 
 from __future__ import annotations
 
@@ -10,43 +10,7 @@ from functools import cache
 import numpy as np
 
 from factorion.core import gamedata as gd
-from factorion.core.world import KIND_ID, KINDS, item_id, item_name
-
-# --------------------------------------------------------------------------- kind lookup tables
-NK = len(KINDS)
-
-
-def _mask(names) -> np.ndarray:
-    m = np.zeros(NK, dtype=bool)
-    for n in names:
-        m[KIND_ID[n]] = True
-    return m
-
-
-IS_BELT, IS_UG, IS_SPLITTER = _mask(gd.BELTS), _mask(gd.UNDERGROUNDS), _mask(gd.SPLITTERS)
-IS_INSERTER, IS_ASSEMBLER, IS_FURNACE = _mask(gd.INSERTERS), _mask(gd.ASSEMBLERS), _mask(gd.FURNACES)
-IS_BELTLIKE = IS_BELT | IS_UG | IS_SPLITTER
-IS_MODELLED = _mask(gd.MODELLED)
-OFF_Y = np.array([dy for dy, _ in gd.DIR_OFFSETS], dtype=np.int64)
-OFF_X = np.array([dx for _, dx in gd.DIR_OFFSETS], dtype=np.int64)
-
-
-@cache
-def kind_tables():
-    fw = np.ones((NK, 4), dtype=np.int64)
-    fh = np.ones((NK, 4), dtype=np.int64)
-    pick = np.zeros((NK, 4, 2), dtype=np.int64)
-    drop = np.zeros((NK, 4, 2), dtype=np.int64)
-    ug_reach = np.zeros(NK, dtype=np.int64)
-    for name in gd.MODELLED:
-        k = KIND_ID[name]
-        for d in range(4):
-            fw[k, d], fh[k, d] = gd.footprint(name, d)
-            if name in gd.INSERTERS:
-                pick[k, d], drop[k, d] = gd.inserter_offsets(name, d)
-        if name in gd.UNDERGROUNDS:
-            ug_reach[k] = gd.underground_max_distance(name)
-    return fw, fh, pick, drop, ug_reach
+from factorion.core.world import item_id, item_name
 
 
 @cache

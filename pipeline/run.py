@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from factorion.core import blueprint_world as BW
 from factorion.core.world import (
     ITEM,
     K_SINK,
@@ -150,7 +151,7 @@ def _chunk_blueprint(bp, meta: dict, rec: dict, times: Counter, stats: C.ChunkSt
     cfg: C.ChunkConfig = _STATE["cfg"]
     throughput = _STATE["throughput"]
     t1 = time.process_time()
-    world = World.from_blueprint(bp.raw)
+    world = BW.from_blueprint(bp.raw)
     t2 = time.process_time()
     prep = C.prepare(world, bp.raw.get("entities"))
     t3 = time.process_time()

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from factorion.cli import main  # noqa: E402
+from factorion.core import blueprint_world as BW
 from factorion.core.blueprint import load_blueprints  # noqa: E402
 from factorion.core.world import World  # noqa: E402
 
@@ -57,7 +58,7 @@ def _hand_world() -> dict:
     w.place("assembling-machine-1", 0, 4, recipe="iron-gear-wheel")
     w.place("sink", 3, 7, item="iron-gear-wheel")
     w.rates[(1, 0)] = 7.5
-    return w.to_blueprint(label="hand")
+    return BW.to_blueprint(w, label="hand")
 
 
 def bases(files: list[str]) -> list[dict]:

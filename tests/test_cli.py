@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from factorion.cli import main, read_input
+from factorion.core import blueprint_world as BW
 from factorion.core.blueprint import encode, make_blueprint
 from factorion.core.render import render_text
 from factorion.core.world import OBSTACLE, Entity, World
@@ -34,7 +35,7 @@ def hand_world() -> World:
 
 @pytest.fixture
 def string() -> str:
-    return hand_world().to_string(label="hand made")
+    return BW.to_string(hand_world(), label="hand made")
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -111,7 +112,7 @@ def test_render_png(capsys, string, tmp_path):
 def test_render_text_matches_library(capsys, string):
     code, out, err = run(capsys, "render", string, "--text")
     assert code == 0 and err == ""
-    w = World.from_blueprint(json.loads(json.dumps(hand_world().to_blueprint()))["blueprint"])
+    w = BW.from_blueprint(json.loads(json.dumps(BW.to_blueprint(hand_world())))["blueprint"])
     assert out == render_text(w, key=True) + "\n"
     assert out.splitlines()[:4] == [
         "...↟Aaa.",

@@ -6,8 +6,9 @@ import pytest
 
 from factorion.build import build, infer_task, parse_spec, validate_export
 from factorion.cli import main
+from factorion.core import blueprint_world as BW
 from factorion.core.blueprint import load_blueprints
-from factorion.core.world import World, WorldError
+from factorion.core.world import WorldError
 from factorion.evaluate import EvalConfig, evaluate, mined_tasks, summary, write_report
 from factorion.sim import throughput
 
@@ -49,7 +50,7 @@ def test_build_gives_a_working_factory_the_game_loads():
     r = build(parse_spec(SPEC), budget_s=1.0)
     assert r.throughput > 0 and throughput(r.world) == pytest.approx(r.throughput)
     assert validate_export(r.blueprint) == []
-    assert World.from_blueprint(load_blueprints(r.blueprint)[0].raw) == r.world
+    assert BW.from_blueprint(load_blueprints(r.blueprint)[0].raw) == r.world
 
 
 def test_build_cli(tmp_path, capsys):

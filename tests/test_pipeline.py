@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from factorion.core import blueprint as B
+from factorion.core import blueprint_world as BW
 from factorion.core.world import (
     ITEM,
     K_OBSTACLE,
@@ -28,6 +29,7 @@ from factorion.core.world import (
 )
 from pipeline import chunk as C
 from pipeline import decode as D
+from pipeline import expert as X
 from pipeline import run as R
 from pipeline import write as W
 
@@ -49,7 +51,7 @@ def gear_line(length: int = 26) -> World:
 
 def bp_dict(world: World, label: str | None = None) -> dict:
     """The blueprint of ``world`` as a player would export it (no snap-to-grid)."""
-    bp = world.to_blueprint(label)
+    bp = BW.to_blueprint(world, label)
     bp["blueprint"].pop("snap-to-grid", None)
     return bp
 
@@ -74,7 +76,7 @@ def book(*children: dict, label: str = "book") -> dict:
 
 def prepared(world: World) -> C.Prepared:
     raw = bp_dict(world)["blueprint"]
-    full = World.from_blueprint(raw)
+    full = BW.from_blueprint(raw)
     return C.prepare(full, raw["entities"])
 
 
@@ -170,10 +172,10 @@ def test_window_slices_equal_from_blueprint_with_window():
         w.remove(1, x)
     w.place("assembling-machine-1", 0, 20, recipe="iron-gear-wheel")  # straddles a window edge below
     raw = bp_dict(w)["blueprint"]
-    full = World.from_blueprint(raw)
+    full = BW.from_blueprint(raw)
     prep = C.prepare(full, raw["entities"])
     for top, left, size in [(0, 0, 11), (-4, 15, 11), (0, 18, 5), (-2, 25, 16)]:
-        want = World.from_blueprint(raw, window=(top, left, size, size)).grid
+        want = BW.from_blueprint(raw, window=(top, left, size, size)).grid
         got, *_ = C.build_window(prep, top, left, size)
         changed = (got != want).any(0)
         # only edge conversions differ: belts that became sources / sinks (or obstacles walked past)
@@ -320,7 +322,7 @@ def test_flow_order_matches_the_planner():
             for n in (2, 3, 5):
                 start = full.copy()
                 removed = [start.remove(e.y, e.x) for e in rng.sample(ents, min(n, len(ents)))]
-                assert C.expert_actions(start, full, removed) == planner.actions_to_build(start, full)
+                assert X.expert_actions(start, full, removed) == planner.actions_to_build(start, full)
                 checked += 1
     assert checked > 40
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from factorion import tasks as T
+from factorion.core import blueprint_world as BW
 from factorion.core.world import SINK, SOURCE, Entity, World
 from factorion.tasks import players as P
 from factorion.tasks import scale as S
@@ -31,7 +32,7 @@ def _player_gears() -> World:
 
 
 def test_ports_are_read_from_edge_belts():
-    bp = _player_gears().to_blueprint()["blueprint"]
+    bp = BW.to_blueprint(_player_gears())["blueprint"]
     got = P.player_task(bp)
     assert got is not None
     task, machines = got
@@ -50,7 +51,7 @@ def test_a_factory_without_readable_ports_is_left_out():
     w = _player_gears()
     w.remove(6, 7)  # the gear belt no longer reaches the edge
     w.remove(0, 0)
-    assert P.player_task(w.to_blueprint()["blueprint"]) is None
+    assert P.player_task(BW.to_blueprint(w)["blueprint"]) is None
 
 
 def test_split_is_by_blueprint_hash():
@@ -74,7 +75,7 @@ def test_corpus_factories_are_level5_tasks():
 
 def test_players_report(tmp_path):
     from factorion import players_bench as PB
-    bp = _player_gears().to_blueprint()["blueprint"]
+    bp = BW.to_blueprint(_player_gears())["blueprint"]
     task, machines = P.player_task(bp)
     f = P.PlayerFactory("x", "gears#0", "test", task, machines)
     df, builds = PB.run_players([f], budget_s=3.0, progress=False)

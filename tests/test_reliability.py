@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from factorion.cli import main
+from factorion.core import blueprint_world as BW
 from factorion.core.blueprint import BlueprintError, decode, encode, load_blueprints, make_blueprint
 from factorion.core.render import MAX_PX, render_png
 from factorion.core.world import World, WorldError, check_size, max_cells, set_max_cells
@@ -157,7 +158,7 @@ def test_malformed_source_rate_and_book(capsys):
 def test_the_game_accepts_nothing_else_either():
     with pytest.raises(BlueprintError, match="position.y nan"):
         make_blueprint([{"name": "transport-belt", "position": {"x": 0.5, "y": float("nan")}}])
-    bp = World(1, 1).to_blueprint()
+    bp = BW.to_blueprint(World(1, 1))
     bp["blueprint"]["tags"] = {"rate": float("nan")}
     with pytest.raises(BlueprintError, match="cannot export: Out of range float values"):
         encode(bp)
@@ -310,7 +311,7 @@ def _corpus(folder: Path) -> Path:
     w.place("inserter", 1, 3, direction=3)
     for x in range(4, 20):
         w.place("transport-belt", 1, x, direction=1)
-    (folder / "line.txt").write_text(w.to_string("line"))
+    (folder / "line.txt").write_text(BW.to_string(w, "line"))
     return folder
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from factorion.build import build, parse_spec
+from factorion.core import blueprint_world as BW
 from factorion.core import gamedata as gd
 from factorion.core.world import World
 from factorion.env import scaleout as SO
@@ -32,7 +33,7 @@ def test_gears_builds_a_multi_machine_factory():
 def test_spec_and_blueprint_carry_a_sink_rate():
     world = parse_spec((TASKS / "gears_rate.txt").read_text())
     assert SO.wanted_rate(world) == 6.0
-    back = World.from_blueprint(world.to_blueprint()["blueprint"])
+    back = BW.from_blueprint(BW.to_blueprint(world)["blueprint"])
     assert SO.wanted_rate(back) == 6.0
 
 

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from factorion.cli import main
+from factorion.core import blueprint_world as BW
 from factorion.core.blueprint import encode, load_blueprints, make_blueprint
 from factorion.core.world import SINK, SOURCE, World
 from factorion.report import throughput_text
@@ -76,7 +77,7 @@ def test_throughput_report_is_the_clis(client, capsys):
     for x in range(1, 5):
         w.place("transport-belt", 2, x, direction=1)
     w.place("sink", 2, 5, item="copper-plate")
-    text = w.to_string()
+    text = BW.to_string(w)
     r = client.post("/api/throughput", json={"text": text})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -98,7 +99,7 @@ def test_build_job_gives_the_string_of_the_factory(client):
     job = wait(client, r.json()["id"])
     assert job["state"] == "done", job["error"]
     res = job["result"]
-    w = World.from_blueprint(load_blueprints(res["blueprint"])[0].raw)
+    w = BW.from_blueprint(load_blueprints(res["blueprint"])[0].raw)
     assert w.shape == (7, 7)
     assert w.entity_at(3, 0).name == SOURCE and w.entity_at(3, 6).name == SINK
     assert res["throughput"] > 0 and throughput(w) == pytest.approx(res["throughput"])
@@ -121,7 +122,7 @@ def test_pasted_factory_size_limits(client):
     small = "size 3 9\nsource 1 0 iron-plate\nsink 1 8 iron-plate"
     assert "3x9" in detail(client.post("/api/build", json={"text": small}), 400)
     assert client.post("/api/throughput", json={"text": small}).status_code == 200  # measuring is fine
-    huge = World(300, 5).to_string()
+    huge = BW.to_string(World(300, 5))
     assert "300x5" in detail(client.post("/api/throughput", json={"text": huge}), 400)
     # refused before the grid is allocated (a 10^5 x 10^5 world would not fit in memory)
     assert "100000x100000" in detail(client.post("/api/throughput", json={"text": "size 100000 100000"}), 400)

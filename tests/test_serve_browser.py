@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from factorion.core import blueprint_world as BW
 from factorion.core.blueprint import load_blueprints
 from factorion.core.world import SINK, SOURCE, World
 from factorion.serve.app import create_app
@@ -116,7 +117,7 @@ def test_place_build_and_copy_the_string(url, browser):
     text = card.find_element(By.CSS_SELECTOR, "textarea.blueprint").get_attribute("value")
     assert "winner:" in card.text and card.find_element(By.TAG_NAME, "img").size["width"] > 100
 
-    w = World.from_blueprint(load_blueprints(text)[0].raw)
+    w = BW.from_blueprint(load_blueprints(text)[0].raw)
     assert w.shape == (9, 9)
     fixed = sorted((e.name, e.y, e.x, e.item) for e in w.entities() if e.name in (SOURCE, SINK, "obstacle"))
     assert fixed == [("obstacle", 2, 4, None), ("obstacle", 3, 4, None), ("obstacle", 4, 4, None),
@@ -146,7 +147,7 @@ def test_paste_a_blueprint_and_measure_it(url, browser):
     set_value(browser, "paste", "0eNgarbage!!")
     browser.find_element(By.ID, "measure").click()
     WebDriverWait(browser, 10).until(lambda b: "base64" in message(b))
-    set_value(browser, "paste", w.to_string())
+    set_value(browser, "paste", BW.to_string(w))
     browser.find_element(By.ID, "measure").click()
     WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".card .title")
                                      and "Measured" in b.find_element(By.CSS_SELECTOR, ".card .title").text)

@@ -11,6 +11,7 @@ import pytest
 
 from factorion import tasks as T
 from factorion.core import blueprint as B
+from factorion.core import blueprint_world as BW
 from factorion.core import gamedata as gd
 from factorion.core.world import IO_INPUT, IO_OUTPUT, OBSTACLE, PART, SINK, SOURCE, Entity, World
 
@@ -113,7 +114,7 @@ def test_solved_factory_sizes(family):
 def test_solved_factory_blueprint_round_trip():
     for fam in T.FAMILIES:
         w = T.solved_factory(fam, 11, 5)
-        back = World.from_blueprint(B.load_blueprints(w.to_string(label=fam))[0].raw)
+        back = BW.from_blueprint(B.load_blueprints(BW.to_string(w, label=fam))[0].raw)
         assert back == w, fam
 
 
@@ -443,7 +444,7 @@ def test_write_samples(tmp_path):
     assert [r["family"] for r in rows] == list(T.FAMILIES)
     for r in rows:
         text = (tmp_path / r["file"]).read_text().strip()
-        w = World.from_blueprint(B.load_blueprints(text)[0].raw)
+        w = BW.from_blueprint(B.load_blueprints(text)[0].raw)
         assert w == T.make_task(r["family"], 1, size=int(r["size"]), seed=int(r["seed"])).solution
         assert float(r["reference"]) > 0
 
@@ -453,7 +454,7 @@ def test_embedded_samples_exist_and_load():
     assert {r["family"] for r in rows} == set(T.FAMILIES)
     for r in rows:
         text = (SAMPLES / r["file"]).read_text().strip()
-        w = World.from_blueprint(B.load_blueprints(text)[0].raw)
+        w = BW.from_blueprint(B.load_blueprints(text)[0].raw)
         assert w.shape == (int(r["size"]), int(r["size"]))
         assert float(r["reference"]) > 0
         assert T.Flow(w).unmet() == []

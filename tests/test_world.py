@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factorion.core import blueprint as B
+from factorion.core import blueprint_world as BW
 from factorion.core import gamedata as gd
 from factorion.core.world import (
     CHANNELS,
@@ -97,13 +98,13 @@ def test_remove_clears_footprint():
 
 def test_blueprint_round_trip_synthetic():
     w = small_factory()
-    text = w.to_string(label="t")
+    text = BW.to_string(w, label="t")
     bp = B.load_blueprints(text)[0]
-    w2 = World.from_blueprint(bp.raw)
+    w2 = BW.from_blueprint(bp.raw)
     assert w2 == w
     assert w2.counts() == w.counts()
     # blueprint -> world -> blueprint -> world
-    w3 = World.from_blueprint(B.load_blueprints(w2.to_string())[0].raw)
+    w3 = BW.from_blueprint(B.load_blueprints(BW.to_string(w2))[0].raw)
     assert w3 == w2
 
 
@@ -112,14 +113,14 @@ def test_export_loads_in_draftsman_without_warnings():
     w = small_factory()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bp = get_blueprintable_from_string(w.to_string())
+        bp = get_blueprintable_from_string(BW.to_string(w))
     assert [str(c.message) for c in caught] == []
     names = Counter(e.name for e in bp.entities)
     assert names["infinity-chest"] == 2 and names["transport-belt"] == 4
 
 
 def test_sources_and_sinks_are_tagged_infinity_chests():
-    ents = small_factory().to_blueprint()["blueprint"]["entities"]
+    ents = BW.to_blueprint(small_factory())["blueprint"]["entities"]
     chests = [e for e in ents if e["name"] == gd.SOURCE_SINK_ENTITY]
     roles = sorted(e["tags"]["factorion"] for e in chests)
     assert roles == ["sink", "source"]
@@ -134,27 +135,27 @@ def test_unknown_entities_become_obstacles_of_their_footprint():
         {"entity_number": 2, "name": "beacon", "position": {"x": 2.5, "y": 1.5}},  # 3x3
         {"entity_number": 3, "name": "some-modded-thing", "position": {"x": 4.5, "y": 0.5}},
     ]
-    w = World.from_blueprint(B.make_blueprint(ents)["blueprint"])
+    w = BW.from_blueprint(B.make_blueprint(ents)["blueprint"])
     assert w.shape == (3, 5)
     assert (w.grid[KIND, 0:3, 1:4] == KIND_ID[OBSTACLE]).all()
     assert w.grid[KIND, 0, 4] == KIND_ID[OBSTACLE]
-    out = {e["name"] for e in w.to_blueprint()["blueprint"]["entities"]}
+    out = {e["name"] for e in BW.to_blueprint(w)["blueprint"]["entities"]}
     assert out == {"transport-belt", "beacon", gd.FILLER_OBSTACLE}  # modded -> wall, same cell
-    assert World.from_blueprint(w.to_blueprint()["blueprint"]) == w
+    assert BW.from_blueprint(BW.to_blueprint(w)["blueprint"]) == w
 
 
 def test_half_tile_shift_is_normalised():
     # an old string with every 1x1 entity at whole coordinates (shifted by half a tile)
     ents = [{"entity_number": i + 1, "name": "transport-belt", "position": {"x": i, "y": 0},
              "direction": 4} for i in range(3)]
-    w = World.from_blueprint(B.make_blueprint(ents)["blueprint"])
+    w = BW.from_blueprint(B.make_blueprint(ents)["blueprint"])
     assert w.shape == (1, 3) and (w.grid[DIR] == 1).all()
 
 
 def test_window_clips_entities_to_obstacles():
     w = small_factory()
-    bp = w.to_blueprint()["blueprint"]
-    win = World.from_blueprint(bp, window=(2, 4, 3, 3))
+    bp = BW.to_blueprint(w)["blueprint"]
+    win = BW.from_blueprint(bp, window=(2, 4, 3, 3))
     assert win.shape == (3, 3)
     # the assembler at (3,5) is 3x3: inside the window only partly -> obstacle cells
     assert win.grid[KIND, 1, 1] == KIND_ID[OBSTACLE]
@@ -167,18 +168,18 @@ def test_1x_blueprint_directions_and_renames():
         {"entity_number": 2, "name": "fast-transport-belt", "position": {"x": 1.5, "y": 0.5},
          "direction": 4},
     ]}}
-    w = World.from_blueprint(B.load_blueprints(B.encode(bp))[0].raw)
+    w = BW.from_blueprint(B.load_blueprints(B.encode(bp))[0].raw)
     assert w.kind_name(0, 0) == "bulk-inserter" and w.grid[DIR, 0, 0] == 1
     assert w.grid[DIR, 0, 1] == 2
 
 
 def test_errors_for_bad_blueprints():
     with pytest.raises(WorldError, match="no entities"):
-        World.from_blueprint({"item": "blueprint"})
+        BW.from_blueprint({"item": "blueprint"})
     ents = [{"entity_number": 1, "name": "transport-belt", "position": {"x": 0.5, "y": 0.5}},
             {"entity_number": 2, "name": "inserter", "position": {"x": 0.5, "y": 0.5}}]
     with pytest.raises(WorldError, match="overlap"):
-        World.from_blueprint({"entities": ents})
+        BW.from_blueprint({"entities": ents})
 
 
 def test_transform_identities():
@@ -187,7 +188,7 @@ def test_transform_identities():
     assert w.transformed(1).shape == (8, 6)
     assert w.transformed(0, mirror=True).transformed(0, mirror=True) == w
     t = w.transformed(3, mirror=True)
-    assert World.from_blueprint(B.load_blueprints(t.to_string())[0].raw) == t
+    assert BW.from_blueprint(B.load_blueprints(BW.to_string(t))[0].raw) == t
     assert t.counts() == w.counts()
 
 
@@ -206,7 +207,7 @@ def test_round_trip_property(items):
                    recipe="copper-cable" if name == "assembling-machine-2" else None)
         if w.can_place(e) is None:
             w.place(e)
-    w2 = World.from_blueprint(B.load_blueprints(w.to_string())[0].raw)
+    w2 = BW.from_blueprint(B.load_blueprints(BW.to_string(w))[0].raw)
     assert w2 == w
     for k in range(4):
         assert w.transformed(k, mirror=bool(k % 2)).counts() == w.counts()
@@ -223,8 +224,8 @@ def _round_trip_corpus(files) -> Counter:
             if not bp.entities:
                 stats["empty"] += 1
                 continue
-            w = World.from_blueprint(bp.raw)
-            w2 = World.from_blueprint(w.to_blueprint()["blueprint"])
+            w = BW.from_blueprint(bp.raw)
+            w2 = BW.from_blueprint(BW.to_blueprint(w)["blueprint"])
             assert w2 == w, f"round trip differs for {f.name} {bp.path}"
             a = w.grid[PART] == 1
             obst = int((w.grid[KIND][a] == KIND_ID[OBSTACLE]).sum())
@@ -262,5 +263,5 @@ def test_grid_is_int16_and_copy_is_deep():
 
 def test_window_touching_no_entity_is_empty():
     w = small_factory()
-    win = World.from_blueprint(w.to_blueprint()["blueprint"], window=(0, 20, 4, 4))
+    win = BW.from_blueprint(BW.to_blueprint(w)["blueprint"], window=(0, 20, 4, 4))
     assert win.shape == (4, 4) and not win.grid.any()

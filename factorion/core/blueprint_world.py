@@ -1,4 +1,5 @@
-"""Blueprint dict <-> World: rasterising entities onto the grid and exporting them back.
+"""Blueprint dict <-> World: rasterising entities onto the grid (:func:`from_blueprint`) and
+exporting them back (:func:`to_blueprint`, :func:`to_string`).
 
 Positions in a blueprint are entity centres; a w x h footprint has an integer ``x - w/2``.
 Some old strings are shifted by half a tile overall: the shift is read off the footprints (the
@@ -15,7 +16,7 @@ from collections import Counter
 import numpy as np
 
 from factorion.core import gamedata as gd
-from factorion.core.blueprint import entity_problem
+from factorion.core.blueprint import encode, entity_problem, make_blueprint
 from factorion.core.world import (
     DIR,
     IO,
@@ -163,19 +164,31 @@ def _classify(e: dict) -> tuple[int, int, int, int, int, int, int]:
 _OBSTACLE_CACHE: dict[tuple[str, int], tuple[int, int, int, int, int, int, int]] = {}
 
 
-def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | None = None) -> World:
+def _entities(bp: dict) -> list:
+    """The blueprint's entity list (WorldError unless the blueprint is an object and it a list)."""
     if not isinstance(bp, dict):
         raise WorldError(f"blueprint is not an object but {type(bp).__name__}")
     ents = bp.get("entities") or []
     if not isinstance(ents, list):
         raise WorldError(f"'entities' is not a list but {type(ents).__name__}")
+    return ents
+
+
+def _empty(bp: dict, window: tuple[int, int, int, int] | None) -> World:
+    """The world of a blueprint with no entities (a window's size, or our own export's)."""
     snap = _snap(bp)
-    if len(ents) == 0:
-        if window:
-            return cls(window[2], window[3])
-        if snap and snap[0] and snap[1]:  # an empty world of ours
-            return cls(snap[1], snap[0])
-        raise WorldError("blueprint has no entities")
+    if window:
+        check_size(window[2], window[3], "window")
+        return World(window[2], window[3])
+    if snap and snap[0] and snap[1]:  # an empty world of ours
+        check_size(snap[1], snap[0], "blueprint")
+        return World(snap[1], snap[0])
+    raise WorldError("blueprint has no entities")
+
+
+def _read(ents: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(attrs (n, 7): kind, dir, item, recipe, io, w, h; centres (n, 2): x, y) of the entities;
+    WorldError naming the first malformed entity."""
     try:
         attrs = np.array([_classify(e) for e in ents], dtype=np.int64)
         pos = np.array([(e["position"]["x"], e["position"]["y"]) for e in ents], dtype=np.float64)
@@ -183,8 +196,15 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
         raise _bad_entity(ents) from None
     if pos.dtype != np.float64 or not np.isfinite(pos).all() or np.abs(pos).max() > 2.0 ** 31:
         raise _bad_entity(ents)
+    return attrs, pos
+
+
+def _place(bp: dict, pos: np.ndarray, w: np.ndarray, h: np.ndarray, window):
+    """(ys, xs, window): top-left tiles relative to the window's corner, with the half-tile shift
+    read off the footprints removed, and the window (the bounding box, or our export's
+    snap-to-grid size, when none is given); WorldError when the window is over the size limit."""
+    snap = _snap(bp)
     cx, cy = pos[:, 0], pos[:, 1]
-    kind, w, h = attrs[:, 0], attrs[:, 5], attrs[:, 6]
     lefts, tops = cx - w / 2, cy - h / 2
     sx = Counter(np.round(lefts % 1.0, 3).tolist()).most_common(1)[0][0]
     sy = Counter(np.round(tops % 1.0, 3).tolist()).most_common(1)[0][0]
@@ -203,12 +223,12 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
     check_size(height, width, what)  # before anything that big is allocated
     ys -= y0 + top
     xs -= x0 + left
-    world = cls(height, width)
-    g = world.grid
+    return ys, xs, window
 
-    inside = (ys >= 0) & (xs >= 0) & (ys + h <= height) & (xs + w <= width)
-    touches = (ys < height) & (xs < width) & (ys + h > 0) & (xs + w > 0)
-    # every covered cell, entity by entity: (entity index, dy, dx) for each footprint size
+
+def _cells(ys, xs, w, h, touches, height: int, width: int):
+    """(entity index, y, x, PART) of every covered cell inside the grid, entity by entity for
+    each footprint size; None when the window touches no entity."""
     idx, cy_, cx_, part = [], [], [], []
     for code in np.unique(w[touches] * 1024 + h[touches]).tolist():
         fw, fh = divmod(code, 1024)
@@ -219,13 +239,21 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
                 cy_.append(ys[sel] + dy)
                 cx_.append(xs[sel] + dx)
                 part.append(np.full(len(sel), 1 + dy * fw + dx))
-    if not idx:  # the window touches no entity
-        return world
+    if not idx:
+        return None
     idx, cy_, cx_, part = (np.concatenate(a) for a in (idx, cy_, cx_, part))
     ok = (cy_ >= 0) & (cx_ >= 0) & (cy_ < height) & (cx_ < width)
-    idx, cy_, cx_, part = idx[ok], cy_[ok], cx_[ok], part[ok]
-    # clipped entities and obstacles become 1x1 obstacle cells
-    as_obstacle = (kind[idx] == K_OBSTACLE) | ~inside[idx]
+    return idx[ok], cy_[ok], cx_[ok], part[ok]
+
+
+def _paint(world: World, ents: list[dict], attrs: np.ndarray, inside: np.ndarray, cells) -> None:
+    """Write the covered cells: modelled entities wholly inside with their channels, clipped
+    entities and obstacles as 1x1 obstacle cells where nothing modelled stands (a WorldError when
+    two modelled entities overlap)."""
+    g = world.grid
+    height, width = world.shape
+    idx, cy_, cx_, part = cells
+    as_obstacle = (attrs[idx, 0] == K_OBSTACLE) | ~inside[idx]
     flat = cy_ * width + cx_
     modelled = ~as_obstacle
     cover = np.bincount(flat[modelled], minlength=height * width)
@@ -244,6 +272,29 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
     fo = fo[cover[fo] == 0]
     g[KIND].flat[fo] = K_OBSTACLE
     g[PART].flat[fo] = 1
+
+
+def from_blueprint(bp: dict, window: tuple[int, int, int, int] | None = None) -> World:
+    """Rasterise a blueprint (the dict under "blueprint", 2.0-normalised) onto a grid.
+
+    ``window`` = (top, left, height, width) in tiles relative to the blueprint's top-left
+    corner; without it the grid is the blueprint's bounding box (or its snap-to-grid size,
+    for our own exports). Entities crossing the window's edge leave their inside cells as
+    obstacles.
+    """
+    ents = _entities(bp)
+    if not ents:
+        return _empty(bp, window)
+    attrs, pos = _read(ents)
+    kind, w, h = attrs[:, 0], attrs[:, 5], attrs[:, 6]
+    ys, xs, (_, _, height, width) = _place(bp, pos, w, h, window)
+    world = World(height, width)
+    inside = (ys >= 0) & (xs >= 0) & (ys + h <= height) & (xs + w <= width)
+    touches = (ys < height) & (xs < width) & (ys + h > 0) & (xs + w > 0)
+    cells = _cells(ys, xs, w, h, touches, height, width)
+    if cells is None:  # the window touches no entity
+        return world
+    _paint(world, ents, attrs, inside, cells)
     for i in np.nonzero(inside & (kind == K_OBSTACLE))[0]:
         raw = dict(ents[int(i)])
         raw.pop("entity_number", None)
@@ -256,9 +307,9 @@ def rasterise(cls: type[World], bp: dict, window: tuple[int, int, int, int] | No
     return world
 
 
-def export(world: World, label: str | None = None) -> dict:
-    """Blueprint dict (2.0) of a world; kept obstacles come back as they were read."""
-    from factorion.core.blueprint import make_blueprint
+def to_blueprint(world: World, label: str | None = None) -> dict:
+    """The blueprint dict ({"blueprint": {...}}, version 2.0) of a world; kept obstacles come back
+    as they were read."""
     out = []
     g = world.grid
     covered = np.zeros(world.shape, dtype=bool)
@@ -301,3 +352,7 @@ def export(world: World, label: str | None = None) -> dict:
     # the snapping grid records the world's size, so empty margins survive the round trip
     return make_blueprint(out, label=label, **{"snap-to-grid": {"x": world.width, "y": world.height}})
 
+
+def to_string(world: World, label: str | None = None) -> str:
+    """The exchange string a player pastes into the game."""
+    return encode(to_blueprint(world, label))

@@ -426,29 +426,6 @@ class World:
             out.obstacles.append(new)
         return out
 
-    # ------------------------------------------------------------------ blueprints
-    @classmethod
-    def from_blueprint(cls, bp: dict, window: tuple[int, int, int, int] | None = None) -> World:
-        """Rasterise a blueprint (the dict under "blueprint", 2.0-normalised) onto a grid.
-
-        ``window`` = (top, left, height, width) in tiles relative to the blueprint's top-left
-        corner; without it the grid is the blueprint's bounding box (or its snap-to-grid size,
-        for our own exports). Entities crossing the window's edge leave their inside cells as
-        obstacles.
-        """
-        from factorion.core.blueprint_world import rasterise
-        return rasterise(cls, bp, window)
-
-    def to_blueprint(self, label: str | None = None) -> dict:
-        """The blueprint dict ({"blueprint": {...}}, version 2.0) of this world."""
-        from factorion.core.blueprint_world import export
-        return export(self, label)
-
-    def to_string(self, label: str | None = None) -> str:
-        """The exchange string a player pastes into the game."""
-        from factorion.core.blueprint import encode
-        return encode(self.to_blueprint(label))
-
 
 def world_from_entities(height: int, width: int, entities: Iterable[Entity]) -> World:
     w = World(height, width)

@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from factorion.core import gamedata as gd
+from factorion.core.kinds import kind_tables
 from factorion.core.world import (
     DIRECTIONAL,
     IO_INPUT,
     KIND,
     KIND_ID,
-    KINDS,
     PART,
     SINK,
     SOURCE,
@@ -49,17 +49,6 @@ DEFAULT_MAX_RECIPES = 4  # recipes a task may use (the ``variant`` stage; 0.8% o
 
 
 # ---------------------------------------------------------------------------------- layout
-def _kind_footprints() -> tuple[np.ndarray, np.ndarray]:
-    """(width, height) tables ``[kind, dir]`` for every kind id (sources etc. are 1x1)."""
-    fw = np.ones((len(KINDS), 4), dtype=np.int64)
-    fh = np.ones((len(KINDS), 4), dtype=np.int64)
-    for k, name in enumerate(KINDS):
-        if name in gd.MODELLED:
-            for d in range(4):
-                fw[k, d], fh[k, d] = gd.footprint(name, d)
-    return fw, fh
-
-
 class TaskTables(NamedTuple):
     """What the masks need from a task: valid variants ``(E, V)``, recipe id of each variant
     ``(V,)``, usable (entity, dir) pairs ``(E, 4)``, usable footprints ``(F,)``."""
@@ -93,11 +82,8 @@ class ActionLayout:
         self.dir_ok = np.zeros((n, 4), dtype=bool)  # canonical directions
         self.dir_ok[:, 0] = True
         self.dir_ok[self.directional] = True
-        self.fp_w = np.zeros((n, 4), dtype=np.int64)
-        self.fp_h = np.zeros((n, 4), dtype=np.int64)
-        for i, e in enumerate(self.entities):
-            for d in range(4):
-                self.fp_w[i, d], self.fp_h[i, d] = gd.footprint(e, d)
+        self.kind_w, self.kind_h = kind_tables()[:2]  # (width, height) [kind, dir]; sources etc. 1x1
+        self.fp_w, self.fp_h = self.kind_w[self.kind], self.kind_h[self.kind]
         self.footprints = sorted({(int(w), int(h)) for w, h in zip(self.fp_w.ravel(), self.fp_h.ravel(),
                                                                      strict=True)})
         self.fp_wh = np.array(self.footprints, dtype=np.int64).reshape(-1, 2)
@@ -110,7 +96,6 @@ class ActionLayout:
         self.base_variant[self.is_underground, 1] = True
         self.base_variant[self.is_assembler] = False
         self.has_variants = self.is_underground | self.is_assembler
-        self.kind_w, self.kind_h = _kind_footprints()
         self.max_fp = int(max(self.kind_w.max(), self.kind_h.max()))
         self._tables: dict[tuple[str, ...], TaskTables] = {}
 

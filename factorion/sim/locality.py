@@ -37,28 +37,16 @@ from functools import cache
 
 import numpy as np
 
-from factorion.core import gamedata as gd
-from factorion.core.world import KINDS
+from factorion.core.kinds import kind_tables
 from factorion.sim.graph import njit
 from factorion.sim.tables import C_BELT, C_CHEST, C_INSERTER, C_SPLITTER, C_UG, tables
-
-
-@cache
-def _fh() -> np.ndarray:
-    """Footprint height ``[kind, dir]`` (the tables hold the width)."""
-    fh = np.ones((len(KINDS), 4), np.int64)
-    for k, name in enumerate(KINDS):
-        if name in gd.MODELLED:
-            for d in range(4):
-                fh[k, d] = gd.footprint(name, d)[1]
-    return fh
 
 
 @cache
 def _largs():
     t = tables()
     rins = int(max(np.abs(t.pick).max(), np.abs(t.drop).max(), 1))
-    return t.kcls, t.fw, _fh(), t.reach, t.pick, t.drop, t.dirs, rins
+    return t.kcls, t.fw, kind_tables().fh, t.reach, t.pick, t.drop, t.dirs, rins
 
 
 @njit(cache=True)

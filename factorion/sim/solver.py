@@ -19,8 +19,7 @@ The model and why this computes it are in docs/sim.md; the short version:
 Layout (one job each): :mod:`.jams` (steps 1-2: item universe, presence, escape, jams, machine
 recipes, live links), :mod:`.share` (water-filling, fair room, priority admission), :mod:`.rates`
 (step 3's sweep order and its backward / forward sweeps); this module drives them
-(:func:`solve`) and reads the result (:func:`_finish`: total into sinks, bottleneck flags). Every
-name of those modules stays importable from here.
+(:func:`solve`) and reads the result (:func:`_finish`: total into sinks, bottleneck flags).
 """
 
 from __future__ import annotations
@@ -116,6 +115,9 @@ def solve(grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, spee
     ldst, F, ncell, nrole, ncap): per-node throughput per local item TH, machine crafts/s MC, jammed
     and bottleneck flags, node types, recipes, local item -> global item id, sweeps used, the links
     with their flows F, and each node's cell, role and capacity (machines: crafts/s)."""
+    # Kept as one kernel on purpose: split into named steps (inlined numba helpers, bit-identical
+    # results) it measured a few % slower in ``throughput_batch``, as graph.build and the rate
+    # sweeps did (see the notes there); at ~100 lines it fits on a screen as it is.
     ntype, ncap, nitem, nrec, nkind, ncell, nrole, lsrc, ldst, lkind, lcls = build(
         grid, rate_grid, kcls, lane_cap, reach, ins_rate, pick, drop, fw, speed, can_make, dirs)
     N = ntype.shape[0]

@@ -1,7 +1,8 @@
 """Game numbers as flat numpy tables the compiled solver indexes by kind / item / recipe id.
 
-Every number comes from :mod:`factorion.core.gamedata` (belt speed, underground reach, inserter
-rotation, pickup/drop offsets, footprints, crafting speed, recipes); nothing is typed by hand.
+Every number comes from :mod:`factorion.core.gamedata` (belt speed, inserter rotation, crafting
+speed, recipes) or its per-kind tables in :mod:`factorion.core.kinds` (underground reach,
+pickup/drop offsets, footprints); nothing is typed by hand.
 Built once per process (~10 ms) and cached.
 """
 
@@ -13,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from factorion.core import gamedata as gd
+from factorion.core.kinds import kind_tables
 from factorion.core.world import KINDS, SINK, SOURCE
 
 # entity classes the solver switches on (values of Tables.kcls)
@@ -51,11 +53,8 @@ def tables() -> Tables:
 
     kcls = np.zeros(nk, np.int64)
     lane_cap = np.zeros(nk)
-    reach = np.zeros(nk, np.int64)
     ins_rate = np.zeros(nk)
-    pick = np.zeros((nk, 4, 2), np.int64)
-    drop = np.zeros((nk, 4, 2), np.int64)
-    fw = np.ones((nk, 4), np.int64)
+    kt = kind_tables()
     speed = np.zeros(nk)
     can_make = np.zeros((nk, nr + 1), np.bool_)
     groups = ((gd.BELTS, C_BELT), (gd.UNDERGROUNDS, C_UG), (gd.SPLITTERS, C_SPLITTER),
@@ -71,17 +70,8 @@ def tables() -> Tables:
             kcls[k] = C_SINK
         if kcls[k] in (C_BELT, C_UG, C_SPLITTER):
             lane_cap[k] = gd.belt_rate(name) / 2
-        if kcls[k] == C_UG:
-            reach[k] = gd.underground_max_distance(name)
         if kcls[k] == C_INSERTER:
             ins_rate[k] = gd.inserter_rate(name)
-            for d in range(4):
-                p, q = gd.inserter_offsets(name, d)
-                pick[k, d] = p
-                drop[k, d] = q
-        if name in gd.MODELLED:
-            for d in range(4):
-                fw[k, d] = gd.footprint(name, d)[0]
         if kcls[k] in (C_ASSEMBLER, C_FURNACE):
             speed[k] = gd.crafting_speed(name)
             for r in recipes:
@@ -114,5 +104,5 @@ def tables() -> Tables:
         if s is not None and s in rid:
             smelt[i] = rid[s]
     dirs = np.array(gd.DIR_OFFSETS, np.int64)
-    return Tables(kcls, lane_cap, reach, ins_rate, pick, drop, fw, speed, can_make, r_energy, r_ning,
-                  r_ing, r_ingamt, r_nres, r_res, r_resamt, smelt, dirs)
+    return Tables(kcls, lane_cap, kt.ug_reach, ins_rate, kt.pick, kt.drop, kt.fw, speed, can_make, r_energy,
+                  r_ning, r_ing, r_ingamt, r_nres, r_res, r_resamt, smelt, dirs)

@@ -9,7 +9,7 @@ from functools import cache, cached_property
 import numpy as np
 
 from factorion.core import gamedata as gd
-from factorion.core.world import IO_INPUT, IO_OUTPUT, PART, SINK, SOURCE, Entity, World
+from factorion.core.world import IO_INPUT, PART, SINK, SOURCE, Entity, World
 from factorion.tasks.base import (
     BELT_NAMES,
     BELTLIKE,
@@ -109,6 +109,18 @@ def _smelted(m: int) -> int:
     return out
 
 
+def _cell_maps(ents: list[Entity], cls: list[int]) -> tuple[dict, dict]:
+    """Entity and entity index by cell: every cell of machines, splitters and other multi-cell
+    entities, the anchor of the rest."""
+    at: dict[tuple[int, int], Entity] = {}
+    ati: dict[tuple[int, int], int] = {}
+    for i, e in enumerate(ents):
+        for c in (cells_of(e) if cls[i] in (_C_ASM, _C_FURN, _C_SPLIT, _C_OTHER) else ((e.y, e.x),)):
+            at[c] = e
+            ati[c] = i
+    return at, ati
+
+
 class Flow:
     """Which items reach which entity (optimistic about machines: an assembler is taken to make
     its product, a furnace the plate of what it is fed or of ``furnace_ore``), what each consumer
@@ -121,118 +133,116 @@ class Flow:
     def __init__(self, world: World, furnace_ore: str | None = None):
         self.world = world
         self.furnace_ore = furnace_ore
-        H, W = world.shape
-        ents = world.entities(obstacles=False)
-        self.ents = ents
-        n = len(ents)
-        cls = [_cls(e) for e in ents]
-        self._cls = cls
-        at: dict[tuple[int, int], Entity] = {}
-        ati: dict[tuple[int, int], int] = {}
-        for i, e in enumerate(ents):
-            if cls[i] in (_C_ASM, _C_FURN, _C_SPLIT, _C_OTHER):
-                for c in cells_of(e):
-                    at[c] = e
-                    ati[c] = i
-            else:
-                c = (e.y, e.x)
-                at[c] = e
-                ati[c] = i
-        self.at = at
-        self._ati = ati
-        out: list[list[int]] = [[] for _ in range(n)]
-        inp: list[list[int]] = [[] for _ in range(n)]
-        dangling: list[tuple[int, tuple[int, int], int, bool]] = []
-        orphans: list[int] = []
-
-        def partner(i: int) -> int | None:  # ug_partner, on the cell map
-            e = ents[i]
-            dy, dx = OFF[e.direction]
-            y, x = e.y, e.x
-            for _ in range(_ug_reach(e.name)):
-                y += dy
-                x += dx
-                if not (0 <= y < H and 0 <= x < W):
-                    return None
-                j = ati.get((y, x))
-                if j is not None and cls[j] == _C_UG_OUT:
-                    o = ents[j]
-                    if o.name == e.name and o.io == IO_OUTPUT and o.direction == e.direction:
-                        return j
-            return None
-
-        def input_of(j: int) -> int | None:  # ug_input_of, on the cell map
-            o = ents[j]
-            dy, dx = OFF[(o.direction + 2) % 4]
-            y, x = o.y, o.x
-            for _ in range(_ug_reach(o.name)):
-                y += dy
-                x += dx
-                if not (0 <= y < H and 0 <= x < W):
-                    return None
-                i = ati.get((y, x))
-                if i is not None and cls[i] == _C_UG_IN:
-                    e = ents[i]
-                    if e.name == o.name and e.direction == o.direction:
-                        return i if partner(i) == j else None
-            return None
-
-        for i, e in enumerate(ents):
-            k = cls[i]
-            if k == _C_SOURCE:
-                for d in range(4):
-                    dy, dx = OFF[d]
-                    j = ati.get((e.y + dy, e.x + dx))
-                    if j is not None and ents[j].direction == d and cls[j] in (_C_BELT, _C_SPLIT, _C_UG_IN):
-                        out[i].append(j)
-                        inp[j].append(i)
-            elif k in (_C_BELT, _C_UG_IN, _C_UG_OUT, _C_SPLIT):
-                for c, d in fronts(e):
-                    j = ati.get(c)
-                    if j is None:
-                        if 0 <= c[0] < H and 0 <= c[1] < W:
-                            dangling.append((i, c, d, k != _C_BELT))
-                        continue
-                    kj = cls[j]
-                    if kj == _C_BELT:
-                        ok = ents[j].direction != (d + 2) % 4
-                    elif kj in (_C_SPLIT, _C_UG_IN):
-                        ok = ents[j].direction == d
-                    else:
-                        ok = kj == _C_SINK
-                    if ok:
-                        out[i].append(j)
-                        inp[j].append(i)
-                if k == _C_UG_IN:
-                    o = partner(i)
-                    if o is None:
-                        orphans.append(i)
-                    else:
-                        out[i].append(o)
-                        inp[o].append(i)
-                elif k == _C_UG_OUT and input_of(i) is None:
-                    orphans.append(i)
-            elif k == _C_INS:
-                p, q = inserter_cells(e)
-                pj, qj = ati.get(p), ati.get(q)
-                if pj is not None and cls[pj] not in (_C_INS, _C_SINK):
-                    out[pj].append(i)
-                    inp[i].append(pj)
-                if qj is not None and cls[qj] not in (_C_INS, _C_SOURCE):
-                    out[i].append(qj)
-                    inp[qj].append(i)
-                elif qj is None and 0 <= q[0] < H and 0 <= q[1] < W:
-                    dangling.append((i, q, -1, False))
-        self._out, self._inp = out, inp
-        self._dangling = dangling
+        self._H, self._W = world.shape
+        self.ents = ents = world.entities(obstacles=False)
+        self._cls = cls = [_cls(e) for e in ents]
+        self.at, self._ati = _cell_maps(ents, cls)
+        self._out, self._inp, self._dangling, orphans = self._links()
         self.dangling: list[tuple[Entity, tuple[int, int], int, bool]] = [(ents[i], c, d, f)
-                                                                          for i, c, d, f in dangling]
+                                                                          for i, c, d, f in self._dangling]
         self.orphans: list[Entity] = [ents[i] for i in orphans]
         self._furnace_needs = ({furnace_ore} if furnace_ore else
                                {s.item for s, k in zip(ents, cls, strict=True)
                                 if k == _C_SOURCE and smelt(s.item)})
         self._items = self._forward_i()
         self._demand = self._backward_i()
+
+    # ------------------------------------------------------------------ links (index lists)
+    def _links(self) -> tuple[list[list[int]], list[list[int]], list, list[int]]:
+        """(out, inp, dangling, orphans) by entity index: who passes items to whom, the line ends
+        with nothing ahead (entity, cell ahead, direction, pushes-only flag), the unpaired
+        undergrounds."""
+        n = len(self.ents)
+        out: list[list[int]] = [[] for _ in range(n)]
+        inp: list[list[int]] = [[] for _ in range(n)]
+        dangling: list[tuple[int, tuple[int, int], int, bool]] = []
+        orphans: list[int] = []
+
+        def link(i: int, j: int) -> None:
+            out[i].append(j)
+            inp[j].append(i)
+
+        for i, e in enumerate(self.ents):
+            k = self._cls[i]
+            if k == _C_SOURCE:
+                self._source_links(i, e, link)
+            elif k in (_C_BELT, _C_UG_IN, _C_UG_OUT, _C_SPLIT):
+                self._beltlike_links(i, e, k, link, dangling, orphans)
+            elif k == _C_INS:
+                self._inserter_links(i, e, link, dangling)
+        return out, inp, dangling, orphans
+
+    def _source_links(self, i: int, e: Entity, link) -> None:
+        ati, ents, cls = self._ati, self.ents, self._cls
+        for d in range(4):
+            dy, dx = OFF[d]
+            j = ati.get((e.y + dy, e.x + dx))
+            if j is not None and ents[j].direction == d and cls[j] in (_C_BELT, _C_SPLIT, _C_UG_IN):
+                link(i, j)
+
+    def _beltlike_links(self, i: int, e: Entity, k: int, link, dangling: list, orphans: list[int]) -> None:
+        ati, ents, cls = self._ati, self.ents, self._cls
+        for c, d in fronts(e):
+            j = ati.get(c)
+            if j is None:
+                if 0 <= c[0] < self._H and 0 <= c[1] < self._W:
+                    dangling.append((i, c, d, k != _C_BELT))
+                continue
+            kj = cls[j]
+            if kj == _C_BELT:
+                ok = ents[j].direction != (d + 2) % 4
+            elif kj in (_C_SPLIT, _C_UG_IN):
+                ok = ents[j].direction == d
+            else:
+                ok = kj == _C_SINK
+            if ok:
+                link(i, j)
+        if k == _C_UG_IN:
+            o = self._partner(i)
+            if o is None:
+                orphans.append(i)
+            else:
+                link(i, o)
+        elif k == _C_UG_OUT and self._input_of(i) is None:
+            orphans.append(i)
+
+    def _inserter_links(self, i: int, e: Entity, link, dangling: list) -> None:
+        ati, cls = self._ati, self._cls
+        p, q = inserter_cells(e)
+        pj, qj = ati.get(p), ati.get(q)
+        if pj is not None and cls[pj] not in (_C_INS, _C_SINK):
+            link(pj, i)
+        if qj is not None and cls[qj] not in (_C_INS, _C_SOURCE):
+            link(i, qj)
+        elif qj is None and 0 <= q[0] < self._H and 0 <= q[1] < self._W:
+            dangling.append((i, q, -1, False))
+
+    def _ug_scan(self, i: int, d: int, want: int) -> int | None:
+        """The first underground of class ``want`` with entity i's name and direction within its
+        reach going ``d`` (None when there is none or the grid ends first)."""
+        e = self.ents[i]
+        dy, dx = OFF[d]
+        y, x = e.y, e.x
+        for _ in range(_ug_reach(e.name)):
+            y += dy
+            x += dx
+            if not (0 <= y < self._H and 0 <= x < self._W):
+                return None
+            j = self._ati.get((y, x))
+            if j is not None and self._cls[j] == want:
+                o = self.ents[j]
+                if o.name == e.name and o.direction == e.direction:
+                    return j
+        return None
+
+    def _partner(self, i: int) -> int | None:
+        """The output underground i pairs with (``ug_partner``, on the cell map)."""
+        return self._ug_scan(i, self.ents[i].direction, _C_UG_OUT)
+
+    def _input_of(self, j: int) -> int | None:
+        """The input underground that pairs with output j (``ug_input_of``, on the cell map)."""
+        i = self._ug_scan(j, (self.ents[j].direction + 2) % 4, _C_UG_IN)
+        return i if i is not None and self._partner(i) == j else None
 
     # ------------------------------------------------------------------ entity-keyed views
     @cached_property

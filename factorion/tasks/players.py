@@ -4,7 +4,7 @@ A blueprint qualifies when it is small (its bounding box at most ``max_size - 2`
 holds at least one assembling machine or furnace, and its inputs and outputs can be read from
 the blueprint itself:
 
-* tagged or filtered infinity chests are sources and sinks already (``World.from_blueprint``);
+* tagged or filtered infinity chests are sources and sinks already (``blueprint_world.from_blueprint``);
 * the world is padded by one empty cell on every side; a belt, underground entrance or splitter
   whose back faces the blueprint's edge (a belt entering the factory) gets a **source** right
   behind it, in the padding, when inserters take an item from its belt system into a machine;
@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from factorion.core import blueprint_world as BW
 from factorion.core import gamedata as gd
 from factorion.core.world import IO_INPUT, IO_OUTPUT, SINK, SOURCE, Entity, World
 from factorion.tasks.base import (
@@ -195,7 +196,7 @@ def player_task(bp_raw: dict, max_size: int = 32) -> tuple[Task, int] | None:
         return None  # quick bound before rasterising (positions are entity centres)
     if not any(e.get("name") in MACHINE_NAMES for e in ents):
         return None
-    world = World.from_blueprint(bp_raw)
+    world = BW.from_blueprint(bp_raw)
     if max(world.shape) > max_size - 2:
         return None
     world = pad(world)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -158,6 +159,126 @@ _DIRS_FOR = {(din, flag): tuple(d for d in range(4)
              for din in range(-1, 4) for flag in (False, True)}
 
 
+def _pad(a: np.ndarray) -> list:
+    """``a`` (H, W) with a one-cell border of zeros, as a flat list."""
+    out = np.zeros((a.shape[0] + 2, a.shape[1] + 2), dtype=a.dtype)
+    out[1:-1, 1:-1] = a
+    return out.ravel().tolist()
+
+
+class _Tables(NamedTuple):
+    """:func:`route`'s precomputed tables over flat cell indices of the world padded by one cell."""
+    P: int                 # padded row length: flat index of (y, x) is (y + 1) * P + x + 1
+    DF: tuple              # flat offsets of the four directions (OFF)
+    free: list             # cell is free for a new entity
+    pushable: list         # a line may move into the cell (free, or a free dead-end goal cell)
+    gend: set              # dead-end goal cells
+    genter: list           # the goal's entry predicate by cell (None: not a goal)
+    tunnel: list           # a new underground of this tier would pair wrongly across the cell
+    ugcell: list           # an underground of this tier stands on the cell
+    srcback: set           # cell * 4 + d where the cell behind (against d) is a source
+    hh: list               # heuristic: distance to the nearest goal cell
+
+
+def _route_tables(ctx: RouteCtx, goal: Goal, tier: int, exclude: set) -> _Tables:
+    H, W = ctx.H, ctx.W
+    P = W + 2
+    N = (H + 2) * P
+    DF = (-P, 1, P, -1)
+
+    free = ~ctx.occ & ~ctx.blocked
+    for ey, ex in exclude:
+        if 0 <= ey < H and 0 <= ex < W:
+            free[ey, ex] = False
+    endok = np.zeros((H, W), dtype=bool)
+    gend = set()
+    for gy, gx in goal.end:
+        gend.add((gy + 1) * P + gx + 1)
+        endok[gy, gx] = not ctx.occ[gy, gx]
+    genter: list = [None] * N
+    for (gy, gx), pred in goal.enter.items():
+        genter[(gy + 1) * P + gx + 1] = pred
+    ugcell = [False] * N
+    for uy, ux in ctx.ug[tier]:
+        ugcell[(uy + 1) * P + ux + 1] = True
+    srcback = set()
+    for sy, sx in ctx.sources:
+        for d in range(4):
+            srcback.add(((sy + 1) * P + sx + 1 + DF[d]) * 4 + d)
+    gy_, gx_ = np.array(goal.cells()).T
+    hh = (np.abs(np.arange(-1, H + 1)[:, None, None] - gy_)
+          + np.abs(np.arange(-1, W + 1)[None, :, None] - gx_)).min(-1).ravel().tolist()
+    return _Tables(P, DF, _pad(free), _pad(free | endok), gend, genter, _pad(ctx.tunnel[tier]), ugcell,
+                   srcback, hh)
+
+
+def _end_path(world: World, ctx: RouteCtx, exclude: set, c: tuple[int, int], din: int, flag: bool,
+              src_behind: Callable[[int], bool], belt: str,
+              chain: Callable[[list], list]) -> list[Entity] | None:
+    """The line ending with a dead-end belt on goal cell ``c`` (reached travelling ``din``): its
+    direction is the first that works of: into an entity that is no belt-like or sink, straight
+    on, a turn (never back, never away from a source but its own, never into a blocked or
+    excluded cell). ``chain(last)`` is the whole line ending in ``last``."""
+    dirs = [din] if flag else [d for d in range(4) if din < 0 or d != (din + 2) % 4]
+    options = []
+    for d in dirs:
+        if src_behind(d) and not (flag and din == d):
+            continue
+        f = step(c, d)
+        if 0 <= f[0] < ctx.H and 0 <= f[1] < ctx.W:
+            fe = world.entity_at(*f)
+            if fe is not None and (fe.name in BELTLIKE or fe.name == SINK):
+                continue
+            if fe is None and (ctx.blocked[f] or f in exclude):
+                continue
+            rank = 0 if fe is not None else (1 if d == din else 2)
+        else:
+            rank = 0
+        options.append((rank, d))
+    for _, d in sorted(options):
+        path = chain([Entity(belt, c[0], c[1], d)])
+        f = step(c, d)
+        if _path_ok(path) and all((e.y, e.x) != f for e in path):
+            return path
+    return None
+
+
+def _seed(starts, goal: Goal, ctx: RouteCtx, exclude: set, P: int, hh: list) -> tuple | None:
+    """:func:`route`'s A* heap, best costs (by state ``(cell * 5 + din + 1) * 2 + flag``), parents
+    and tie counter after pushing the start states; None when a start already enters the goal."""
+    H, W = ctx.H, ctx.W
+    tie = 0
+    heap: list = []
+    inf = float("inf")
+    best = [inf] * ((H + 2) * P * 10)
+    parent: dict = {}
+    for y, x, din, flag in starts:
+        c = (y, x)
+        if c in goal.enter and goal.enter[c](din, flag):
+            return None
+        if not (0 <= y < H and 0 <= x < W) or ctx.occ[c] or c in exclude:
+            continue
+        cf = (y + 1) * P + x + 1
+        flag = bool(flag)
+        s = (cf * 5 + din + 1) * 2 + flag
+        if best[s] == inf:
+            best[s] = 0.0
+            parent[s] = None
+            heapq.heappush(heap, (hh[cf], tie, 0.0, s, cf, din, flag))
+            tie += 1
+    return heap, best, parent, tie
+
+
+def _spec_entities(spec: tuple, P: int, belt: str, ugname: str) -> list[Entity]:
+    """The entities of a search step: (cell, d) a belt; (cell, output cell, d) an underground pair."""
+    if len(spec) == 2:
+        cf, d = spec
+        return [Entity(belt, cf // P - 1, cf % P - 1, d)]
+    cf, of, d = spec
+    return [Entity(ugname, cf // P - 1, cf % P - 1, d, io=IO_INPUT),
+            Entity(ugname, of // P - 1, of % P - 1, d, io=IO_OUTPUT)]
+
+
 def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal, tier: int, *,
           underground: bool = True, rng: np.random.Generator | None = None, ctx: RouteCtx | None = None,
           ug_cost: float = 5.0, exclude: Iterable[tuple[int, int]] = ()) -> list[Entity] | None:
@@ -188,69 +309,18 @@ def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal
     ugname = gd.UNDERGROUNDS[tier]
     maxd = gd.underground_max_distance(ugname)
     exclude = set(exclude)
-    P = W + 2  # padded row length: flat index of (y, x) is (y + 1) * P + x + 1
-    N = (H + 2) * P
-    DF = (-P, 1, P, -1)  # flat offsets of the four directions (OFF)
-
-    def pad(a) -> list:
-        out = np.zeros((H + 2, W + 2), dtype=a.dtype)
-        out[1:-1, 1:-1] = a
-        return out.ravel().tolist()
-
-    free = ~ctx.occ & ~ctx.blocked
-    for ey, ex in exclude:
-        if 0 <= ey < H and 0 <= ex < W:
-            free[ey, ex] = False
-    endok = np.zeros((H, W), dtype=bool)
-    gend = set()
-    for gy, gx in goal.end:
-        gend.add((gy + 1) * P + gx + 1)
-        endok[gy, gx] = not ctx.occ[gy, gx]
-    pushable = pad(free | endok)
-    free = pad(free)
-    genter: list = [None] * N
-    for (gy, gx), pred in goal.enter.items():
-        genter[(gy + 1) * P + gx + 1] = pred
-    tunnel = pad(ctx.tunnel[tier])
-    ugcell = [False] * N
-    for uy, ux in ctx.ug[tier]:
-        ugcell[(uy + 1) * P + ux + 1] = True
-    srcback = set()  # cell * 4 + d where the cell behind (against d) is a source
-    for sy, sx in ctx.sources:
-        for d in range(4):
-            srcback.add(((sy + 1) * P + sx + 1 + DF[d]) * 4 + d)
-    gy_, gx_ = np.array(gcells).T  # the heuristic (distance to the nearest goal cell), padded
-    hh = (np.abs(np.arange(-1, H + 1)[:, None, None] - gy_)
-          + np.abs(np.arange(-1, W + 1)[None, :, None] - gx_)).min(-1).ravel().tolist()
+    T = _route_tables(ctx, goal, tier, exclude)
+    P, DF, free, pushable, genter, tunnel, ugcell, srcback, hh = (
+        T.P, T.DF, T.free, T.pushable, T.genter, T.tunnel, T.ugcell, T.srcback, T.hh)
     dirs_for = _DIRS_FOR
 
-    tie = 0
-    heap: list = []
-    inf = float("inf")
-    best = [inf] * (N * 10)  # by state (cell * 5 + din + 1) * 2 + flag
-    parent: dict = {}
-    for y, x, din, flag in starts:
-        c = (y, x)
-        if c in goal.enter and goal.enter[c](din, flag):
-            return []
-        if not (0 <= y < H and 0 <= x < W) or ctx.occ[c] or c in exclude:
-            continue
-        cf = (y + 1) * P + x + 1
-        flag = bool(flag)
-        s = (cf * 5 + din + 1) * 2 + flag
-        if best[s] == inf:
-            best[s] = 0.0
-            parent[s] = None
-            heapq.heappush(heap, (hh[cf], tie, 0.0, s, cf, din, flag))
-            tie += 1
+    seeded = _seed(starts, goal, ctx, exclude, P, hh)
+    if seeded is None:
+        return []
+    heap, best, parent, tie = seeded
 
     def entity(spec) -> list[Entity]:
-        if len(spec) == 2:  # (cell, d): a belt; (cell, output cell, d): an underground pair
-            cf, d = spec
-            return [Entity(belt, cf // P - 1, cf % P - 1, d)]
-        cf, of, d = spec
-        return [Entity(ugname, cf // P - 1, cf % P - 1, d, io=IO_INPUT),
-                Entity(ugname, of // P - 1, of % P - 1, d, io=IO_OUTPUT)]
+        return _spec_entities(spec, P, belt, ugname)
 
     def chain(s, last):
         out = list(last)
@@ -260,37 +330,18 @@ def route(world: World, starts: Sequence[tuple[int, int, int, bool]], goal: Goal
         return out
 
     # random cell costs (constructions) vary the routes a seed gives without making them silly
-    cost = pad(1.0 + 0.6 * rng.random((H, W)) if rng is not None else np.ones((H, W)))
+    cost = _pad(1.0 + 0.6 * rng.random((H, W)) if rng is not None else np.ones((H, W)))
     heappush, heappop = heapq.heappush, heapq.heappop
 
     while heap:
         _, _, g, s, cf, din, flag = heappop(heap)
         if g > best[s]:
             continue
-        if cf in gend:
-            y, x = cf // P - 1, cf % P - 1
-            c = (y, x)
-            dirs = [din] if flag else [d for d in range(4) if din < 0 or d != (din + 2) % 4]
-            options = []
-            for d in dirs:
-                if (cf * 4 + d) in srcback and not (flag and din == d):
-                    continue
-                f = step(c, d)
-                if 0 <= f[0] < H and 0 <= f[1] < W:
-                    fe = world.entity_at(*f)
-                    if fe is not None and (fe.name in BELTLIKE or fe.name == SINK):
-                        continue
-                    if fe is None and (ctx.blocked[f] or f in exclude):
-                        continue
-                    rank = 0 if fe is not None else (1 if d == din else 2)
-                else:
-                    rank = 0
-                options.append((rank, d))
-            for _, d in sorted(options):
-                path = chain(s, [Entity(belt, y, x, d)])
-                f = step(c, d)
-                if _path_ok(path) and all((e.y, e.x) != f for e in path):
-                    return path
+        if cf in T.gend:
+            path = _end_path(world, ctx, exclude, (cf // P - 1, cf % P - 1), din, flag,
+                             lambda d, cf=cf: (cf * 4 + d) in srcback, belt, lambda last, s=s: chain(s, last))
+            if path is not None:
+                return path
             continue
         gc = g + cost[cf]
         for d in dirs_for[din, flag]:
@@ -412,27 +463,10 @@ def route_simple(world: World, starts: Sequence[tuple[int, int, int, bool]], goa
         y, x, din, flag = s
         c = (y, x)
         if c in goal.end:
-            dirs = [din] if flag else [d for d in range(4) if din < 0 or d != (din + 2) % 4]
-            options = []
-            for d in dirs:
-                if not back_ok(c, d, din, flag):
-                    continue
-                f = step(c, d)
-                if inb(f):
-                    fe = world.entity_at(*f)
-                    if fe is not None and (fe.name in BELTLIKE or fe.name == SINK):
-                        continue
-                    if fe is None and (ctx.blocked[f] or f in exclude):
-                        continue
-                    rank = 0 if fe is not None else (1 if d == din else 2)
-                else:
-                    rank = 0
-                options.append((rank, d))
-            for _, d in sorted(options):
-                path = chain(s, [Entity(belt, y, x, d)])
-                f = step(c, d)
-                if _path_ok(path) and all((e.y, e.x) != f for e in path):
-                    return path
+            path = _end_path(world, ctx, exclude, c, din, flag, lambda d, c=c: step(c, d, -1) in ctx.sources,
+                             belt, lambda last, s=s: chain(s, last))
+            if path is not None:
+                return path
             continue
         for d in range(4):
             if flag and d != din:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from factorion.core import blueprint_world as BW
 from factorion.tasks.base import FAMILIES
 from factorion.tasks.levels import make_task
 
@@ -22,7 +23,7 @@ def write_samples(out_dir: str | Path = "factorion/samples", per_family: int = 3
         for i in range(per_family):
             t = make_task(fam, 1, size=size, seed=seed + i)
             name = f"{fam}-{i}.txt"
-            text = t.solution.to_string(label=f"factorion {fam} size {size} seed {seed + i}")
+            text = BW.to_string(t.solution, label=f"factorion {fam} size {size} seed {seed + i}")
             (out / name).write_text(text + "\n")
             rows.append((name, fam, size, seed + i, f"{t.reference:.6g}"))
             files.append(out / name)
