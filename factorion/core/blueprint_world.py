@@ -178,10 +178,8 @@ def _empty(bp: dict, window: tuple[int, int, int, int] | None) -> World:
     """The world of a blueprint with no entities (a window's size, or our own export's)."""
     snap = _snap(bp)
     if window:
-        check_size(window[2], window[3], "window")
         return World(window[2], window[3])
     if snap and snap[0] and snap[1]:  # an empty world of ours
-        check_size(snap[1], snap[0], "blueprint")
         return World(snap[1], snap[0])
     raise WorldError("blueprint has no entities")
 
