@@ -120,51 +120,35 @@ def _window(text: str) -> tuple[int, int, int, int]:
     return top, left, h, w  # the size limit is checked where the window is rasterised
 
 
-def _positive_int(text: str) -> int:
+def _number(text: str, cast, ok, expected: str):
+    """``cast(text)`` when ``ok`` of it, else argparse's error: "expected EXPECTED, got TEXT"."""
     try:
-        v = int(text)
+        v = cast(text)
     except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {_short(text)!r}")
+        v = None
+    if v is None or not ok(v):  # NaN fails every comparison
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {_short(text)!r}")
     return v
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def _samples(text: str) -> int:
-    v = _positive_int(text)
-    if v > 1024:
-        raise argparse.ArgumentTypeError(f"expected 1..1024 roll-outs per round, got {v}")
-    return v
+    return _number(text, int, lambda v: 1 <= v <= 1024, "1..1024 roll-outs per round")
 
 
 def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if not 0 <= v < 1 << 32:
-        raise argparse.ArgumentTypeError(f"expected a seed 0..2^32-1, got {_short(text)!r}")
-    return v
+    return _number(text, int, lambda v: 0 <= v < 1 << 32, "a seed 0..2^32-1")
 
 
 def _budget(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not (0 < v < 1e6):  # NaN fails too
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {_short(text)!r}")
-    return v
+    return _number(text, float, lambda v: 0 < v < 1e6, "seconds > 0")
 
 
 def _cell(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if not 1 <= v <= 256:
-        raise argparse.ArgumentTypeError(f"expected pixels per tile 1..256, got {text!r}")
-    return v
+    return _number(text, int, lambda v: 1 <= v <= 256, "pixels per tile 1..256")
 
 
 def _world(args) -> tuple[Blueprint, World]:
