@@ -25,10 +25,11 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from worlds import hand_world  # noqa: E402
+
 from factorion.cli import main  # noqa: E402
 from factorion.core import blueprint_world as BW
 from factorion.core.blueprint import load_blueprints  # noqa: E402
-from factorion.core.world import World  # noqa: E402
 
 MARK = "\u0000hostile\u0000"
 RAW = ["NaN", "Infinity", "-Infinity", "1e999", "-1e308", "123456789012345678901234567890", "1e9", "-2e8",
@@ -50,15 +51,7 @@ def peak_rss_kib() -> int:
 
 
 def _hand_world() -> dict:
-    w = World(4, 8)
-    w.place("source", 1, 0, item="iron-plate")
-    for x in range(1, 4):
-        w.place("transport-belt", 1, x, direction=1)
-    w.place("inserter", 0, 3, direction=2)
-    w.place("assembling-machine-1", 0, 4, recipe="iron-gear-wheel")
-    w.place("sink", 3, 7, item="iron-gear-wheel")
-    w.rates[(1, 0)] = 7.5
-    return BW.to_blueprint(w, label="hand")
+    return BW.to_blueprint(hand_world(obstacle=False, source_rate=7.5), label="hand")
 
 
 def bases(files: list[str]) -> list[dict]:

@@ -37,14 +37,7 @@ HAVE_ALL = _have("factorion.sim", "factorion.tasks", "factorion.env.planner")
 needs_all = pytest.mark.skipif(not HAVE_ALL, reason="factorion.sim / tasks / planner not there yet")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and spinning OpenMP threads crawl on a busy
-    shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def line_episode(size: int = 7, y: int = 3):

@@ -11,26 +11,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from worlds import hand_world  # noqa: E402
 
 from factorion.cli import main, read_input
 from factorion.core import blueprint_world as BW
 from factorion.core.blueprint import encode, make_blueprint
 from factorion.core.render import render_text
-from factorion.core.world import OBSTACLE, Entity, World
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "blueprints"
-
-
-def hand_world() -> World:
-    w = World(4, 8)
-    w.place("source", 1, 0, item="iron-plate")
-    for x in range(1, 4):
-        w.place("transport-belt", 1, x, direction=1)
-    w.place("inserter", 0, 3, direction=2)
-    w.place("assembling-machine-1", 0, 4, recipe="iron-gear-wheel")
-    w.place("sink", 3, 7, item="iron-gear-wheel")
-    w.place(Entity(OBSTACLE, 3, 0, obstacle_name="small-electric-pole"))
-    return w
 
 
 @pytest.fixture

@@ -18,14 +18,7 @@ RECIPES = ["iron-gear-wheel", "electronic-circuit"]
 ITEMS = ["iron-plate", "copper-cable", "iron-gear-wheel", "electronic-circuit"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and spinning OpenMP threads crawl on a busy
-    shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def random_world(size: int, seed: int = 0, fill: float = 0.3) -> World:
