@@ -45,6 +45,7 @@ from factorion.tasks.scale import (
 )
 
 TRANSFORMS = tuple((r, m) for m in (False, True) for r in range(4))
+GROUPS = ("AB", "ABA", "BAB", "ABABA", "BABAB")  # two-step groups: A hands its product to its B neighbours
 POSITIONS = 8  # positions tried per (orientation, design): those nearest the sources and sinks
 
 
@@ -155,17 +156,21 @@ def designs(recipe, ingredients, product, height: int, width: int, rate_mode: bo
 
 
 def _pair_designs(recipe: str, pre: str, height: int, width: int, rate_mode: bool) -> list[Design]:
-    from factorion.tasks.scale import pair_design
+    """Every group (:data:`GROUPS`) whose machines all work, per machine tier, stacking and k."""
+    from factorion.tasks.scale import group_plan, pair_design
     out = []
     for m in gd.ASSEMBLERS if rate_mode else gd.ASSEMBLERS[-1:]:
-        one = pair_design(pre, recipe, m, "fast-inserter", 0)
-        for stack in range(1, height // layout(one)[0] + 1):
-            for k in range(1, width // one.width + 1):
-                for tier in range(4):
-                    d = replace(one, tier=tier, k=k, stack=stack)
-                    if fits_belts(d):
-                        out.append(d)
-                        break
+        for g in GROUPS:
+            one = replace(pair_design(pre, recipe, m, "fast-inserter", 0), group=g)
+            if min(group_plan(one).crafts) <= 1e-9:
+                continue
+            for stack in range(1, height // layout(one)[0] + 1):
+                for k in range(1, width // one.width + 1):
+                    for tier in range(4):
+                        d = replace(one, tier=tier, k=k, stack=stack)
+                        if fits_belts(d):
+                            out.append(d)
+                            break
     return out
 
 
