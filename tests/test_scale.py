@@ -30,8 +30,7 @@ def test_every_reference_reaches_its_stated_throughput(size):
         # as many machines as the designs say, each of them working
         d = f.designs[0][0]
         machines = [e for e in f.world.entities() if e.name == d.machine]
-        per_block = d.k * (1 if d.variant == "one-side" else 2)
-        assert len(machines) == per_block * len(f.designs)
+        assert len(machines) == d.machines * len(f.designs)
         assert all(sum(res.flow[(m.y, m.x)].values()) > 0 for m in machines)
     assert made >= 6
 

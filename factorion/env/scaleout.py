@@ -30,6 +30,7 @@ from factorion.tasks.base import fixed_only
 from factorion.tasks.flow import fill
 from factorion.tasks.scale import (
     FURNACE,
+    GROUPS,
     Design,
     block_mask,
     entity_count,
@@ -45,7 +46,6 @@ from factorion.tasks.scale import (
 )
 
 TRANSFORMS = tuple((r, m) for m in (False, True) for r in range(4))
-GROUPS = ("AB", "ABA", "BAB", "ABABA", "BABAB")  # two-step groups: A hands its product to its B neighbours
 STARTS = 24  # other first blocks grown while the budget lasts
 POSITIONS = 8  # positions tried per (orientation, design): those nearest the sources and sinks
 

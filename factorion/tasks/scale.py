@@ -13,6 +13,10 @@ shared-input   OUT, machines, IN, machines, OUT: one input belt (two: A and B) f
                machine rows (13 rows; 14 with two ingredients)
 shared-output  IN, machines, OUT, machines, IN: both machine rows drop onto one output belt,
                each on its own lane (13 rows; one ingredient only)
+pairs          two-step recipes: IN-B, IN-A, inserters, groups of machines, inserters, OUT (8
+               rows); a group (:data:`GROUPS`, e.g. ABABA: 3 cable machines to 2 circuit
+               machines) has A machines of the first recipe hand their product through a column
+               of inserters to their B neighbours; :func:`group_plan` works out the flows
 ============== =============================================================================
 
 Inserters sit on the first cells of each machine's edge; how many each machine gets is worked
@@ -47,6 +51,7 @@ LONG = "long-handed-inserter"
 FURNACE = "electric-furnace"  # the 3x3 furnace: it tiles like an assembler
 SCALE_RECIPES = ("iron-gear-wheel", "copper-cable", "electronic-circuit", "automation-science-pack")
 TWO_STEP = (("copper-cable", "electronic-circuit"), ("iron-gear-wheel", "automation-science-pack"))
+GROUPS = ("AB", "ABA", "BAB", "ABABA", "BABAB")  # two-step groups: A hands its product to its B neighbours
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,12 @@ class Design:
         """Columns of the block: k machines, or k groups with a column of inserters between machines."""
         n = len(self.group) if self.pre else 1
         return self.k * (n * self.size + n - 1)
+
+    @property
+    def machines(self) -> int:
+        """Machines in the block: per machine row k (k groups of ``group`` for "pairs"), per stacked block."""
+        per_row = self.k * len(self.group) if self.pre else self.k
+        return per_row * len(block_rows(self.variant, len(self.ingredients), self.size)[2]) * self.stack
 
     def describe(self) -> str:
         if self.pre:
@@ -456,6 +467,9 @@ def draw_design(rng: np.random.Generator, size: int) -> Design:
     if kind > len(SCALE_RECIPES):
         pre, rec = TWO_STEP[kind - len(SCALE_RECIPES) - 1]
         d = pair_design(pre, rec, pick(rng, gd.ASSEMBLERS[1:]), ins, tier)
+        fit = [g for g in GROUPS if min(group_plan(replace(d, group=g)).crafts) > 0
+               and largest_k(replace(d, group=g), size - 3) > 0]
+        d = replace(d, group=pick(rng, fit) if fit else "AB")
         return replace(d, k=largest_k(d, size - 3))
     if kind == len(SCALE_RECIPES):
         ore = pick(rng, ORES)
