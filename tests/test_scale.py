@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -29,8 +30,7 @@ def test_every_reference_reaches_its_stated_throughput(size):
         # as many machines as the designs say, each of them working
         d = f.designs[0][0]
         machines = [e for e in f.world.entities() if e.name == d.machine]
-        per_block = d.k * (1 if d.variant == "one-side" else 2)
-        assert len(machines) == per_block * len(f.designs)
+        assert len(machines) == d.machines * len(f.designs)
         assert all(sum(res.flow[(m.y, m.x)].values()) > 0 for m in machines)
     assert made >= 6
 
@@ -109,3 +109,37 @@ def test_pairs_reach_their_stated_throughput(pre, recipe, machine):
     n_a, n_x, n_t, n_out, c = S.pair_plan(d)
     assert S.stated_rate(d) == pytest.approx(2 * c * gd.recipe(recipe).results[0][1])
     assert all(sum(res.flow[(e.y, e.x)].values()) > 0 for e in w.entities() if e.name == machine)
+
+
+GROUPS = [(*S.TWO_STEP[0], "ABA"), (*S.TWO_STEP[0], "ABABA"),  # cables to circuits: 2:1 and 3:2
+          (*S.TWO_STEP[1], "BAB"), (*S.TWO_STEP[1], "BABAB")]  # one gear machine feeds two science
+
+
+@pytest.mark.parametrize(("pre", "recipe", "group"), GROUPS)
+@pytest.mark.parametrize("machine", ["assembling-machine-2", "assembling-machine-3"])
+def test_groups_reach_their_stated_throughput(pre, recipe, group, machine):
+    """Groups of two-step machines (3 cable machines to 2 circuit machines in ABABA) deliver what
+    group_plan works out from the game's numbers, every machine of the group working."""
+    d = replace(S.pair_design(pre, recipe, machine, "fast-inserter", 1, k=2), group=group)
+    assert min(S.group_plan(d).crafts) > 0
+    assert S.fits_belts(d)
+    w = World(12, d.width + 3)
+    assert S.place_design(w, d, 1, 1)
+    w.place(Entity(SOURCE, 1, 0, item=d.ingredients[0]))
+    w.place(Entity(SOURCE, 2, 0, item=d.ingredients[1]))
+    w.place(Entity(SINK, 8, d.width + 2, item=d.product))
+    assert not T.fill(w, d.tier)
+    assert not S.join_outputs(w, S.output_ends(d, 1, 1), d.product, d.tier)
+    res = sim.simulate(w)
+    assert res.total == pytest.approx(S.stated_rate(d), rel=1e-9)
+    assert all(sum(res.flow[(e.y, e.x)].values()) > 0 for e in w.entities() if e.name == machine)
+
+
+def test_three_cable_machines_feed_two_circuit_machines_at_full_speed():
+    """The 3:2 ratio from the recipes: each circuit machine runs at its full crafting speed."""
+    one = S.pair_design("copper-cable", "electronic-circuit", "assembling-machine-3", "fast-inserter", 1)
+    d = replace(one, group="ABABA")
+    full = gd.crafting_speed(d.machine) / gd.recipe("electronic-circuit").energy
+    plan = S.group_plan(d)
+    assert [c for c, m in zip(plan.crafts, d.group, strict=True) if m == "B"] == pytest.approx([full, full])
+    assert S.stated_rate(d) == pytest.approx(2 * full)

@@ -30,6 +30,7 @@ from factorion.tasks.base import fixed_only
 from factorion.tasks.flow import fill
 from factorion.tasks.scale import (
     FURNACE,
+    GROUPS,
     Design,
     block_mask,
     entity_count,
@@ -45,6 +46,7 @@ from factorion.tasks.scale import (
 )
 
 TRANSFORMS = tuple((r, m) for m in (False, True) for r in range(4))
+STARTS = 24  # other first blocks grown while the budget lasts
 POSITIONS = 8  # positions tried per (orientation, design): those nearest the sources and sinks
 
 
@@ -58,6 +60,7 @@ class ScaleOut:
     note: str = ""
     candidates: int = 0
     log: list = field(default_factory=list)  # (seconds, label, throughput) of each new best
+    starts: list = field(default_factory=list)  # (throughput, entities, world, label): first blocks that work
 
 
 def count_entities(world: World) -> int:
@@ -155,17 +158,21 @@ def designs(recipe, ingredients, product, height: int, width: int, rate_mode: bo
 
 
 def _pair_designs(recipe: str, pre: str, height: int, width: int, rate_mode: bool) -> list[Design]:
-    from factorion.tasks.scale import pair_design
+    """Every group (:data:`GROUPS`) whose machines all work, per machine tier, stacking and k."""
+    from factorion.tasks.scale import group_plan, pair_design
     out = []
     for m in gd.ASSEMBLERS if rate_mode else gd.ASSEMBLERS[-1:]:
-        one = pair_design(pre, recipe, m, "fast-inserter", 0)
-        for stack in range(1, height // layout(one)[0] + 1):
-            for k in range(1, width // one.width + 1):
-                for tier in range(4):
-                    d = replace(one, tier=tier, k=k, stack=stack)
-                    if fits_belts(d):
-                        out.append(d)
-                        break
+        for g in GROUPS:
+            one = replace(pair_design(pre, recipe, m, "fast-inserter", 0), group=g)
+            if min(group_plan(one).crafts) <= 1e-9:
+                continue
+            for stack in range(1, height // layout(one)[0] + 1):
+                for k in range(1, width // one.width + 1):
+                    for tier in range(4):
+                        d = replace(one, tier=tier, k=k, stack=stack)
+                        if fits_belts(d):
+                            out.append(d)
+                            break
     return out
 
 
@@ -317,13 +324,39 @@ def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
     spare = _spare(base)
     supply_bound = _total_supply(world, ds[0], spare) if ds else 0.0
     tried: set = set()
-    for positions in (POSITIONS, 4 * POSITIONS):  # more positions when every candidate fell short
+    for positions in (POSITIONS, 4 * POSITIONS, 16 * POSITIONS):  # more positions while all fell short
         if _first_block(res, base, ds, rate_mode, spare, positions, tried, t0, budget_s):
             break
-    if res.world is not None and not (res.wanted is not None and res.throughput >= res.wanted * (1 - 1e-9)):
+    if res.world is not None and not _met(res, res.throughput):
         _extend(res, ds, supply_bound, t0, budget_s)
+        _other_starts(res, ds, supply_bound, t0, budget_s)
     _explain(res, supply_bound)
     return res
+
+
+def _met(res: ScaleOut, thr: float) -> bool:
+    return res.wanted is not None and thr >= res.wanted * (1 - 1e-9)
+
+
+def _other_starts(res: ScaleOut, ds: list[Design], supply_bound: float, t0: float, budget_s: float) -> None:
+    """While the budget lasts: grow each other working first block (best first, at most
+    :data:`STARTS`) as :func:`_extend` grew the best one, and keep what beats the best so far
+    (a first block that leaves more room may end with more machines)."""
+    seen = {res.label}
+    for thr, n, (w, r, m), label in sorted(res.starts, key=lambda s: (-s[0], s[1]))[:STARTS]:
+        if time.perf_counter() - t0 > budget_s or res.throughput >= supply_bound * (1 - 1e-9):
+            return
+        if label in seen and abs(thr - res.throughput) < 1e-9:
+            continue
+        seen.add(label)
+        alt = ScaleOut(world=_back(w, r, m), throughput=thr, entities=n, label=label, wanted=res.wanted)
+        _extend(alt, ds, supply_bound, t0, budget_s)
+        res.candidates += alt.candidates
+        if _better(res, alt.throughput, alt.entities):
+            res.world, res.throughput, res.entities = alt.world, alt.throughput, alt.entities
+            res.label = alt.label
+            res.log.append((round(time.perf_counter() - t0, 3), res.label + " (another first block)",
+                            alt.throughput))
 
 
 def _first_block(res: ScaleOut, base: World, ds: list[Design], rate_mode: bool, spare: dict, positions: int,
@@ -352,6 +385,8 @@ def _first_block(res: ScaleOut, base: World, ds: list[Design], rate_mode: bool, 
             continue
         thr = float(throughput(w))
         n = count_entities(w)
+        if thr > 0:
+            res.starts.append((thr, n, (w, r, m), f"scale-out: {d.describe()}"))
         if thr > 0 and _better(res, thr, n):
             res.world, res.throughput, res.entities = _back(w, r, m), thr, n
             res.label = f"scale-out: {d.describe()}"
@@ -380,7 +415,7 @@ def _extend(res: ScaleOut, ds: list[Design], supply_bound: float, t0: float, bud
             return
         cands, frames, _ = _candidates(res.world, ds, False, None, _spare(res.world))
         improved = False
-        for _bound, _est, d, r, m, y0, x0 in cands[:40]:
+        for _bound, _est, d, r, m, y0, x0 in cands:
             if time.perf_counter() - t0 > budget_s:
                 return
             w = _try(frames[(r, m)], d, y0, x0)

@@ -13,6 +13,10 @@ shared-input   OUT, machines, IN, machines, OUT: one input belt (two: A and B) f
                machine rows (13 rows; 14 with two ingredients)
 shared-output  IN, machines, OUT, machines, IN: both machine rows drop onto one output belt,
                each on its own lane (13 rows; one ingredient only)
+pairs          two-step recipes: IN-B, IN-A, inserters, groups of machines, inserters, OUT (8
+               rows); a group (:data:`GROUPS`, e.g. ABABA: 3 cable machines to 2 circuit
+               machines) has A machines of the first recipe hand their product through a column
+               of inserters to their B neighbours; :func:`group_plan` works out the flows
 ============== =============================================================================
 
 Inserters sit on the first cells of each machine's edge; how many each machine gets is worked
@@ -47,6 +51,7 @@ LONG = "long-handed-inserter"
 FURNACE = "electric-furnace"  # the 3x3 furnace: it tiles like an assembler
 SCALE_RECIPES = ("iron-gear-wheel", "copper-cable", "electronic-circuit", "automation-science-pack")
 TWO_STEP = (("copper-cable", "electronic-circuit"), ("iron-gear-wheel", "automation-science-pack"))
+GROUPS = ("AB", "ABA", "BAB", "ABABA", "BABAB")  # two-step groups: A hands its product to its B neighbours
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class Design:
     out_east: bool = True        # output belts run east (else west)
     stack: int = 1               # blocks stacked top to bottom, each with its own belts
     pre: str | None = None       # "pairs": the recipe of the machine that hands ``recipe`` its ingredient
+    group: str = "AB"            # "pairs": one group's machines west to east (A: ``pre``, B: ``recipe``)
 
     @property
     def size(self) -> int:
@@ -71,13 +77,21 @@ class Design:
 
     @property
     def width(self) -> int:
-        """Columns of the block: k machines, or k pairs with a column of inserters between."""
-        return self.k * (2 * self.size + 1 if self.pre else self.size)
+        """Columns of the block: k machines, or k groups with a column of inserters between machines."""
+        n = len(self.group) if self.pre else 1
+        return self.k * (n * self.size + n - 1)
+
+    @property
+    def machines(self) -> int:
+        """Machines in the block: per machine row k (k groups of ``group`` for "pairs"), per stacked block."""
+        per_row = self.k * len(self.group) if self.pre else self.k
+        return per_row * len(block_rows(self.variant, len(self.ingredients), self.size)[2]) * self.stack
 
     def describe(self) -> str:
         if self.pre:
             mid = gd.recipe(self.pre).results[0][0]
-            return (f"{self.k * self.stack} pairs of {self.machine} ({mid} handed to {self.product}), "
+            what = "pairs" if self.group == "AB" else f"groups {self.group}"
+            return (f"{self.k * self.stack} {what} of {self.machine} ({mid} handed to {self.product}), "
                     f"{gd.BELTS[self.tier]}")
         n = self.k * (1 if self.variant == "one-side" else 2) * self.stack
         sides = {"one-side": "one side", "shared-input": "both sides of the input belt",
@@ -194,6 +208,56 @@ def pair_plan(d: Design) -> tuple[int, int, int, int, float]:
     return n_a, n_x, n_t, n_out, min(cb, n_out * fast / out_b)
 
 
+@dataclass(frozen=True)
+class GroupPlan:
+    """Inserters and rates of one group of a "pairs" block, per machine west to east."""
+    feed: tuple[int, ...]       # per machine: inserters from the near belt (A), long-handed from the far (B)
+    out: tuple[int, ...]        # per machine: output inserters (B only; 0 for A)
+    hand: tuple[int, ...]       # per gap between neighbours: inserters handing A's product to B
+    crafts: tuple[float, ...]   # per machine: crafts/s
+
+
+def group_plan(d: Design) -> GroupPlan:
+    """How each machine of a group of ``d`` runs: every A makes what its near-belt inserters allow,
+    hands it to its B neighbours (each B takes from its western A first, then its eastern one: the
+    most a row of neighbours can pass on), and the inserters are the fewest that carry those flows.
+    From the game's numbers alone."""
+    fast, long_, edge = gd.inserter_rate(d.inserter), gd.inserter_rate(LONG), d.size
+    ra, rb = gd.recipe(d.pre), gd.recipe(d.recipe)
+    a_in, x, mid = d.ingredients[1], d.ingredients[0], ra.results[0][0]
+    amt_a, out_a = dict(ra.ingredients)[a_in], dict(ra.results)[mid]
+    amt_mid, amt_x, out_b = dict(rb.ingredients)[mid], dict(rb.ingredients)[x], dict(rb.results)[d.product]
+    speed = gd.crafting_speed(d.machine)
+    ca = min(speed / ra.energy, edge * fast / amt_a)
+    cb = min(speed / rb.energy, edge * long_ / amt_x, edge * fast / out_b)
+    g, cap = d.group, edge * fast
+    left = [ca * out_a if c == "A" else 0.0 for c in g]  # what each A has still to give
+    flow = [0.0] * (len(g) - 1)  # items of ``mid``/s over each gap
+    for i, c in enumerate(g):
+        if c != "B":
+            continue
+        need = cb * amt_mid
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(g) and g[j] == "A":
+                f = min(left[j], need, cap)
+                left[j] -= f
+                need -= f
+                flow[min(i, j)] = f
+    crafts, feed, out = [], [], []
+    for i, c in enumerate(g):
+        moved = sum(flow[j] for j in (i - 1, i) if 0 <= j < len(flow))
+        if c == "A":
+            crafts.append(moved / out_a)
+            feed.append(math.ceil(crafts[-1] * amt_a / fast - 1e-9))
+            out.append(0)
+        else:
+            crafts.append(moved / amt_mid)
+            feed.append(math.ceil(crafts[-1] * amt_x / long_ - 1e-9))
+            out.append(math.ceil(crafts[-1] * out_b / fast - 1e-9))
+    hand = tuple(math.ceil(f / fast - 1e-9) for f in flow)
+    return GroupPlan(tuple(feed), tuple(out), hand, tuple(crafts))
+
+
 def per_product(d: Design) -> dict[str, float]:
     """Items of each belt ingredient one item of the product takes."""
     if d.pre:
@@ -212,7 +276,9 @@ def row_rates(d: Design) -> list[float]:
     _, _, rows = layout(d)
     if d.pre:
         out_b = dict(gd.recipe(d.recipe).results)[d.product]
-        return [d.k * pair_plan(d)[4] * out_b for _ in rows]
+        plan = group_plan(d)
+        group = sum(c for c, m in zip(plan.crafts, d.group, strict=True) if m == "B") * out_b
+        return [d.k * group for _ in rows]
     _, _, out_amt = recipe_numbers(d)
     return [d.k * machine_plan(d, r.near)[2] * out_amt for r in rows]
 
@@ -277,22 +343,27 @@ def design_entities(d: Design, y0: int, x0: int) -> list[Entity]:
 
 
 def _pair_row(d: Design, r: MachineRow, y0: int, x0: int, pick_cols: dict, drop_cols: dict) -> list[Entity]:
-    """One row of pairs: the first machine fed from the near belt, handing its product to the
-    second (fed from the far belt by long-handed inserters) through a column of inserters."""
-    n_a, n_x, n_t, n_out, _ = pair_plan(d)
+    """One row of groups (:func:`group_plan`): each A fed from the near belt hands its product to
+    its B neighbours (fed from the far belt by long-handed inserters) through columns of inserters."""
+    plan = group_plan(d)
     s, ents = d.size, []
+    east = _transfer_dir(d.inserter)
     for j in range(d.k):
-        ax = x0 + j * (2 * s + 1)
-        bx = ax + s + 1
-        ents += [Entity(d.machine, y0 + r.top, ax, recipe=d.pre),
-                 Entity(d.machine, y0 + r.top, bx, recipe=d.recipe)]
-        ents += [Entity(d.inserter, y0 + r.ins_row, ax + t, r.in_dir) for t in range(n_a)]
-        ents += [Entity(LONG, y0 + r.ins_row, bx + t, r.in_dir) for t in range(n_x)]
-        ents += [Entity(d.inserter, y0 + r.top + t, ax + s, _transfer_dir(d.inserter)) for t in range(n_t)]
-        ents += [Entity(d.inserter, y0 + r.out_row, bx + t, r.out_dir) for t in range(n_out)]
-        pick_cols[r.ins_row - 1] += [ax + t for t in range(n_a)]
-        pick_cols[r.ins_row - 2] += [bx + t for t in range(n_x)]
-        drop_cols.setdefault(r.out_belt, []).extend(bx + t for t in range(n_out))
+        gx = x0 + j * (len(d.group) * (s + 1) - 1)
+        for i, c in enumerate(d.group):
+            mx = gx + i * (s + 1)
+            ents.append(Entity(d.machine, y0 + r.top, mx, recipe=d.pre if c == "A" else d.recipe))
+            name, belt = (d.inserter, r.ins_row - 1) if c == "A" else (LONG, r.ins_row - 2)
+            ents += [Entity(name, y0 + r.ins_row, mx + t, r.in_dir) for t in range(plan.feed[i])]
+            pick_cols[belt] += [mx + t for t in range(plan.feed[i])]
+            ents += [Entity(d.inserter, y0 + r.out_row, mx + t, r.out_dir) for t in range(plan.out[i])]
+            drop_cols.setdefault(r.out_belt, []).extend(mx + t for t in range(plan.out[i]))
+            if i + 1 < len(d.group):
+                dr = east if c == "A" else (east + 2) % 4
+                ents += [Entity(d.inserter, y0 + r.top + t, mx + s, dr) for t in range(plan.hand[i])]
+    for belt in (r.ins_row - 1, r.ins_row - 2):  # input belts start at the block's west edge
+        if pick_cols[belt]:
+            pick_cols[belt].append(x0)
     return ents
 
 
@@ -396,6 +467,9 @@ def draw_design(rng: np.random.Generator, size: int) -> Design:
     if kind > len(SCALE_RECIPES):
         pre, rec = TWO_STEP[kind - len(SCALE_RECIPES) - 1]
         d = pair_design(pre, rec, pick(rng, gd.ASSEMBLERS[1:]), ins, tier)
+        fit = [g for g in GROUPS if min(group_plan(replace(d, group=g)).crafts) > 0
+               and largest_k(replace(d, group=g), size - 3) > 0]
+        d = replace(d, group=pick(rng, fit) if fit else "AB")
         return replace(d, k=largest_k(d, size - 3))
     if kind == len(SCALE_RECIPES):
         ore = pick(rng, ORES)
