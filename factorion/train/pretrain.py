@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (-1: until --max-minutes)")
     p.add_argument("--smoke", action="store_true", help="a few steps of the tiny preset on procedural tasks")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt if it exists")
-    p.add_argument("--preset", default="default", choices=("tiny", "small", "default"))
+    p.add_argument("--preset", default="default", choices=("tiny", "cpu", "small", "default"))
     p.add_argument("--d-model", type=int, default=None)
     p.add_argument("--n-layers", type=int, default=None)
     p.add_argument("--n-heads", type=int, default=None)
