@@ -11,7 +11,7 @@ BLUEPRINTS ?=
 export WANDB_MODE ?= offline
 
 DATA    ?= data/out
-.PHONY: install test test-all lint bench data pretrain finetune evaluate demo clean
+.PHONY: install test test-all lint bench data demos pretrain finetune evaluate demo policy clean
 
 install: $(STAMP)
 
@@ -38,6 +38,12 @@ bench: $(STAMP)
 # make data BLUEPRINTS=../shared/blueprints   -> also read a folder of .txt strings
 data: $(STAMP)
 	$(PYTHON) -m pipeline.run --out $(DATA) $(if $(BLUEPRINTS),--blueprints $(BLUEPRINTS))
+
+# planner demonstrations (families x levels 1-5 x sizes 11, 16) in the dataset's schema; make pretrain mixes
+# them with $(DATA)'s mined rows (--demo-share, default 0.5)
+DEMOS   ?= data/demos
+demos: $(STAMP)
+	$(PYTHON) -m pipeline.demos --out $(DEMOS) --per-cell $(or $(PER_CELL),24)
 
 pretrain: $(STAMP)
 	$(PYTHON) -m factorion.train.pretrain --data $(DATA) --max-minutes $(or $(MINUTES),20) --preset $(or $(PRESET),small)

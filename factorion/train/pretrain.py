@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="data/out",
         help="Parquet directory of `make data`; procedural tasks when it holds no *.parquet",
     )
+    p.add_argument("--demos", default="data/demos",
+                   help="planner demonstrations of `make demos` (Parquet), mixed in when it holds any")
+    p.add_argument("--demo-share", type=float, default=0.5,
+                   help="share of the training episodes drawn from --demos (the rest: --data's mined rows); "
+                        "1 when --data holds no Parquet")
     p.add_argument(
         "--procedural", action="store_true", help="train on procedural tasks even if Parquet exists"
     )
@@ -148,6 +153,8 @@ def main(argv: list[str] | None = None) -> dict:
         rollout_tasks=args.rollout_tasks,
         seed=args.seed,
         procedural=args.procedural,
+        demos=args.demos,
+        demo_share=args.demo_share,
     )
     # CPU training: procedural tasks are generated in the data workers, so leave them their cores
     # (oversubscribed OpenMP threads spin); Parquet rows cost a worker a few % of a core, so the
