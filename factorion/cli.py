@@ -221,7 +221,17 @@ def cmd_build(args) -> int:
         world = World.from_blueprint(bp.raw)
     else:
         world = parse_spec(text)
-    r = build(world, checkpoint=args.checkpoint, budget_s=args.budget, seed=args.seed, samples=args.samples)
+    ckpt = args.checkpoint
+    if ckpt is None:  # the shipped policy when the package has one, else the planner alone
+        from factorion.build import DEFAULT_CHECKPOINT
+        ckpt = "default" if DEFAULT_CHECKPOINT.exists() else "none"
+    if args.no_planner and ckpt == "none":
+        raise CliError("--no-planner needs a policy: give --checkpoint CKPT (or keep the shipped default)")
+    try:
+        r = build(world, checkpoint=ckpt, budget_s=args.budget, seed=args.seed, samples=args.samples,
+                  planner=not args.no_planner)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
     warns = validate_export(r.blueprint)
     from factorion.sim import simulate
     res = simulate(r.world)
@@ -229,6 +239,7 @@ def cmd_build(args) -> int:
                flows={c: sum(f.values()) for c, f in res.flow.items()})
     print(f"throughput: {r.throughput:.4g} items/s  (best of {r.candidates} candidates, by {r.method}, "
           f"{r.seconds:.1f} s, {r.cpu_seconds:.1f} s CPU)")
+    print(f"model: {r.model}; planner: {'off (--no-planner)' if args.no_planner else 'on'}")
     print(f"picture: {args.output}")
     print("draftsman: " + ("loads it cleanly" if not warns else f"{len(warns)} warning(s): {warns[0][:120]}"))
     print("blueprint string (paste into the game):")
@@ -277,7 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", metavar="TASK", help="a blueprint with sources/sinks (string, file, -) or a "
                    "text spec file ('size H W', 'source Y X ITEM', 'sink Y X ITEM', 'obstacle Y X')")
     s.add_argument("--checkpoint", metavar="CKPT", help="a policy checkpoint to sample from, every sample "
-                   "checked in the simulator (default: the scripted planner only)")
+                   "checked in the simulator (default: the policy shipped in the package; 'none': the "
+                   "scripted planner only)")
+    s.add_argument("--no-planner", action="store_true",
+                   help="the policy alone: greedy, then sampled roll-outs, no scripted planner")
     s.add_argument("--budget", type=float, default=10.0, metavar="S", help="seconds to search (default 10)")
     s.add_argument("-o", "--output", default="build.png", metavar="OUT.png",
                    help="picture (default build.png)")
