@@ -5,13 +5,15 @@
 
 For every family x level x size (default: the seven ``factorion.tasks`` families, levels 1-5, sizes
 11 and 16) and ``--per-cell`` seeds, the task ``tasks.make_task(family, level, size, seed)`` is solved by
-``factorion.env.planner.plan`` (``--budget`` seconds; it never reads the reference solution). The
-demonstration is ``planner.actions_to_build(task.world, planned)``: removals of what the start holds and
-the plan lacks, then the plan's pieces in the canonical flow order (machines, inserters, then belt-likes
-along the item flow from the sources; see ``pipeline.expert.flow_order``). The plan counts when it
-reaches ``SUCCESS`` x the task's reference throughput; the task generator's reference solution
-(``tasks.solved_factory``, which reaches the reference by definition) is the other candidate, and the
-one needing fewer edits is written (ties: the planner). On levels 2-4 that is usually the reference
+``factorion.env.planner.plan`` (it never reads the reference solution; its budget is far above what it
+needs, so the result is a function of the task, not of the clock). The demonstration is
+``planner.actions_to_build(task.world, target)``: removals of what the start holds and the target lacks,
+then the target's pieces in the canonical flow order (machines, inserters, then belt-likes along the
+item flow from the sources; see ``pipeline.expert.flow_order``). ``target`` is
+``planner.expert_target(task)``, the same the DAgger expert uses (``factorion.train.dagger``): the plan
+when it reaches 0.99 x the task's reference throughput, or the task generator's reference solution
+(``tasks.solved_factory``, which reaches the reference by definition), whichever needs fewer edits
+(ties: the planner). On levels 2-4 that is usually the reference
 (the planner re-plans around the pieces already there, the reference only fills the gaps); on level 5
 mostly the planner. Provenance: ``source`` = ``procedural``, ``author`` names the
 expert (``factorion.env.planner.plan`` or ``factorion.tasks.solved_factory``), ``key`` =
@@ -35,10 +37,9 @@ from factorion.core.world import K_SINK, K_SOURCE, KIND
 from pipeline.chunk import action_struct, entity_struct
 from pipeline.write import SplitWriter, swap_in
 
-__all__ = ["TRAIN_SEED0", "VAL_SEED0", "SUCCESS", "demo_row", "task_specs", "main"]
+__all__ = ["TRAIN_SEED0", "VAL_SEED0", "demo_row", "task_specs", "main"]
 
 TRAIN_SEED0, VAL_SEED0 = 5_000_000, 1_100_000_000
-SUCCESS = 0.99  # the plan must reach this share of the reference, else the reference solution is used
 DEFAULT_LEVELS = (1, 2, 3, 4, 5)
 DEFAULT_SIZES = (11, 16)
 
@@ -59,7 +60,8 @@ def _items_recipes(task) -> tuple[list[str], list[str]]:
     return sorted(i for i in task.items if i), sorted(task.recipes)
 
 
-def demo_row(fam: str, level: int, size: int, seed: int, split: str, budget_s: float = 0.5) -> dict | None:
+def demo_row(fam: str, level: int, size: int, seed: int, split: str,
+             budget_s: float | None = None) -> dict | None:
     """One EXAMPLE_SCHEMA row (None when the task cannot be made or no expert reaches it)."""
     from factorion import tasks
     from factorion.env import planner
@@ -71,22 +73,11 @@ def demo_row(fam: str, level: int, size: int, seed: int, split: str, budget_s: f
     except (RuntimeError, ValueError):
         return None
     ref = float(task.reference)
-    options = []  # (edits, rank, actions, target, author): the fewest edits win, ties the planner
     try:
-        planned = planner.plan(task, budget_s=budget_s)
-        if planned is not None and float(throughput(planned)) >= SUCCESS * ref:
-            acts = planner.actions_to_build(task.world, planned)
-            options.append((len(acts), 0, acts, planned, "factorion.env.planner.plan"))
-    except (ValueError, RuntimeError):
-        pass
-    try:
-        acts = planner.actions_to_build(task.world, task.solution)
-        options.append((len(acts), 1, acts, task.solution, "factorion.tasks.solved_factory (fewer edits)"))
+        target, author = planner.expert_target(task, budget_s=budget_s or planner.EXPERT_BUDGET_S)
+        acts = planner.actions_to_build(task.world, target)
     except ValueError:
-        pass
-    if not options:
         return None
-    _, _, acts, target, author = min(options, key=lambda o: o[:2])
     start = task.world
     targets = [entity_struct(a[1]) for a in acts if a[0] == "place"]
     items, recs = _items_recipes(task)
@@ -125,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     p.add_argument("--per-cell", type=int, default=24, help="train tasks per family x level x size")
     p.add_argument("--val-per-cell", type=int, default=2, help="val tasks per family x level x size")
-    p.add_argument("--budget", type=float, default=0.5, help="planner seconds per task")
+    p.add_argument("--budget", type=float, default=None,
+                   help="planner seconds per task (default planner.EXPERT_BUDGET_S: never cut by the clock)")
     p.add_argument("--workers", type=int, default=1, help="processes")
     p.add_argument("--no-progress", action="store_true")
     return p

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from factorion.core.world import World
+from factorion.env import planner
 from factorion.sim import throughput
 from factorion.train import bc
 from pipeline import demos as D
@@ -22,8 +23,7 @@ from pipeline import write as W
 def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demos")
     stats = D.main(["--out", str(out), "--families", "belt", "smelting", "--levels", "3", "5",
-                    "--sizes", "11", "--per-cell", "2", "--val-per-cell", "1", "--budget", "0.3",
-                    "--no-progress"])
+                    "--sizes", "11", "--per-cell", "2", "--val-per-cell", "1", "--no-progress"])
     assert stats["rows"] == stats["tasks"] == 12
     return out
 
@@ -56,7 +56,7 @@ def test_demo_rows_follow_the_schema_and_rebuild_their_task(demo_dir):
             else:
                 w.place(a[1], a[2], a[3], direction=a[4], recipe=a[5], io=a[6])
         assert (w.grid == _world(row.grid, row.grid_shape).grid).all()
-        assert throughput(w) >= D.SUCCESS * row.reference_throughput
+        assert throughput(w) >= planner.EXPERT_SUCCESS * row.reference_throughput
 
 
 def test_demo_seeds_are_disjoint_from_the_benchmark_and_test_seeds():
@@ -68,8 +68,8 @@ def test_demo_seeds_are_disjoint_from_the_benchmark_and_test_seeds():
 
 
 def test_same_arguments_same_rows():
-    a = D.demo_row("splitter", 5, 11, D.TRAIN_SEED0 + 7, "train", budget_s=0.3)
-    b = D.demo_row("splitter", 5, 11, D.TRAIN_SEED0 + 7, "train", budget_s=0.3)
+    a = D.demo_row("splitter", 5, 11, D.TRAIN_SEED0 + 7, "train", budget_s=None)
+    b = D.demo_row("splitter", 5, 11, D.TRAIN_SEED0 + 7, "train", budget_s=None)
     assert a is not None and a["actions"] == b["actions"] and a["start_grid"] == b["start_grid"]
 
 
