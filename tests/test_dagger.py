@@ -67,3 +67,12 @@ def test_collect_gives_episodes_bc_expands():
         assert samples and samples[-1]["action"][0] == 2  # the expert's continuation ends with finish
         end = apply_actions(ep["start"], ep["actions"])
         assert throughput(end) >= EXPERT_SUCCESS * ep["reference"]
+
+
+def test_pretrain_runs_a_dagger_round(tmp_path):
+    from factorion.policy.model import Policy
+    from factorion.train.pretrain import main
+    r = main(["--smoke", "--out", str(tmp_path / "bc"), "--logger", "none", "--no-progress",
+              "--dagger-rounds", "1", "--dagger-tasks", "2", "--dagger-share", "0.5", "--max-minutes", "2"])
+    assert r["steps"] >= 6  # BC's 6 steps, then the DAgger round's
+    assert Policy.load_from_checkpoint(r["last"]).config.d_model == 32

@@ -373,6 +373,23 @@ class MixedEpisodes(_Episodes):
             yield ep
 
 
+class ListEpisodes(_Episodes):
+    """Episodes held in memory (``expand_episode`` arguments; e.g. DAgger's relabelled states,
+    :mod:`factorion.train.dagger`), sharded by index over readers and shuffled per epoch."""
+
+    def __init__(self, episodes: Sequence[dict], batch_size: int = 64, shuffle: bool = True,
+                 shuffle_buffer: int = 2048, seed: int = 0, sample_kw: dict | None = None):
+        super().__init__(batch_size, shuffle, shuffle_buffer, seed, sample_kw)
+        self.items = list(episodes)
+
+    def episodes(self, shard, n_shards, rng):
+        order = list(range(shard, len(self.items), n_shards))
+        if self.shuffle:
+            rng.shuffle(order)
+        for i in order:
+            yield self.items[i]
+
+
 def row_to_task(row: dict):
     """A task-like object for the env from a Parquet row (world, recipes, items, reference)."""
     ep = row_to_episode(row)
@@ -414,6 +431,8 @@ class BCDataModule(L.LightningDataModule):
         procedural: bool = False,
         demos: str | None = None,
         demo_share: float = 0.5,
+        extra_episodes: Sequence[dict] | None = None,
+        extra_share: float = 0.0,
     ):
         super().__init__()
         self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
@@ -431,8 +450,10 @@ class BCDataModule(L.LightningDataModule):
         self.demo_share = float(demo_share)
         if not 0.0 <= self.demo_share <= 1.0:
             raise ValueError(f"demo_share must be in [0, 1], got {demo_share}")
+        self.has_demos = bool(self.demos)
         if self.demos and not self.use_parquet:  # demonstrations only
             self.data, self.demos, self.use_parquet, self.demo_share = self.demos, None, True, 1.0
+        self.extra, self.extra_share = list(extra_episodes or []), float(extra_share)
         self.train_set = self.val_set = None
 
     @property
@@ -443,6 +464,11 @@ class BCDataModule(L.LightningDataModule):
             share = self.demo_share
             return f"parquet:{self.data} ({1 - share:.0%}) + demos:{self.demos} ({share:.0%})"
         return f"parquet:{self.data}"
+
+    @property
+    def procedural_rows(self) -> bool:
+        """Whether the training data holds procedural tasks (demonstrations or on-the-fly tasks)."""
+        return (not self.use_parquet) or self.has_demos
 
     def _parquet_set(self, split: str, train: bool, kw: dict) -> _Episodes:
         extra = {"shuffle": True, "shuffle_buffer": self.shuffle_buffer} if train else {
@@ -472,6 +498,11 @@ class BCDataModule(L.LightningDataModule):
             self.val_set = ProceduralEpisodes(
                 self.val_tasks, VAL_SEED0, fixed=True, shuffle=False, **common, **kw
             )
+        if self.extra and self.extra_share > 0:  # aggregated DAgger episodes
+            extra = ListEpisodes(self.extra, shuffle=True, **kw)
+            w = [1 - self.extra_share, self.extra_share]
+            self.train_set = MixedEpisodes([self.train_set, extra], w, shuffle=True,
+                                           shuffle_buffer=self.shuffle_buffer, **kw)
 
     def _loader(self, dataset, workers: int) -> DataLoader:
         return DataLoader(

@@ -131,6 +131,9 @@ class Args:
     train_blocks: int = -1  # top transformer blocks trained (+ heads); the rest frozen and cached; -1: all
     # expert labels on visited states (factorion.train.ppo_expert): + expert_coef * NLL of the label; 0 = off
     expert_coef: float = 1.0
+    # which states get a label: "all" (every state of every level, factorion.train.dagger's expert, the
+    # labels make pretrain's demonstrations and DAgger rounds used) or "unique" (one piece missing, or solved)
+    expert_mode: str = "all"
     # self-imitation (factorion.train.ppo_sil): replay good past episodes, weighted by (R - V)+; 0 = off
     sil_coef: float = 0.0
     sil_updates: int = 2  # minibatches per iteration (after the PPO epochs)
@@ -370,7 +373,7 @@ def train(args: Args) -> dict:
                     fwd = model(ot, mt)
                 feats = box[0]
                 if args.expert_coef > 0:
-                    labelled_n += store_expert_labels(buf, t, envs, info, mt, fp_index)
+                    labelled_n += store_expert_labels(buf, t, envs, info, mt, fp_index, args.expert_mode)
                 buf.store_feats(t, feats)
                 action = fwd["action"]
                 if args.expert_coef > 0:

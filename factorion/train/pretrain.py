@@ -10,6 +10,14 @@ Weights & Biases under ``<out>/wandb`` (offline unless ``WANDB_API_KEY`` is set 
 ``--strategy`` and ``--precision`` (``auto``: bf16-mixed on a CUDA GPU, else 32-true) go
 straight to the Trainer.
 
+Data: ``--data``'s mined rows mixed with ``--demos``' planner demonstrations (``make demos``), a share
+``--demo-share`` (default 0.5) of the episodes being demonstrations; either alone when the other folder
+holds no Parquet; procedural tasks when neither does. DAgger (``--dagger-rounds``; default 2 rounds when
+the data holds procedural rows, i.e. demonstrations or ``--procedural``): the last ``--dagger-share``
+(0.4) of the time goes to rounds of roll-outs of the current policy on fresh procedural tasks whose
+visited states the expert relabels (:mod:`factorion.train.dagger`), aggregated and mixed in at
+``--dagger-weight`` (0.3) of the episodes.
+
 ``--smoke``: a few steps of the tiny preset on procedural tasks (seconds), for CI and checks.
 Load the result with ``Policy.load_from_checkpoint(path)``.
 """
@@ -40,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-share", type=float, default=0.5,
                    help="share of the training episodes drawn from --demos (the rest: --data's mined rows); "
                         "1 when --data holds no Parquet")
+    p.add_argument("--dagger-rounds", type=int, default=-1,
+                   help="DAgger rounds after BC (-1: 2 when the training data holds procedural rows, i.e. "
+                        "--demos or --procedural, else 0)")
+    p.add_argument("--dagger-share", type=float, default=0.4,
+                   help="share of --max-minutes spent in the DAgger rounds (roll-outs + training)")
+    p.add_argument("--dagger-tasks", type=int, default=96, help="procedural tasks rolled out per round")
+    p.add_argument("--dagger-weight", type=float, default=0.3,
+                   help="share of the training episodes drawn from the aggregated DAgger episodes")
+    p.add_argument("--dagger-levels", type=int, nargs="+", default=[3, 4, 5], help="levels of DAgger tasks")
     p.add_argument(
         "--procedural", action="store_true", help="train on procedural tasks even if Parquet exists"
     )
@@ -102,6 +119,8 @@ def _smoke(args) -> None:
     args.threads = args.threads or 1
     args.shuffle_buffer = 64
     args.sizes = [s for s in args.sizes if s <= 11] or [11]
+    args.dagger_rounds = 0 if args.dagger_rounds < 0 else args.dagger_rounds
+    args.dagger_tasks = min(args.dagger_tasks, 2)
 
 
 def _devices(v: str):
@@ -111,6 +130,70 @@ def _devices(v: str):
         return int(v)
     except ValueError:
         return v  # e.g. "0,1"
+
+
+def _trainer(args, out: Path, loggers: list, minutes: float):
+    """A Lightning Trainer for ``minutes`` of fit(), and its best/last checkpoint callback."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    precision = args.precision
+    if precision == "auto":
+        gpu = torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda")
+        precision = "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+    ckpt = ModelCheckpoint(dirpath=str(out), filename="best", monitor="val/loss", mode="min", save_top_k=1,
+                           save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
+    callbacks = [ckpt] + ([LearningRateMonitor(logging_interval="step")] if loggers else [])
+    trainer = L.Trainer(
+        accelerator=args.accelerator,
+        devices=_devices(args.devices),
+        strategy=args.strategy,
+        precision=precision,
+        max_time=timedelta(minutes=minutes),
+        max_steps=args.max_steps,
+        max_epochs=-1,
+        val_check_interval=args.val_every,
+        check_val_every_n_epoch=None,
+        limit_val_batches=args.limit_val_batches,
+        num_sanity_val_steps=0,
+        gradient_clip_val=1.0,
+        log_every_n_steps=min(50, max(1, args.val_every)),
+        logger=loggers or False,
+        callbacks=callbacks,
+        enable_progress_bar=not args.no_progress,
+        default_root_dir=str(out),
+    )
+    return trainer, ckpt
+
+
+def _dagger(args, module, dm_kw: dict, out: Path, loggers: list, rounds: int, minutes: float, trainer, ckpt):
+    """``rounds`` of DAgger after BC: roll the current policy out on fresh procedural tasks, relabel
+    the visited states with the expert (:mod:`factorion.train.dagger`), aggregate, train on the
+    BC data + every round's episodes (``--dagger-weight`` of the episodes) for this round's share of
+    ``minutes`` (the roll-outs' time included)."""
+    from factorion.train import dagger
+    from factorion.train.bc import BCDataModule, procedural_tasks
+
+    agg: list[dict] = []
+    for r in range(rounds):
+        t0 = time.time()
+        s0 = dagger.DAGGER_SEED0 + r * args.dagger_tasks
+        seeds = range(s0, s0 + args.dagger_tasks)
+        tasks = list(procedural_tasks(seeds, args.dagger_levels, args.sizes, args.families))
+        module.policy.eval()
+        agg += dagger.collect(module.policy, tasks, seed=args.seed + r)
+        module.policy.train()
+        left = minutes / rounds - (time.time() - t0) / 60
+        print(f"dagger round {r + 1}/{rounds}: {len(tasks)} tasks -> {len(agg)} episodes aggregated "
+              f"({time.time() - t0:.0f} s); training {max(left, 0):.1f} min", flush=True)
+        if left <= 0.1:
+            continue
+        dm = BCDataModule(**dm_kw, extra_episodes=agg, extra_share=args.dagger_weight)
+        trainer, ckpt = _trainer(args, out, loggers, left)
+        trainer.fit(module, datamodule=dm, weights_only=True)
+        trainer.save_checkpoint(str(out / "last.ckpt"))
+    return trainer, ckpt
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -126,7 +209,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
     from factorion.policy.model import PolicyConfig
@@ -140,8 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
     on_cpu = args.accelerator == "cpu" or (args.accelerator == "auto" and not torch.cuda.is_available())
     if not args.val_every:
         args.val_every = 100 if on_cpu else 1000
-    dm = BCDataModule(
-        args.data,
+    dm_kw = dict(
+        data=args.data,
         batch_size=args.batch_size,
         num_workers=workers,
         shuffle_buffer=args.shuffle_buffer,
@@ -156,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
         demos=args.demos,
         demo_share=args.demo_share,
     )
+    dm = BCDataModule(**dm_kw)
     # CPU training: procedural tasks are generated in the data workers, so leave them their cores
     # (oversubscribed OpenMP threads spin); Parquet rows cost a worker a few % of a core, so the
     # trainer takes every core (2-core machine: 64 vs 43 samples/s for the small preset).
@@ -207,51 +290,21 @@ def main(argv: list[str] | None = None) -> dict:
                 config={**vars(args), "n_params": n_params, "data_source": dm.source},
             )
         )
-    precision = args.precision
-    if precision == "auto":
-        gpu = torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda")
-        precision = "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
-    callbacks = [
-        ModelCheckpoint(
-            dirpath=str(out),
-            filename="best",
-            monitor="val/loss",
-            mode="min",
-            save_top_k=1,
-            save_last=True,
-            enable_version_counter=False,
-            auto_insert_metric_name=False,
-        )
-    ]
-    if loggers:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
-    trainer = L.Trainer(
-        accelerator=args.accelerator,
-        devices=_devices(args.devices),
-        strategy=args.strategy,
-        precision=precision,
-        max_time=timedelta(minutes=args.max_minutes, seconds=spent_s),  # --max-minutes more on --resume
-        max_steps=args.max_steps,
-        max_epochs=-1,
-        val_check_interval=args.val_every,
-        check_val_every_n_epoch=None,
-        limit_val_batches=args.limit_val_batches,
-        num_sanity_val_steps=0,
-        gradient_clip_val=1.0,
-        log_every_n_steps=min(50, max(1, args.val_every)),
-        logger=loggers or False,
-        callbacks=callbacks,
-        enable_progress_bar=not args.no_progress,
-        default_root_dir=str(out),
-    )
+    rounds = args.dagger_rounds if args.dagger_rounds >= 0 else (2 if dm.procedural_rows else 0)
+    share = min(max(args.dagger_share, 0.0), 0.95) if rounds else 0.0
+    minutes = args.max_minutes * (1 - share)
+    trainer, ckpt_cb = _trainer(args, out, loggers, minutes + spent_s / 60)
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     trainer.save_checkpoint(str(last))  # the final state (a time limit can stop between validations)
+    if rounds:
+        trainer, ckpt_cb = _dagger(args, module, dm_kw, out, loggers, rounds, args.max_minutes * share,
+                                   trainer, ckpt_cb)
     elapsed = time.time() - t0
     metrics = {
         k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1
     }
-    best = callbacks[0].best_model_path or str(last)
+    best = ckpt_cb.best_model_path or str(last)
     if trainer.is_global_zero:
         print(f"done: {trainer.global_step} steps in {elapsed:.0f} s; best {best}; last {last}", flush=True)
         for k in sorted(metrics):
