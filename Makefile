@@ -51,6 +51,17 @@ pretrain: $(STAMP)
 finetune: $(STAMP)
 	$(PYTHON) -m factorion.train.finetune --init models/bc/last.ckpt --minutes $(or $(MINUTES),30)
 
+# The shipped policy (factorion/policy/default.pt, what `factorion build` runs by default), from scratch:
+# 11x11 planner demonstrations, BC of the cpu preset with 2 DAgger rounds (the last 40 % of the time),
+# exported in half precision. POLICY_DATA=data/out also mixes in make data's mined rows (50 %).
+POLICY_DEMOS ?= data/policy-demos
+policy: $(STAMP)
+	$(PYTHON) -m pipeline.demos --out $(POLICY_DEMOS) --sizes 11 --per-cell 80 --workers 2
+	$(PYTHON) -m factorion.train.pretrain --data $(or $(POLICY_DATA),none) --demos $(POLICY_DEMOS) \
+		--preset cpu --batch-size 128 --lr 1e-3 --threads 2 --max-minutes $(or $(MINUTES),25) \
+		--out models/policy --logger csv
+	$(PYTHON) -m factorion.train.export models/policy/last.ckpt --note "make policy"
+
 evaluate: $(STAMP)
 	$(PYTHON) -m factorion.evaluate --agents random,planner,build --out reports/eval
 
