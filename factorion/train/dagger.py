@@ -81,43 +81,50 @@ def _episode(task, state: World) -> dict:
 
 
 def collect(policy, tasks: Iterable, n_rollouts: int = 2, per_episode: int = 3, max_steps: int = 48,
-            seed: int = 0) -> list[dict]:
+            seed: int = 0, batch: int = 32) -> list[dict]:
     """DAgger episodes from the policy's own roll-outs (see the module docstring): ``n_rollouts``
     sampled roll-outs per task, ``per_episode`` distinct visited states of each (evenly spread), each
-    continued by the expert."""
+    continued by the expert. Up to ``batch`` tasks of one grid size roll out together (one batched
+    env, one policy forward per step for all of them)."""
     import torch
 
+    by_shape: dict[tuple, list] = {}
+    for task in tasks:
+        by_shape.setdefault(task.world.shape, []).append(task)
+    rng = random.Random(seed)
+    out: list[dict] = []
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for shape, group in by_shape.items():
+            for k in range(0, len(group), batch):
+                chunk = [t for t in group[k:k + batch] for _ in range(n_rollouts)]
+                for task, states in zip(chunk, _rollout(policy, shape, chunk, max_steps, rng), strict=True):
+                    out += [_episode(task, s) for s in _pick(task, states, per_episode)]
+    return out
+
+
+def _rollout(policy, shape: tuple, tasks: list, max_steps: int, rng: random.Random) -> list[list[World]]:
+    """The worlds each env of one batched env visits (one task per env, sampled actions)."""
     from factorion.env.masks import OP_FINISH
     from factorion.env.vector import FactorioVectorEnv
 
     cfg = policy.config
     kw = {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes}
+    n = len(tasks)
+    env = FactorioVectorEnv(n, shape, max_steps=max_steps, autoreset_mode="disabled", **kw)
+    obs, info = env.reset(seed=rng.randrange(2**31), options={"tasks": tasks})
+    visited: list[list[World]] = [[env.world(i)] for i in range(n)]
+    done = np.zeros(n, dtype=bool)
     finish = np.zeros(5, dtype=np.int64)
     finish[0] = OP_FINISH
-    rng = random.Random(seed)
-    out: list[dict] = []
-    envs: dict[tuple, FactorioVectorEnv] = {}
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        for task in tasks:
-            shape = task.world.shape
-            if shape not in envs:
-                envs[shape] = FactorioVectorEnv(n_rollouts, shape, max_steps=max_steps,
-                                                autoreset_mode="disabled", **kw)
-            env = envs[shape]
-            obs, info = env.reset(seed=rng.randrange(2**31), options={"task": task})
-            visited: list[list[World]] = [[env.world(i)] for i in range(n_rollouts)]
-            done = np.zeros(n_rollouts, dtype=bool)
-            while not done.all():
-                a = np.array(policy.act(obs, info["action_mask"], greedy=False)).reshape(n_rollouts, 5)
-                a[done] = finish
-                obs, _, term, trunc, info = env.step(a)
-                for i in np.nonzero(~done)[0]:
-                    visited[i].append(env.world(i))
-                done |= term | trunc
-            for states in visited:
-                out += [_episode(task, s) for s in _pick(task, states, per_episode)]
-    return out
+    while not done.all():
+        a = np.array(policy.act(obs, info["action_mask"], greedy=False)).reshape(n, 5)
+        a[done] = finish
+        obs, _, term, trunc, info = env.step(a)
+        for i in np.nonzero(~done)[0]:
+            visited[i].append(env.world(i))
+        done |= term | trunc
+    return visited
 
 
 def _pick(task, states: Sequence[World], k: int) -> list[World]:
