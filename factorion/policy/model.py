@@ -146,7 +146,7 @@ _ABSENT_MEANS = {"conv_stem": 0}
 PRESETS: dict[str, PolicyConfig] = {
     "tiny": PolicyConfig(d_model=32, n_layers=1, n_heads=2, ff_mult=2, conv_stem=1),  # tests, smoke runs
     "small": PolicyConfig(d_model=96, n_layers=4, n_heads=4),  # CPU experiments
-    # sized for 2 CPU cores: 11.4 MFLOP per 11x11 sample forward (small: 161; torch's FlopCounterMode,
+    # sized for 2 CPU cores: 9.2 MFLOP per 11x11 sample forward (small: 161.4; torch's FlopCounterMode,
     # `python -m benchmarks model`), ~76 k parameters: two 3x3 convs + two attention layers at d=32
     "cpu": PolicyConfig(d_model=32, n_layers=2, n_heads=2, ff_mult=2, conv_stem=2),
     "default": PolicyConfig(),  # ~2.9 M parameters
