@@ -11,7 +11,7 @@ BLUEPRINTS ?=
 export WANDB_MODE ?= offline
 
 DATA    ?= data/out
-.PHONY: install test test-all lint bench data pretrain finetune evaluate demo clean serve browser
+.PHONY: install test test-all lint bench data demos pretrain finetune evaluate demo policy clean serve browser
 
 install: $(STAMP)
 
@@ -51,11 +51,28 @@ bench: $(STAMP)
 data: $(STAMP)
 	$(PYTHON) -m pipeline.run --out $(DATA) $(if $(BLUEPRINTS),--blueprints $(BLUEPRINTS))
 
+# planner demonstrations (families x levels 1-5 x sizes 11, 16) in the dataset's schema; make pretrain mixes
+# them with $(DATA)'s mined rows (--demo-share, default 0.5)
+DEMOS   ?= data/demos
+demos: $(STAMP)
+	$(PYTHON) -m pipeline.demos --out $(DEMOS) --per-cell $(or $(PER_CELL),24)
+
 pretrain: $(STAMP)
 	$(PYTHON) -m factorion.train.pretrain --data $(DATA) --max-minutes $(or $(MINUTES),20) --preset $(or $(PRESET),small)
 
 finetune: $(STAMP)
 	$(PYTHON) -m factorion.train.finetune --init models/bc/last.ckpt --minutes $(or $(MINUTES),30)
+
+# The shipped policy (factorion/policy/default.pt, what `factorion build` runs by default), from scratch:
+# 11x11 planner demonstrations, BC of the cpu preset with 2 DAgger rounds (the last 40 % of the time),
+# exported in half precision. POLICY_DATA=data/out also mixes in make data's mined rows (50 %).
+POLICY_DEMOS ?= data/policy-demos
+policy: $(STAMP)
+	$(PYTHON) -m pipeline.demos --out $(POLICY_DEMOS) --sizes 11 --per-cell 80 --workers 2
+	$(PYTHON) -m factorion.train.pretrain --data $(or $(POLICY_DATA),none) --demos $(POLICY_DEMOS) \
+		--preset cpu --batch-size 128 --lr 1e-3 --threads 2 --max-minutes $(or $(MINUTES),25) \
+		--out models/policy --logger csv
+	$(PYTHON) -m factorion.train.export models/policy/last.ckpt --note "make policy"
 
 evaluate: $(STAMP)
 	$(PYTHON) -m factorion.evaluate --agents random,planner,build --out reports/eval

@@ -1,4 +1,5 @@
-"""Policy speed on this machine: BC training samples/s (forward + backward + AdamW, masks and
+"""Policy cost and speed on this machine: forward FLOPs per sample of every preset (torch's
+``FlopCounterMode``), BC training samples/s (forward + backward + AdamW, masks and
 teacher-forced stages as in :class:`factorion.train.bc_module.BCModule`), forward latency of ``act`` (one
 observation, greedy) and batched inference; optionally the procedural data pipeline.
 
@@ -55,6 +56,19 @@ def _batch(policy, size: int, B: int):
     with torch.no_grad():
         actions = policy(obs, masks)["action"]
     return obs, masks, actions
+
+
+def flops_per_sample(preset: str = "default", size: int = 11, B: int = 8) -> float:
+    """Forward FLOPs per sample (teacher-forced, masks on), counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from factorion.policy.model import Policy, PolicyConfig
+
+    policy = Policy(PolicyConfig.preset(preset)).eval()
+    obs, masks, actions = _batch(policy, size, B)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        policy(obs, masks, actions=actions)
+    return fc.get_total_flops() / B
 
 
 def _median_time(fn, n: int, warmup: int = 2) -> float:
@@ -138,23 +152,27 @@ def data_rate(n_tasks: int = 48) -> float | None:
 
 
 def run() -> dict:
-    from factorion.policy.model import Policy, PolicyConfig
+    from factorion.policy.model import PRESETS, Policy, PolicyConfig
 
     threads = torch.get_num_threads()
     out = {"threads": threads, "torch": torch.__version__}
-    for preset in ("tiny", "small", "default"):
+    presets = tuple(PRESETS)
+    for preset in presets:
         out[f"params_{preset}"] = Policy(PolicyConfig.preset(preset)).num_params()
-    for preset in ("tiny", "small", "default"):
+        out[f"mflops_per_sample_{preset}_11x11"] = round(flops_per_sample(preset) / 1e6, 1)
+    for preset in presets:
         out[f"train_samples_per_s_{preset}_11x11_b64"] = round(train_rate(preset, 11, 64), 1)
+    out["train_samples_per_s_cpu_11x11_b256"] = round(train_rate("cpu", 11, 256), 1)
     out["train_samples_per_s_default_16x16_b64"] = round(train_rate("default", 16, 64, steps=3), 1)
     if threads > 1:  # on a busy shared machine one thread can beat two
         torch.set_num_threads(1)
         out["train_samples_per_s_default_11x11_b64_1thread"] = round(train_rate("default", 11, 64), 1)
         torch.set_num_threads(threads)
-    for preset in ("tiny", "default"):
+    for preset in ("tiny", "cpu", "default"):
         for size in (11, 16):
             out[f"act_ms_{preset}_{size}x{size}"] = round(1000 * act_latency(preset, size), 2)
-    out["infer_samples_per_s_default_11x11_b256"] = round(infer_rate("default", 11, 256), 1)
+    for preset in ("cpu", "default"):
+        out[f"infer_samples_per_s_{preset}_11x11_b256"] = round(infer_rate(preset, 11, 256), 1)
     rate = data_rate()
     out["data_samples_per_s_procedural_1proc"] = round(rate, 1) if rate is not None else "n/a"
     try:

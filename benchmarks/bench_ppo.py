@@ -20,7 +20,7 @@ import tempfile
 import time
 
 TARGET_SPS = 2000.0
-STEPS = {"tiny": 4096, "small": 1024, "default": 512}
+STEPS = {"tiny": 4096, "cpu": 4096, "small": 1024, "default": 512}
 
 
 def _one(preset: str, total_steps: int, threads: int, **kw) -> dict:
@@ -47,7 +47,7 @@ def _one(preset: str, total_steps: int, threads: int, **kw) -> dict:
             "num_envs": args.num_envs, "num_steps": args.num_steps, "update_epochs": args.update_epochs}
 
 
-def run(presets: tuple[str, ...] = ("default", "small", "tiny")) -> dict:
+def run(presets: tuple[str, ...] = ("default", "small", "cpu", "tiny")) -> dict:
     threads = int(os.environ.get("BENCH_THREADS", "1"))  # Args' default; 0 = all cores
     cases = []
     for p in presets:
@@ -70,4 +70,4 @@ def run(presets: tuple[str, ...] = ("default", "small", "tiny")) -> dict:
 
 
 if __name__ == "__main__":
-    run(tuple(sys.argv[1:]) or ("default", "small", "tiny"))
+    run(tuple(sys.argv[1:]) or ("default", "small", "cpu", "tiny"))

@@ -44,6 +44,11 @@ from factorion.tasks.base import Task
 
 MAX_RECIPES = 4
 SUCCESS = 0.99  # a build within this fraction of the reference counts as solved (= evaluate.SUCCESS)
+#: The trained policy shipped in the package (``make policy``); ``factorion build`` uses it by default.
+DEFAULT_CHECKPOINT = Path(__file__).parent / "policy" / "default.pt"
+#: items/s the policy's ``ratio`` is measured against when the task has no reference and the planner
+#: does not run (``planner=False``): a yellow belt's throughput.
+POLICY_ONLY_REFERENCE = 15.0
 
 
 def parse_spec(text: str) -> World:
@@ -144,6 +149,7 @@ class BuildResult:
     stopped_early: bool = False  # the target (SUCCESS x reference) was reached before the budget ran out
     log: list = field(default_factory=list)  # (seconds, method, throughput) of each new best
     note: str = ""  # with a wanted sink rate: whether it was met, and why not
+    model: str = "none"  # the policy that ran: a checkpoint path, "default (...)" or "none"
 
     @property
     def ratio(self) -> float | None:
@@ -160,11 +166,30 @@ def validate_export(text: str) -> list[str]:
 
 
 def load_policy(checkpoint):
-    """A :class:`factorion.policy.model.Policy` from a path (a Policy passes through; None stays None)."""
+    """A :class:`factorion.policy.model.Policy` from a path (a Policy passes through; None and "none"
+    give None; "default" is the shipped :data:`DEFAULT_CHECKPOINT`)."""
     if checkpoint is None or not isinstance(checkpoint, str | Path):
         return checkpoint
+    if str(checkpoint) == "none":
+        return None
     from factorion.policy.model import Policy
+    if str(checkpoint) == "default":
+        if not DEFAULT_CHECKPOINT.exists():
+            raise FileNotFoundError(f"no shipped policy at {DEFAULT_CHECKPOINT} (make policy writes it)")
+        checkpoint = DEFAULT_CHECKPOINT
     return Policy.load_from_checkpoint(str(checkpoint))
+
+
+def model_name(checkpoint) -> str:
+    """How a build's output names its policy."""
+    if checkpoint is None or str(checkpoint) == "none":
+        return "none (planner only)"
+    if str(checkpoint) == "default" or (isinstance(checkpoint, str | Path)
+                                        and Path(checkpoint).resolve() == DEFAULT_CHECKPOINT.resolve()):
+        return f"default ({DEFAULT_CHECKPOINT.name}, shipped in the package)"
+    if isinstance(checkpoint, str | Path):
+        return str(checkpoint)
+    return f"a {type(checkpoint).__name__} object"
 
 
 def keep_fixed(start: World, world: World) -> World | None:
@@ -285,7 +310,7 @@ def _rate_note(so, search: _Search) -> str:
 
 
 def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, samples: int = 8,
-          max_steps: int = 48, export: bool = True) -> BuildResult:
+          max_steps: int = 48, export: bool = True, planner: bool = True) -> BuildResult:
     """The best factory found for ``task`` within ``budget_s`` seconds.
 
     ``task``: a :class:`World` with sources and sinks (its recipes are inferred, :func:`infer_task`)
@@ -302,6 +327,9 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     It stops as soon as a candidate reaches ``SUCCESS`` (0.99) x the task's reference, when the
     task has one (a benchmark task; a task inferred from a world has none, so the search uses
     its budget). ``export``: also write the blueprint string (``BuildResult.blueprint``).
+    ``planner=False``: the policy alone (step 2 only; a policy is required), to measure what it
+    builds by itself; a task without a reference then shows the policy ``throughput /``
+    :data:`POLICY_ONLY_REFERENCE` as its ratio.
     This is the one search ``factorion build`` and ``make evaluate``'s ``build`` agent run."""
     from factorion.env.planner import plan
     from factorion.env.scaleout import scale_out
@@ -311,12 +339,15 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     ref = float(getattr(task, "reference", 0.0) or 0.0)
     policy = load_policy(checkpoint)  # before the clock starts: loading torch is not search time
     search = _Search(budget_s, SUCCESS * ref if ref > 0 else None)
+    if not planner and policy is None:
+        raise ValueError("build(planner=False) needs a policy checkpoint")
     share = 0.25 if policy is not None else 0.5
-    so = scale_out(task.world, budget_s=share * budget_s)  # parallel machines (one- and two-step recipes)
-    search.cap, search.n = so.wanted if so.wanted is not None else search.cap, search.n + so.candidates
-    if so.world is not None and (w := keep_fixed(task.world, so.world)) is not None:
-        search.offer(w, so.throughput, _count(w), so.label)
-    for palette in ("match", "top"):
+    so = scale_out(task.world, budget_s=share * budget_s) if planner else None  # parallel machines
+    if so is not None:
+        search.cap, search.n = so.wanted if so.wanted is not None else search.cap, search.n + so.candidates
+        if so.world is not None and (w := keep_fixed(task.world, so.world)) is not None:
+            search.offer(w, so.throughput, _count(w), so.label)
+    for palette in ("match", "top") if planner else ():
         if search.done():
             break
         w = keep_fixed(task.world, plan(task, budget_s=max(0.2, min(share * budget_s, search.left())),
@@ -329,7 +360,7 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     if policy is not None and not search.done():
         ptask = task
         if ref <= 0:  # the policy sees throughput / reference: normalise by the planner's best
-            ptask = replace(task, reference=max(search.key[0], 1e-6))
+            ptask = replace(task, reference=max(search.key[0], 1e-6) if planner else POLICY_ONLY_REFERENCE)
         cfg = policy.config
         n_items = len([i for i in task.items if i])
         if n_items <= cfg.max_items and len(task.recipes) <= cfg.max_recipes:
@@ -342,4 +373,4 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     return BuildResult(w, search.thr, search.method, search.n, search.elapsed(), text,
                        cpu_seconds=time.process_time() - search.c0, reference=ref,
                        stopped_early=search.reached() and search.left() > 0, log=search.log,
-                       note=_rate_note(so, search))
+                       note=_rate_note(so, search) if so is not None else "", model=model_name(checkpoint))

@@ -262,11 +262,19 @@ def _policy(checkpoint):
 
 
 def cmd_build(args) -> int:
+    from factorion.build import DEFAULT_CHECKPOINT, model_name
     from factorion.report import build_report, task_world
     world = task_world(read_input(args.input), args.index)
-    rep = build_report(world, checkpoint=_policy(args.checkpoint), budget_s=args.budget, seed=args.seed,
-                       samples=args.samples)
+    ckpt = args.checkpoint  # none given: the shipped policy when the package has one, else the planner
+    if ckpt is None:
+        ckpt = "default" if DEFAULT_CHECKPOINT.exists() else "none"
+    if args.no_planner and ckpt == "none":
+        raise CliError("--no-planner needs a policy: give --checkpoint CKPT (or keep the shipped default)")
+    rep = build_report(world, checkpoint=_policy(ckpt), budget_s=args.budget, seed=args.seed,
+                       samples=args.samples, planner=not args.no_planner)
+    rep.result.model = model_name(ckpt)
     print(rep.summary())
+    print(f"model: {rep.result.model}; planner: {'off (--no-planner)' if args.no_planner else 'on'}")
     print("blueprint string (paste into the game):")
     print(rep.result.blueprint, flush=True)  # first: whatever happens to the picture, the result is out
     if args.out:
@@ -329,7 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", metavar="TASK", help="a blueprint with sources/sinks (string, file, -) or a "
                    "text spec file ('size H W', 'source Y X ITEM', 'sink Y X ITEM', 'obstacle Y X')")
     s.add_argument("--checkpoint", metavar="CKPT", help="a policy checkpoint to sample from, every sample "
-                   "checked in the simulator (default: the scripted planner only)")
+                   "checked in the simulator (default: the policy shipped in the package; 'none': the "
+                   "scripted planner only)")
+    s.add_argument("--no-planner", action="store_true",
+                   help="the policy alone: greedy, then sampled roll-outs, no scripted planner or scale-out")
     s.add_argument("--budget", type=_budget, default=10.0, metavar="S",
                    help="seconds to search (> 0, default 10)")
     s.add_argument("-o", "--output", default="build.png", metavar="OUT.png",

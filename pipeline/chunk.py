@@ -59,13 +59,16 @@ Fix-ups of a window slice (equal to ``blueprint_world.from_blueprint(bp, window=
 
 Examples
 --------
-From each kept window: level 1 (complete, nothing removed), level 3 (one modelled entity removed) and
-level 4 (N removed, N uniform in 2..``max_removed``, at most the window's modelled entities). Sources,
-sinks and obstacles are never removed. Level 3 prefers an entity whose loss lowers the throughput, as
+From each kept window: level 1 (complete, nothing removed), level 3 (one modelled entity removed),
+level 4 (N removed, N uniform in 2..``max_removed``, at most the window's modelled entities) and level 5
+(the whole build: every modelled entity removed, only the sources, sinks and obstacles left; its expert
+sequence places all of the window's entities in the canonical order below). Sources, sinks and
+obstacles are never removed. Level 3 prefers an entity whose loss lowers the throughput, as
 ``factorion.tasks`` defines level 3: up to ``impact_tries`` random entities are tried (one simulation
 each) and the first that matters is taken, else the last one tried. The expert actions place the
-removed entities in the order of ``factorion.env.planner.actions_to_build(start, full)`` -- machines,
-then inserters, then belt-likes in flow order (BFS from sources and inserters over ``tasks.Flow``
+removed entities in one canonical order, that of
+``factorion.env.planner.actions_to_build(start, full)`` -- machines, then inserters, then belt-likes
+in flow order (BFS from sources and inserters over ``tasks.Flow``
 links), the rest row-major -- computed by :func:`pipeline.expert.flow_order` on the window grid, ~40x faster
 than the planner (which builds a ``tasks.Flow``); a test checks both agree (``expert="planner"``
 calls the planner itself). Every draw is seeded by (seed, blueprint id, size, window origin): the
@@ -103,7 +106,7 @@ from pipeline.expert import expert_actions
 __all__ = ["ChunkConfig", "Example", "WindowInfo", "Prepared", "prepare", "iter_windows", "make_examples",
            "default_throughput", "DEFAULT_PLACEHOLDER", "LEVELS"]
 
-LEVELS = (1, 3, 4)
+LEVELS = (1, 3, 4, 5)
 TP_EPS = 1e-6  # items/s: a throughput above this is > 0; a start this far below the reference is lower
 
 
@@ -511,7 +514,7 @@ def _simulate(throughput: Callable[[World], float] | None, world: World, stats: 
 
 def make_examples(win: WindowInfo, bp_id: str, cfg: ChunkConfig, throughput: Callable[[World], float] | None,
                   stats: ChunkStats | None = None) -> list[Example]:
-    """The level 1 / 3 / 4 examples of one window (see the module docstring)."""
+    """The level 1 / 3 / 4 / 5 examples of one window (see the module docstring)."""
     full = win.world
     g = win.grid
     ys, xs = np.nonzero((g[PART] == 1) & IS_MODELLED[g[KIND]])
@@ -527,6 +530,8 @@ def make_examples(win: WindowInfo, bp_id: str, cfg: ChunkConfig, throughput: Cal
             n = 1
         elif level == 4:
             n = rng.randint(2, min(cfg.max_removed, len(cells))) if len(cells) >= 2 else 0
+        elif level == 5:
+            n = len(cells)
         else:
             raise ValueError(f"unknown level {level}: the pipeline makes levels {LEVELS}")
         if not n or n > len(cells):
@@ -536,8 +541,10 @@ def make_examples(win: WindowInfo, bp_id: str, cfg: ChunkConfig, throughput: Cal
         if level == 3:
             tries = cfg.impact_tries if throughput is not None and ref > TP_EPS else 1
             candidates = [[i] for i in rng.sample(range(len(cells)), min(len(cells), max(1, tries)))]
-        else:
+        elif level == 4:
             candidates = [sorted(rng.sample(range(len(cells)), n))]
+        else:  # level 5: the whole build (no draw, so levels 1/3/4 stay as they were)
+            candidates = [list(range(len(cells)))]
         for pick in candidates:
             start = full.copy()
             removed = [start.remove(*cells[i]) for i in pick]

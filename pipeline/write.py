@@ -92,8 +92,9 @@ EXAMPLE_SCHEMA = pa.schema([
     _f("grid_shape", pa.list_(pa.int32(), 3), "(C, H, W) of grid and start_grid"),
     _f("grid", pa.binary(), "the complete window: int16 little-endian (C, H, W) bytes, edge fix-ups done"),
     _f("start_grid", pa.binary(), "the window with this example's entities removed (same encoding)"),
-    _f("level", pa.int8(), "curriculum level: 1 complete, 3 one entity removed, 4 N removed"),
-    _f("n_removed", pa.int8(), "number of removed entities (= len(targets))"),
+    _f("level", pa.int8(), "curriculum level: 1 complete, 3 one entity removed, 4 N removed, "
+       "5 all modelled entities removed (the whole build)"),
+    _f("n_removed", pa.int16(), "number of removed entities (= len(targets))"),
     _f("targets", pa.list_(ENTITY), "the removed entities (what restores the window)"),
     _f("actions", pa.list_(ACTION), "expert action sequence from start_grid to grid (empty: nothing to do)"),
     _f("reference_throughput", pa.float32(), "items/s of the complete window (factorion.sim); NaN: no sim"),

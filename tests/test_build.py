@@ -116,3 +116,33 @@ def test_keep_fixed_restores_or_rejects_a_lost_obstacle():
     moved = lost.copy()
     moved.place(Entity("obstacle", 1, 2))
     assert B.keep_fixed(start, moved) is None
+
+
+def test_build_without_the_planner_runs_the_policy_alone(tiny_policy):
+    """``planner=False``: every candidate is the start or a policy roll-out, none the planner's."""
+    t = make_task("belt", 5, size=7, seed=BENCH_SEED0)
+    r = build(t, checkpoint=tiny_policy, budget_s=2.0, samples=4, planner=False)
+    assert r.candidates >= 1 and all(not m.startswith("planner") for _, m, _ in r.log)
+    assert r.method == "start" or r.method.startswith("policy")
+    assert throughput(r.world) == pytest.approx(r.throughput)
+    assert r.model == "a Policy object"
+    with pytest.raises(ValueError, match="needs a policy"):
+        build(t, checkpoint=None, planner=False)
+    assert load_policy("none") is None
+    assert build(t, checkpoint="none", budget_s=1.0).model == "none (planner only)"
+
+
+def test_build_cli_names_its_model_and_runs_without_the_planner(tmp_path, capsys, tiny_policy):
+    from factorion.cli import main
+    spec = tmp_path / "task.txt"
+    spec.write_text(SPEC)
+    ckpt = tmp_path / "p.pt"
+    tiny_policy.save(ckpt)
+    png = str(tmp_path / "b.png")
+    assert main(["build", str(spec), "--budget", "1", "-o", png, "--checkpoint", "none"]) == 0
+    assert "model: none (planner only); planner: on" in capsys.readouterr().out
+    assert main(["build", str(spec), "--budget", "1", "-o", png, "--checkpoint", str(ckpt),
+                 "--no-planner"]) == 0
+    out = capsys.readouterr().out
+    assert f"model: {ckpt}; planner: off" in out and "by planner" not in out
+    assert main(["build", str(spec), "--checkpoint", "none", "--no-planner"]) == 1

@@ -79,6 +79,23 @@ def test_param_counts():
     assert p.num_params() == sum(t.numel() for t in p.parameters())
 
 
+def _flops(preset: str, size: int = 11, B: int = 4) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    p = Policy(PolicyConfig.preset(preset)).eval()
+    obs, masks = make_obs(random_world(size, seed=1), B=B)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        p(obs, masks)
+    return fc.get_total_flops() / B
+
+
+def test_cpu_preset_costs_a_tenth_of_small():
+    """The CPU preset's forward costs at most a tenth of ``small``'s (issue 14)."""
+    cpu, small = _flops("cpu"), _flops("small")
+    assert 0 < cpu <= small / 10, (cpu, small)
+
+
 @pytest.mark.parametrize("size", [5, 11, 16])
 def test_any_grid_size(tiny, size):
     w = random_world(size, seed=size)

@@ -32,6 +32,7 @@ from pipeline import decode as D
 from pipeline import expert as X
 from pipeline import run as R
 from pipeline import write as W
+from pipeline.kinds import IS_MODELLED
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "blueprints"
 HAVE_SIM = C.default_throughput() is not None
@@ -282,9 +283,11 @@ def test_examples_levels_targets_and_actions_restore_the_window():
     assert wins and all(w.n_modelled >= cfg.min_entities for w in wins)
     for win in wins:
         exs = C.make_examples(win, "0123456789abcdef", cfg, None)
-        assert [e.level for e in exs] == [1, 3, 4]
+        assert [e.level for e in exs] == [1, 3, 4, 5]
         assert exs[0].targets == [] and exs[0].actions == [] and exs[0].start_grid is win.grid
         assert len(exs[1].targets) == 1 and 2 <= len(exs[2].targets) <= 4
+        assert len(exs[3].targets) == win.n_modelled  # level 5: the whole build
+        assert not IS_MODELLED[exs[3].start_grid[KIND]].any()
         for ex in exs[1:]:
             start = World(*ex.start_grid.shape[1:])
             start.grid = ex.start_grid.copy()
@@ -404,7 +407,7 @@ def test_end_to_end_on_hand_made_strings(tmp_path):
     ex = pd.read_parquet(out / "examples")
     assert pq.read_schema(next((out / "examples" / "train").glob("*.parquet"))).equals(
         W.EXAMPLE_SCHEMA, check_metadata=False)
-    assert len(ex) == stats["rows"] > 0 and set(ex.level) == {1, 3, 4}
+    assert len(ex) == stats["rows"] > 0 and set(ex.level) == {1, 3, 4, 5}
     assert (ex.n_removed == ex.targets.map(len)).all()
     for _, row in ex.iterrows():
         g = np.frombuffer(row.grid, "<i2").reshape(row.grid_shape)
@@ -452,7 +455,7 @@ def test_rerun_replaces_the_dataset(tmp_path):
     _run(tmp_path, "out", workers=1)
     stats = _run(tmp_path, "out", workers=1, max_removed=2)
     ex = pd.read_parquet(tmp_path / "out" / "examples")
-    assert len(ex) == stats["rows"] and ex.n_removed.max() <= 2
+    assert len(ex) == stats["rows"] and ex[ex.level < 5].n_removed.max() <= 2
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 
 

@@ -109,3 +109,25 @@ def test_unique_mode_labels_only_unambiguous_states():
     chest = env3.layout.entities.index("wooden-chest")
     _, _, _, _, info3 = env3.step(np.array([[OP_PLACE, gap.y * 7 + gap.x, chest, 0, 0]]))
     assert not expert_labels(env3, info3["ratio"], info3["action_mask"])[1][0]
+
+
+@pytest.mark.parametrize("level", [1, 3, 5])
+def test_all_mode_labels_every_state_and_solves_every_family(level):
+    """``mode="all"`` (make finetune's default): the DAgger expert labels every state on every level,
+    and following its labels in the env solves the task."""
+    tasks = [make_task(f, level, size=11, seed=7) for f in FAMILIES]
+    env, _, info = _env(tasks, max_steps=120)
+    active = np.ones(len(tasks), dtype=bool)
+    final = np.zeros(len(tasks))
+    while active.any():
+        ex, ok = expert_labels(env, info["ratio"], info["action_mask"], mode="all")
+        assert ok[active].all()
+        ex[~active] = 0
+        ex[~active, 0] = OP_FINISH
+        _, _, term, trunc, info = env.step(ex)
+        done = active & (term | trunc)
+        final[done] = info["ratio"][done]
+        active &= ~done
+    assert (final >= 0.95).all(), final
+    with pytest.raises(ValueError, match="mode"):
+        expert_labels(env, info["ratio"], info["action_mask"], mode="some")

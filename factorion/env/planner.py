@@ -544,6 +544,40 @@ def apply_actions(world: World, actions: Iterable[tuple]) -> World:
     return w
 
 
+# ============================================================================ the demonstrator
+#: The demonstrator's planner budget: far above what ``plan`` needs to finish every round (0.05-0.5 s on
+#: 11x11 and 16x16 tasks), so it is not cut by the clock and its answer is a function of the task.
+EXPERT_BUDGET_S = 60.0
+EXPERT_SUCCESS = 0.99  # a plan counts when it reaches this share of the task's reference
+
+
+def expert_target(task, budget_s: float = EXPERT_BUDGET_S) -> tuple[World, str]:
+    """The factory the demonstrations (``make demos``) and the DAgger expert build towards for
+    ``task``, and who made it: of the planner's plan (when it reaches ``EXPERT_SUCCESS`` x the
+    reference) and the task's reference solution, the one :func:`actions_to_build` reaches from
+    ``task.world`` in fewer edits (ties: the planner)."""
+    from factorion.sim import throughput
+
+    options = []  # (edits, rank, target, author)
+    try:
+        planned = plan(task, budget_s=budget_s)
+        if planned is not None and float(throughput(planned)) >= EXPERT_SUCCESS * float(task.reference):
+            n = len(actions_to_build(task.world, planned))
+            options.append((n, 0, planned, "factorion.env.planner.plan"))
+    except (ValueError, RuntimeError, WorldError):
+        pass
+    if task.solution is not None:
+        try:
+            n = len(actions_to_build(task.world, task.solution))
+            options.append((n, 1, task.solution, "factorion.tasks.solved_factory (fewer edits)"))
+        except ValueError:
+            pass
+    if not options:
+        raise ValueError("expert_target: neither the planner nor the task's solution reaches the task")
+    _, _, target, author = min(options, key=lambda o: o[:2])
+    return target, author
+
+
 # ============================================================================ evaluation
 
 

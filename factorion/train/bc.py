@@ -322,6 +322,66 @@ class ParquetEpisodes(_Episodes):
         return dataset.head(n, columns=cols, filter=filt).to_pylist()
 
 
+class MixedEpisodes(_Episodes):
+    """Episodes of several sources interleaved: each next episode comes from source ``i`` with
+    probability ``weights[i]`` (normalised); a source that runs out starts over (its next epoch);
+    the pass ends once every source has run out at least once. ``make pretrain`` mixes the mined
+    rows (``--data``) and the planner's demonstrations (``--demos``) so, ``--demo-share`` of the
+    episodes being demonstrations."""
+
+    def __init__(self, sources: Sequence[_Episodes], weights: Sequence[float], batch_size: int = 64,
+                 shuffle: bool = True, shuffle_buffer: int = 2048, seed: int = 0,
+                 sample_kw: dict | None = None):
+        super().__init__(batch_size, shuffle, shuffle_buffer, seed, sample_kw)
+        if len(sources) != len(weights) or not sources or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"MixedEpisodes: {len(sources)} sources need as many weights >= 0, "
+                             f"got {list(weights)}")
+        self.sources, self.weights = list(sources), [float(w) for w in weights]
+
+    def episodes(self, shard, n_shards, rng):
+        live = [i for i, w in enumerate(self.weights) if w > 0]
+        passes = dict.fromkeys(live, 0)
+        its = {}
+
+        def start(i: int):
+            self.sources[i].set_epoch(self.epoch * 1000 + passes[i])
+            its[i] = self.sources[i].episodes(shard, n_shards, rng)
+
+        for i in live:
+            start(i)
+        while min(passes.values()) == 0:
+            i = rng.choices(live, weights=[self.weights[j] for j in live])[0]
+            ep = next(its[i], None)
+            if ep is None:
+                passes[i] += 1
+                start(i)
+                ep = next(its[i], None)
+                if ep is None:  # an empty source: drop it
+                    live.remove(i)
+                    passes.pop(i)
+                    if not live:
+                        return
+                    continue
+            yield ep
+
+
+class ListEpisodes(_Episodes):
+    """Episodes held in memory (``expand_episode`` arguments; e.g. DAgger's relabelled states,
+    :mod:`factorion.train.dagger`), sharded by index over readers and shuffled per epoch."""
+
+    def __init__(self, episodes: Sequence[dict], batch_size: int = 64, shuffle: bool = True,
+                 shuffle_buffer: int = 2048, seed: int = 0, sample_kw: dict | None = None):
+        super().__init__(batch_size, shuffle, shuffle_buffer, seed, sample_kw)
+        self.items = list(episodes)
+
+    def episodes(self, shard, n_shards, rng):
+        order = list(range(shard, len(self.items), n_shards))
+        if self.shuffle:
+            rng.shuffle(order)
+        for i in order:
+            yield self.items[i]
+
+
 def row_to_task(row: dict) -> Task:
     """The :class:`~factorion.tasks.base.Task` of a Parquet row (a mined window: world, recipes,
     items, reference, the expert's action count; no solution)."""
@@ -356,6 +416,10 @@ class BCDataModule(L.LightningDataModule):
         max_recipes: int = DEFAULT_MAX_RECIPES,
         entities: Sequence[str] = DEFAULT_ENTITIES,
         procedural: bool = False,
+        demos: str | None = None,
+        demo_share: float = 0.5,
+        extra_episodes: Sequence[dict] | None = None,
+        extra_share: float = 0.0,
     ):
         super().__init__()
         self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
@@ -369,19 +433,45 @@ class BCDataModule(L.LightningDataModule):
         )
         self.sample_kw = {"max_items": max_items, "max_recipes": max_recipes, "entities": tuple(entities)}
         self.use_parquet = (not procedural) and bool(data) and bool(parquet_files(data))
+        self.demos = demos if (not procedural) and demos and parquet_files(demos) else None
+        self.demo_share = float(demo_share)
+        if not 0.0 <= self.demo_share <= 1.0:
+            raise ValueError(f"demo_share must be in [0, 1], got {demo_share}")
+        self.has_demos = bool(self.demos)
+        if self.demos and not self.use_parquet:  # demonstrations only
+            self.data, self.demos, self.use_parquet, self.demo_share = self.demos, None, True, 1.0
+        self.extra, self.extra_share = list(extra_episodes or []), float(extra_share)
         self.train_set = self.val_set = None
 
     @property
     def source(self) -> str:
-        return f"parquet:{self.data}" if self.use_parquet else "procedural"
+        if not self.use_parquet:
+            return "procedural"
+        if self.demos:
+            share = self.demo_share
+            return f"parquet:{self.data} ({1 - share:.0%}) + demos:{self.demos} ({share:.0%})"
+        return f"parquet:{self.data}"
+
+    @property
+    def procedural_rows(self) -> bool:
+        """Whether the training data holds procedural tasks (demonstrations or on-the-fly tasks)."""
+        return (not self.use_parquet) or self.has_demos
+
+    def _parquet_set(self, split: str, train: bool, kw: dict) -> _Episodes:
+        extra = {"shuffle": True, "shuffle_buffer": self.shuffle_buffer} if train else {
+            "shuffle": False, "limit_rows": self.val_tasks}
+        mined = ParquetEpisodes(self.data, split, **extra, **kw)
+        if not self.demos:
+            return mined
+        demos = ParquetEpisodes(self.demos, split, **extra, **kw)
+        return MixedEpisodes([mined, demos], [1 - self.demo_share, self.demo_share],
+                             shuffle=train, shuffle_buffer=self.shuffle_buffer, **kw)
 
     def setup(self, stage: str | None = None) -> None:
         kw = {"batch_size": self.batch_size, "sample_kw": self.sample_kw, "seed": self.seed}
         if self.use_parquet:
-            self.train_set = ParquetEpisodes(
-                self.data, "train", shuffle=True, shuffle_buffer=self.shuffle_buffer, **kw
-            )
-            self.val_set = ParquetEpisodes(self.data, "val", shuffle=False, limit_rows=self.val_tasks, **kw)
+            self.train_set = self._parquet_set("train", True, kw)
+            self.val_set = self._parquet_set("val", False, kw)
         else:
             common = {"levels": self.levels, "sizes": self.sizes, "fams": self.families}
             self.train_set = ProceduralEpisodes(
@@ -395,6 +485,11 @@ class BCDataModule(L.LightningDataModule):
             self.val_set = ProceduralEpisodes(
                 self.val_tasks, VAL_SEED0, fixed=True, shuffle=False, **common, **kw
             )
+        if self.extra and self.extra_share > 0:  # aggregated DAgger episodes
+            extra = ListEpisodes(self.extra, shuffle=True, **kw)
+            w = [1 - self.extra_share, self.extra_share]
+            self.train_set = MixedEpisodes([self.train_set, extra], w, shuffle=True,
+                                           shuffle_buffer=self.shuffle_buffer, **kw)
 
     def _loader(self, dataset, workers: int) -> DataLoader:
         return DataLoader(

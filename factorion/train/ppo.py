@@ -110,6 +110,9 @@ class Args:
     train_blocks: int = -1  # top transformer blocks trained (+ heads); the rest frozen and cached; -1: all
     # expert labels on visited states (factorion.train.ppo_expert): + expert_coef * NLL of the label; 0 = off
     expert_coef: float = 1.0
+    # which states get a label: "all" (every state of every level, factorion.train.dagger's expert, the
+    # labels make pretrain's demonstrations and DAgger rounds used) or "unique" (one piece missing, or solved)
+    expert_mode: str = "all"
     # self-imitation (factorion.train.ppo_sil): replay good past episodes, weighted by (R - V)+; 0 = off
     sil_coef: float = 0.0
     sil_updates: int = 2  # minibatches per iteration (after the PPO epochs)
@@ -385,7 +388,8 @@ def iteration(run: Run, args: Args, clock: Clock, step0: int, timers: dict) -> d
     sched = schedule(args, clock.progress(run.global_step), run.iteration, run.ref is not None)
     for g in run.optimizer.param_groups:
         g["lr"] = sched["lr"]
-    res = rollout(run, args.num_steps, args.temperature, sched["expert"], sched["kl_coef"], args.gamma,
+    expert = args.expert_mode if sched["expert"] else None
+    res = rollout(run, args.num_steps, args.temperature, expert, sched["kl_coef"], args.gamma,
                   args.gae_lambda, t_it)
     t0 = time.perf_counter()
     log = defaultdict(list)  # per-minibatch figures for the log

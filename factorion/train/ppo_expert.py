@@ -29,7 +29,7 @@ from factorion.train.ppo_rollout import path_masks, taken_path_masks
 
 
 def expert_labels(envs, ratio: np.ndarray, masks, success: float = 0.95,
-                  unique: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                  unique: bool = True, mode: str = "unique") -> tuple[np.ndarray, np.ndarray]:
     """``(B, 5)`` expert actions for the current state of every env of the batched ``envs``
     (:class:`factorion.env.vector.FactorioVectorEnv`) and ``(B,)`` whether each is usable.
     ``ratio``: the current throughput ratios (``info["ratio"]``); ``masks``: the current
@@ -41,8 +41,18 @@ def expert_labels(envs, ratio: np.ndarray, masks, success: float = 0.95,
     one (the flow order's first) pulls the policy off the others it rightly picks, and runs
     with such labels fell from 0.421 to 0.264 held-out ratio in 9 minutes. Removals are never
     labelled in that mode either (BC never removes, and a half-learnt removal breaks working
-    factories)."""
+    factories).
+
+    ``mode="all"``: every state of every level gets the DAgger expert's label
+    (:func:`factorion.train.dagger.expert_label`: the head of one fixed edit list towards the
+    target the demonstrations were built to, removals of wrong pieces included), so a policy
+    trained on ``make demos`` + DAgger hears the same label BC taught it in every state."""
     from factorion.env.planner import actions_to_build
+    from factorion.train import dagger
+
+    if mode not in ("unique", "all"):
+        raise ValueError(f"expert mode must be 'unique' or 'all', got {mode!r}")
+    unique = unique and mode == "unique"
 
     B = envs.num_envs
     out = np.zeros((B, 5), dtype=np.int64)
@@ -58,7 +68,10 @@ def expert_labels(envs, ratio: np.ndarray, masks, success: float = 0.95,
         world = task.world.copy()
         world.grid = envs.grids[i].copy()
         try:
-            acts = actions_to_build(world, task.solution)
+            if mode == "all":
+                acts = dagger.expert_edits(task, world)
+            else:
+                acts = actions_to_build(world, task.solution)
         except ValueError:  # sources / sinks differ: not a state the solution can be reached from
             continue
         if unique:
@@ -75,11 +88,12 @@ def expert_labels(envs, ratio: np.ndarray, masks, success: float = 0.95,
     return out, ok
 
 
-def store_expert_labels(buf, t: int, envs, info: dict, masks: dict[str, torch.Tensor], fp_index) -> int:
+def store_expert_labels(buf, t: int, envs, info: dict, masks: dict[str, torch.Tensor], fp_index,
+                        mode: str = "unique") -> int:
     """Label step ``t`` of the rollout ``buf`` (:class:`factorion.train.ppo_rollout.Rollout`): the
     expert action, whether it is usable, and the masks along its path (``masks``: the dense
     masks as tensors, as the policy saw them). Returns the number of usable labels."""
-    ex, ok = expert_labels(envs, info["ratio"], info["action_mask"])
+    ex, ok = expert_labels(envs, info["ratio"], info["action_mask"], mode=mode)
     dev = buf.expert.device
     ex_t = torch.as_tensor(ex, device=dev)
     buf.expert[t], buf.expert_ok[t] = ex_t, torch.as_tensor(ok, device=dev)

@@ -92,10 +92,11 @@ class RolloutResult:
 
 
 # ---------------------------------------------------------------------------------- rollout
-def rollout(run: Run, num_steps: int, temperature: float, expert: bool, kl_coef: float, gamma: float,
+def rollout(run: Run, num_steps: int, temperature: float, expert: str | None, kl_coef: float, gamma: float,
             gae_lambda: float, timers: dict) -> RolloutResult:
     """``num_steps`` batched env steps with the tempered policy (sampled), stored in ``run.buf``
-    (with expert labels when ``expert``, the BC reference's log-probs when ``kl_coef > 0``),
+    (with expert labels of mode ``expert``: "all" or "unique", None for none; the BC reference's
+    log-probs when ``kl_coef > 0``),
     then GAE; ``timers`` gains ``forward`` and ``env`` seconds."""
     policy, dev = run.policy, run.dev
     res = RolloutResult(None, None, EpisodeStats())
@@ -122,7 +123,7 @@ def rollout(run: Run, num_steps: int, temperature: float, expert: bool, kl_coef:
     return res
 
 
-def _act(run: Run, res: RolloutResult, t: int, temperature: float, expert: bool, kl_coef: float):
+def _act(run: Run, res: RolloutResult, t: int, temperature: float, expert: str | None, kl_coef: float):
     """The policy's action on the current observation, stored at row ``t`` of the buffer with
     its masks, log-prob, value, trunk output, expert label and BC reference log-probs."""
     buf, dev, fp_index = run.buf, run.dev, run.policy.fp_index
@@ -131,7 +132,7 @@ def _act(run: Run, res: RolloutResult, t: int, temperature: float, expert: bool,
     fwd = run.model(ot, mt, temperature=temperature)
     feats = fwd.get("trunk")
     if expert:
-        res.labelled_n += store_expert_labels(buf, t, run.envs, run.info, mt, fp_index)
+        res.labelled_n += store_expert_labels(buf, t, run.envs, run.info, mt, fp_index, expert)
     buf.store_feats(t, feats)
     action = fwd["action"]
     if expert:

@@ -11,6 +11,14 @@ Weights & Biases under ``<out>/wandb`` (offline unless ``WANDB_API_KEY`` is set 
 ``--strategy`` and ``--precision`` (``auto``: bf16-mixed on a CUDA GPU, else 32-true) go
 straight to the Trainer.
 
+Data: ``--data``'s mined rows mixed with ``--demos``' planner demonstrations (``make demos``), a share
+``--demo-share`` (default 0.5) of the episodes being demonstrations; either alone when the other folder
+holds no Parquet; procedural tasks when neither does. DAgger (``--dagger-rounds``; default 2 rounds when
+the data holds procedural rows, i.e. demonstrations or ``--procedural``): the last ``--dagger-share``
+(0.4) of the time goes to rounds of roll-outs of the current policy on fresh procedural tasks whose
+visited states the expert relabels (:mod:`factorion.train.dagger`), aggregated and mixed in at
+``--dagger-weight`` (0.3) of the episodes.
+
 ``--smoke``: a few steps of the tiny preset on procedural tasks (seconds), for CI and checks.
 Load the result with ``Policy.load_from_checkpoint(path)``.
 """
@@ -36,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="data/out",
         help="Parquet directory of `make data`; procedural tasks when it holds no *.parquet",
     )
+    p.add_argument("--demos", default="data/demos",
+                   help="planner demonstrations of `make demos` (Parquet), mixed in when it holds any")
+    p.add_argument("--demo-share", type=float, default=0.5,
+                   help="share of the training episodes drawn from --demos (the rest: --data's mined rows); "
+                        "1 when --data holds no Parquet")
+    p.add_argument("--dagger-rounds", type=int, default=-1,
+                   help="DAgger rounds after BC (-1: 2 when the training data holds procedural rows, i.e. "
+                        "--demos or --procedural, else 0)")
+    p.add_argument("--dagger-share", type=float, default=0.4,
+                   help="share of --max-minutes spent in the DAgger rounds (roll-outs + training)")
+    p.add_argument("--dagger-tasks", type=int, default=96, help="procedural tasks rolled out per round")
+    p.add_argument("--dagger-weight", type=float, default=0.3,
+                   help="share of the training episodes drawn from the aggregated DAgger episodes")
+    p.add_argument("--dagger-levels", type=int, nargs="+", default=[3, 4, 5], help="levels of DAgger tasks")
     p.add_argument(
         "--procedural", action="store_true", help="train on procedural tasks even if Parquet exists"
     )
@@ -46,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (-1: until --max-minutes)")
     p.add_argument("--smoke", action="store_true", help="a few steps of the tiny preset on procedural tasks")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt if it exists")
-    p.add_argument("--preset", default="default", choices=("tiny", "small", "default"))
+    p.add_argument("--preset", default="default", choices=("tiny", "cpu", "small", "default"))
     p.add_argument("--d-model", type=int, default=None)
     p.add_argument("--n-layers", type=int, default=None)
     p.add_argument("--n-heads", type=int, default=None)
@@ -98,6 +120,8 @@ def _smoke(args) -> None:
     args.threads = args.threads or 1
     args.shuffle_buffer = 64
     args.sizes = [s for s in args.sizes if s <= 11] or [11]
+    args.dagger_rounds = 0 if args.dagger_rounds < 0 else args.dagger_rounds
+    args.dagger_tasks = min(args.dagger_tasks, 2)
 
 
 def _devices(v: str):
@@ -124,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
     L.seed_everything(args.seed, workers=True)
-    dm = make_datamodule(args)
+    dm, dm_kw = make_datamodule(args)
     module, ckpt_path, spent_s = make_module(args, out)
     n_params = module.policy.num_params()
     print(
@@ -133,12 +157,17 @@ def main(argv: list[str] | None = None) -> dict:
         flush=True,
     )
     loggers = make_loggers(args, out, {**vars(args), "n_params": n_params, "data_source": dm.source})
-    trainer = make_trainer(args, out, loggers, spent_s)
-    return fit(args, trainer, module, dm, ckpt_path, out, loggers, n_params)
+    rounds = args.dagger_rounds if args.dagger_rounds >= 0 else (2 if dm.procedural_rows else 0)
+    share = min(max(args.dagger_share, 0.0), 0.95) if rounds else 0.0
+    # --max-minutes more on --resume: the Timer counts the seconds already spent
+    trainer = make_trainer(args, out, loggers, args.max_minutes * (1 - share) + spent_s / 60)
+    dagger = (rounds, args.max_minutes * share, dm_kw)
+    return fit(args, trainer, module, dm, ckpt_path, out, loggers, n_params, dagger)
 
 
 def make_datamodule(args):
-    """The data (Parquet or procedural) and the torch threads the trainer takes (CPU training:
+    """(the data module, its keyword arguments): Parquet rows and demonstrations, or procedural
+    tasks; and the torch threads the trainer takes (CPU training:
     procedural tasks are generated in the data workers, so they keep their cores -- oversubscribed
     OpenMP threads spin; Parquet rows cost a worker a few % of a core, so the trainer takes every
     core: 64 vs 43 samples/s for the small preset on a 2-core machine)."""
@@ -151,8 +180,8 @@ def make_datamodule(args):
     on_cpu = args.accelerator == "cpu" or (args.accelerator == "auto" and not torch.cuda.is_available())
     if not args.val_every:
         args.val_every = 100 if on_cpu else 1000
-    dm = BCDataModule(
-        args.data,
+    dm_kw = dict(
+        data=args.data,
         batch_size=args.batch_size,
         num_workers=workers,
         shuffle_buffer=args.shuffle_buffer,
@@ -164,11 +193,14 @@ def make_datamodule(args):
         rollout_tasks=args.rollout_tasks,
         seed=args.seed,
         procedural=args.procedural,
+        demos=args.demos,
+        demo_share=args.demo_share,
     )
+    dm = BCDataModule(**dm_kw)
     busy_workers = 0 if dm.use_parquet else workers
     threads = args.threads or (max(1, cores - busy_workers) if on_cpu else torch.get_num_threads())
     torch.set_num_threads(min(threads, cores))
-    return dm
+    return dm, dm_kw
 
 
 def make_module(args, out: Path):
@@ -216,9 +248,9 @@ def make_loggers(args, out: Path, config: dict) -> list:
     return loggers
 
 
-def make_trainer(args, out: Path, loggers: list, spent_s: float):
-    """The Trainer: best (lowest ``val/loss``) and last checkpoints in ``out``, the time budget
-    (``--max-minutes`` more on ``--resume``), validation every ``--val-every`` batches."""
+def make_trainer(args, out: Path, loggers: list, minutes: float):
+    """The Trainer: best (lowest ``val/loss``) and last checkpoints in ``out``, a budget of
+    ``minutes`` of fit(), validation every ``--val-every`` batches."""
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -237,7 +269,7 @@ def make_trainer(args, out: Path, loggers: list, spent_s: float):
         devices=_devices(args.devices),
         strategy=args.strategy,
         precision=precision,
-        max_time=timedelta(minutes=args.max_minutes, seconds=spent_s),
+        max_time=timedelta(minutes=minutes),
         max_steps=args.max_steps,
         max_epochs=-1,
         val_check_interval=args.val_every,
@@ -253,15 +285,51 @@ def make_trainer(args, out: Path, loggers: list, spent_s: float):
     )
 
 
-def fit(args, trainer, module, dm, ckpt_path: str | None, out: Path, loggers: list, n_params: int) -> dict:
+def run_dagger(args, module, dm_kw: dict, out: Path, loggers: list, rounds: int, minutes: float):
+    """``rounds`` of DAgger after BC: roll the current policy out on fresh procedural tasks, relabel
+    the visited states with the expert (:mod:`factorion.train.dagger`), aggregate, train on the
+    BC data + every round's episodes (``--dagger-weight`` of the episodes) for this round's share of
+    ``minutes`` (the roll-outs' time included); returns the last round's Trainer (None if none
+    trained)."""
+    from factorion.tasks.splits import DAGGER_SEED0
+    from factorion.train import dagger
+    from factorion.train.bc import BCDataModule, procedural_tasks
+
+    agg: list[dict] = []
+    trainer = None
+    for r in range(rounds):
+        t0 = time.time()
+        s0 = DAGGER_SEED0 + r * args.dagger_tasks
+        seeds = range(s0, s0 + args.dagger_tasks)
+        tasks = list(procedural_tasks(seeds, args.dagger_levels, args.sizes, args.families))
+        module.policy.eval()
+        agg += dagger.collect(module.policy, tasks, seed=args.seed + r)
+        module.policy.train()
+        left = minutes / rounds - (time.time() - t0) / 60
+        print(f"dagger round {r + 1}/{rounds}: {len(tasks)} tasks -> {len(agg)} episodes aggregated "
+              f"({time.time() - t0:.0f} s); training {max(left, 0):.1f} min", flush=True)
+        if left <= 0.1:
+            continue
+        dm = BCDataModule(**dm_kw, extra_episodes=agg, extra_share=args.dagger_weight)
+        trainer = make_trainer(args, out, loggers, left)
+        trainer.fit(module, datamodule=dm, weights_only=True)
+        trainer.save_checkpoint(str(out / "last.ckpt"))
+    return trainer
+
+
+def fit(args, trainer, module, dm, ckpt_path: str | None, out: Path, loggers: list, n_params: int,
+        dagger: tuple = (0, 0.0, None)) -> dict:
     """Train, save ``last.ckpt`` (the final state: a time limit can stop between validations),
-    print the validation figures and return the run's summary."""
+    run the DAgger rounds (``dagger`` = (rounds, minutes, the data module's keywords)), print the
+    validation figures and return the run's summary."""
     from lightning.pytorch.loggers import WandbLogger
 
     last = out / "last.ckpt"
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     trainer.save_checkpoint(str(last))
+    if dagger[0]:
+        trainer = run_dagger(args, module, dagger[2], out, loggers, dagger[0], dagger[1]) or trainer
     elapsed = time.time() - t0
     metrics = {
         k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1

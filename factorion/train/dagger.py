@@ -1,0 +1,143 @@
+"""DAgger: the expert relabels the states the policy visits on procedural tasks.
+
+The expert (:func:`expert_edits`) turns any state of a task into the edit list
+``planner.actions_to_build(state, target)``: first the removal of every piece the state holds that the
+target lacks (row-major), then the target's missing pieces in the canonical flow order (machines,
+inserters, then belt-likes along the item flow from the sources). Its **label** for a state is the first
+edit of that list (:func:`expert_label`). ``target`` is a function of the task alone
+(``planner.expert_target``: the planner's plan from the task's start, or the reference solution when
+that needs fewer edits -- the target of ``make demos`` too, so demonstrations and relabels agree; the
+planner's budget is far above what it needs, so its answer does not depend on the clock), so the label
+is a function of (task, state): the same state always gets the same label, whichever policy, round or
+process visited it. Following the labels solves the task: each label is the head of the list, and the list of
+the next state is the tail (a removal shortens the removals; a placement takes the first wanted piece
+of the flow walk, which the walk passes through either way) -- see docs/learned.md and the tests.
+
+Why the target is planned once from the task's start and not re-planned from each visited state: a
+re-plan from a state would make the target depend on the path (a piece the policy placed could steer the
+plan elsewhere), and a later label could undo an earlier one; one target per task makes every label a
+step of one fixed edit list.
+
+:func:`collect` rolls the policy out (a batched :class:`~factorion.env.vector.FactorioVectorEnv`,
+sampled actions) and returns, for up to ``per_episode`` distinct visited states of each roll-out (evenly
+spread), a BC episode that starts there and follows the expert to the end (``expand_episode``
+arguments): the visited state with its label and the expert's continuation. ``make pretrain``
+aggregates the episodes of every round with the demonstrations (``--dagger-rounds``); ``make
+finetune``'s expert term uses :func:`expert_label` on every level (:mod:`factorion.train.ppo_expert`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from factorion.core.world import World
+from factorion.tasks.splits import DAGGER_SEED0
+
+__all__ = ["clear_cache", "expert_target", "expert_edits", "expert_label", "collect"]
+
+
+
+_TARGETS: dict[tuple, World] = {}
+
+
+def expert_target(task) -> World:
+    """The world the expert builds towards (``planner.expert_target``; cached per task)."""
+    from factorion.env.planner import expert_target as target_of
+
+    key = (getattr(task, "family", None), getattr(task, "level", None), getattr(task, "seed", None),
+           task.world.grid.tobytes())
+    if key not in _TARGETS:
+        if len(_TARGETS) > 4096:
+            _TARGETS.clear()
+        _TARGETS[key] = target_of(task)[0]
+    return _TARGETS[key]
+
+
+def clear_cache() -> None:
+    """Forget the planned targets (as a fresh process would)."""
+    _TARGETS.clear()
+
+
+def expert_edits(task, state: World) -> list[tuple]:
+    """The expert's edits from ``state`` to :func:`expert_target` (planner format)."""
+    from factorion.env.planner import actions_to_build
+
+    return list(actions_to_build(state, expert_target(task)))
+
+
+def expert_label(task, state: World) -> tuple:
+    """The expert's next edit in ``state``: the head of :func:`expert_edits`, ``("finish",)`` when
+    the state is the target."""
+    edits = expert_edits(task, state)
+    return edits[0] if edits else ("finish",)
+
+
+def _episode(task, state: World) -> dict:
+    return {"start": state.copy(), "actions": expert_edits(task, state), "recipes": list(task.recipes),
+            "items": [i for i in task.items if i], "reference": float(task.reference)}
+
+
+def collect(policy, tasks: Iterable, n_rollouts: int = 2, per_episode: int = 3, max_steps: int = 48,
+            seed: int = 0, batch: int = 32) -> list[dict]:
+    """DAgger episodes from the policy's own roll-outs (see the module docstring): ``n_rollouts``
+    sampled roll-outs per task, ``per_episode`` distinct visited states of each (evenly spread), each
+    continued by the expert. Up to ``batch`` tasks of one grid size roll out together (one batched
+    env, one policy forward per step for all of them)."""
+    import torch
+
+    by_shape: dict[tuple, list] = {}
+    for task in tasks:
+        by_shape.setdefault(task.world.shape, []).append(task)
+    rng = random.Random(seed)
+    out: list[dict] = []
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for shape, group in by_shape.items():
+            for k in range(0, len(group), batch):
+                chunk = [t for t in group[k:k + batch] for _ in range(n_rollouts)]
+                for task, states in zip(chunk, _rollout(policy, shape, chunk, max_steps, rng), strict=True):
+                    out += [_episode(task, s) for s in _pick(task, states, per_episode)]
+    return out
+
+
+def _rollout(policy, shape: tuple, tasks: list, max_steps: int, rng: random.Random) -> list[list[World]]:
+    """The worlds each env of one batched env visits (one task per env, sampled actions)."""
+    from factorion.env.masks import OP_FINISH
+    from factorion.env.vector import FactorioVectorEnv
+
+    cfg = policy.config
+    kw = {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes}
+    n = len(tasks)
+    env = FactorioVectorEnv(n, shape, max_steps=max_steps, autoreset_mode="disabled", **kw)
+    obs, info = env.reset(seed=rng.randrange(2**31), options={"tasks": tasks})
+    visited: list[list[World]] = [[env.world(i)] for i in range(n)]
+    done = np.zeros(n, dtype=bool)
+    finish = np.zeros(5, dtype=np.int64)
+    finish[0] = OP_FINISH
+    while not done.all():
+        a = np.array(policy.act(obs, info["action_mask"], greedy=False)).reshape(n, 5)
+        a[done] = finish
+        obs, _, term, trunc, info = env.step(a)
+        for i in np.nonzero(~done)[0]:
+            visited[i].append(env.world(i))
+        done |= term | trunc
+    return visited
+
+
+def _pick(task, states: Sequence[World], k: int) -> list[World]:
+    """Up to ``k`` distinct visited states that are not the target, evenly spread."""
+    seen, uniq = set(), []
+    for s in states:
+        key = s.grid.tobytes()
+        if key not in seen:
+            seen.add(key)
+            uniq.append(s)
+    target = expert_target(task)
+    uniq = [s for s in uniq if s != target]
+    if len(uniq) <= k:
+        return uniq
+    idx = np.linspace(0, len(uniq) - 1, k).round().astype(int)
+    return [uniq[i] for i in sorted(set(idx.tolist()))]

@@ -1,0 +1,78 @@
+"""DAgger's expert (factorion.train.dagger): one label per state, the same every time; following the
+labels from any visited state builds the task; roll-outs of a policy give episodes BC can expand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from factorion.core.world import Entity
+from factorion.env.planner import EXPERT_SUCCESS, apply_actions
+from factorion.sim import throughput
+from factorion.tasks.levels import make_task
+from factorion.train import dagger
+from factorion.train.bc_samples import expand_episode
+
+CASES = [("belt", 5), ("splitter", 4), ("smelting", 5), ("assembler1", 3), ("tree2", 5)]
+
+
+def _stray(task):
+    """The task's start with a wrong belt on the first free cell off the expert's target."""
+    w = task.world.copy()
+    target = dagger.expert_target(task)
+    H, W = w.shape
+    for y in range(H):
+        for x in range(W):
+            if w.grid[0, y, x] == 0 and target.grid[0, y, x] != 0:
+                w.place(Entity("transport-belt", y, x, direction=(target.grid[1, y, x] + 1) % 4))
+                return w
+    return w
+
+
+@pytest.mark.parametrize("fam,level", CASES)
+def test_same_state_same_label(fam, level):
+    task = make_task(fam, level, size=11, seed=dagger.DAGGER_SEED0 + 3)
+    state = _stray(task)
+    a = dagger.expert_label(task, state)
+    dagger.clear_cache()  # a fresh process: the target is planned again
+    again = make_task(fam, level, size=11, seed=dagger.DAGGER_SEED0 + 3)
+    assert dagger.expert_label(again, state.copy()) == a
+    if state != task.world:
+        assert a[0] == "remove"  # the wrong piece goes first
+
+
+@pytest.mark.parametrize("fam,level", CASES)
+def test_following_the_labels_solves_the_task(fam, level):
+    task = make_task(fam, level, size=11, seed=dagger.DAGGER_SEED0 + 5)
+    state = _stray(task)
+    plan = dagger.expert_edits(task, state)
+    steps = []
+    while (a := dagger.expert_label(task, state)) != ("finish",):
+        steps.append(a)
+        state = apply_actions(state, [a])
+        assert len(steps) <= len(plan)
+    assert steps == plan  # each label is the head of the edit list, the next list its tail
+    assert throughput(state) >= EXPERT_SUCCESS * task.reference
+
+
+def test_collect_gives_episodes_bc_expands():
+    from factorion.policy.model import Policy, PolicyConfig
+    torch.manual_seed(0)
+    policy = Policy(PolicyConfig.preset("tiny")).eval()
+    tasks = [make_task("belt", 5, size=7, seed=dagger.DAGGER_SEED0 + i) for i in range(2)]
+    eps = dagger.collect(policy, tasks, n_rollouts=2, per_episode=2, max_steps=8, seed=0)
+    assert 1 <= len(eps) <= 2 * 2 * 2
+    for ep in eps:
+        samples = expand_episode(**ep)
+        assert samples and samples[-1]["action"][0] == 2  # the expert's continuation ends with finish
+        end = apply_actions(ep["start"], ep["actions"])
+        assert throughput(end) >= EXPERT_SUCCESS * ep["reference"]
+
+
+def test_pretrain_runs_a_dagger_round(tmp_path):
+    from factorion.policy.model import Policy
+    from factorion.train.pretrain import main
+    r = main(["--smoke", "--out", str(tmp_path / "bc"), "--logger", "none", "--no-progress",
+              "--dagger-rounds", "1", "--dagger-tasks", "2", "--dagger-share", "0.5", "--max-minutes", "2"])
+    assert r["steps"] >= 6  # BC's 6 steps, then the DAgger round's
+    assert Policy.load_from_checkpoint(r["last"]).config.d_model == 32

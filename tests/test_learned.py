@@ -1,0 +1,55 @@
+"""The shipped policy (factorion/policy/default.pt, `make policy`): at most 2 MB, loads, acts on a task,
+and is what `factorion build` runs by default; the export that writes it; the policy-alone evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from factorion.build import DEFAULT_CHECKPOINT, build, load_policy
+from factorion.policy.model import Policy, PolicyConfig
+from factorion.tasks.levels import make_task
+from factorion.train.export import export
+
+needs_default = pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no shipped policy (make policy)")
+
+
+def test_export_writes_half_precision_that_loads_back(tmp_path):
+    torch.manual_seed(0)
+    p = Policy(PolicyConfig.preset("cpu"))
+    p.save(tmp_path / "full.pt")
+    r = export(tmp_path / "full.pt", tmp_path / "half.pt", note="test")
+    assert r["bytes"] < (tmp_path / "full.pt").stat().st_size
+    raw = torch.load(tmp_path / "half.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in raw["state_dict"].values() if v.is_floating_point())
+    q = Policy.load_from_checkpoint(tmp_path / "half.pt")
+    for (k, a), b in zip(p.state_dict().items(), q.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=2e-3, rtol=1e-2), k
+    with pytest.raises(ValueError, match="MB"):
+        export(tmp_path / "full.pt", tmp_path / "big.pt", max_mb=0.01)
+    assert not (tmp_path / "big.pt").exists()
+
+
+@needs_default
+def test_the_shipped_policy_loads_and_builds():
+    assert DEFAULT_CHECKPOINT.stat().st_size <= 2 * 2**20
+    policy = load_policy("default")
+    assert policy.config == PolicyConfig.from_dict(PolicyConfig.preset("cpu").to_dict())
+    task = make_task("belt", 5, size=11, seed=20_000)
+    r = build(task, checkpoint="default", budget_s=3.0, samples=4, planner=False)
+    assert r.model.startswith("default") and (r.method == "start" or r.method.startswith("policy"))
+    assert np.isfinite(r.throughput)
+
+
+def test_policy_alone_evaluation_rows(tmp_path):
+    from factorion.evaluate_learned import main
+    torch.manual_seed(0)
+    Policy(PolicyConfig.preset("tiny")).save(tmp_path / "p.pt")
+    rows = main(["--checkpoint", str(tmp_path / "p.pt"), "--families", "belt", "--levels", "1", "5",
+                 "--n-seeds", "1", "--samples", "2", "--max-steps", "6", "--out", str(tmp_path / "r.csv"),
+                 "--no-progress"])
+    assert [(r["level"], r["seed"]) for r in rows] == [(1, 20_000), (5, 20_000)]
+    assert rows[0]["solved"]  # level 1 starts complete: the start state counts
+    assert all(r["best_ratio"] >= r["greedy_ratio"] for r in rows)
+    assert (tmp_path / "r.csv").exists()
