@@ -34,7 +34,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from factorion.core.world import World
-from factorion.tasks.splits import DAGGER_SEED0
 
 __all__ = ["clear_cache", "expert_target", "expert_edits", "expert_label", "collect"]
 
