@@ -10,6 +10,7 @@ from factorion.core.world import Entity
 from factorion.env.planner import EXPERT_SUCCESS, apply_actions
 from factorion.sim import throughput
 from factorion.tasks.levels import make_task
+from factorion.tasks.splits import DAGGER_SEED0
 from factorion.train import dagger
 from factorion.train.bc_samples import expand_episode
 
@@ -31,11 +32,11 @@ def _stray(task):
 
 @pytest.mark.parametrize("fam,level", CASES)
 def test_same_state_same_label(fam, level):
-    task = make_task(fam, level, size=11, seed=dagger.DAGGER_SEED0 + 3)
+    task = make_task(fam, level, size=11, seed=DAGGER_SEED0 + 3)
     state = _stray(task)
     a = dagger.expert_label(task, state)
     dagger.clear_cache()  # a fresh process: the target is planned again
-    again = make_task(fam, level, size=11, seed=dagger.DAGGER_SEED0 + 3)
+    again = make_task(fam, level, size=11, seed=DAGGER_SEED0 + 3)
     assert dagger.expert_label(again, state.copy()) == a
     if state != task.world:
         assert a[0] == "remove"  # the wrong piece goes first
@@ -43,7 +44,7 @@ def test_same_state_same_label(fam, level):
 
 @pytest.mark.parametrize("fam,level", CASES)
 def test_following_the_labels_solves_the_task(fam, level):
-    task = make_task(fam, level, size=11, seed=dagger.DAGGER_SEED0 + 5)
+    task = make_task(fam, level, size=11, seed=DAGGER_SEED0 + 5)
     state = _stray(task)
     plan = dagger.expert_edits(task, state)
     steps = []
@@ -59,7 +60,7 @@ def test_collect_gives_episodes_bc_expands():
     from factorion.policy.model import Policy, PolicyConfig
     torch.manual_seed(0)
     policy = Policy(PolicyConfig.preset("tiny")).eval()
-    tasks = [make_task("belt", 5, size=7, seed=dagger.DAGGER_SEED0 + i) for i in range(2)]
+    tasks = [make_task("belt", 5, size=7, seed=DAGGER_SEED0 + i) for i in range(2)]
     eps = dagger.collect(policy, tasks, n_rollouts=2, per_episode=2, max_steps=8, seed=0)
     assert 1 <= len(eps) <= 2 * 2 * 2
     for ep in eps:

@@ -16,6 +16,7 @@ import pytest
 
 from factorion.core import blueprint as B
 from factorion.core import blueprint_world as BW
+from factorion.core.kinds import IS_MODELLED
 from factorion.core.world import (
     ITEM,
     K_OBSTACLE,
@@ -32,7 +33,6 @@ from pipeline import decode as D
 from pipeline import expert as X
 from pipeline import run as R
 from pipeline import write as W
-from pipeline.kinds import IS_MODELLED
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "blueprints"
 HAVE_SIM = C.default_throughput() is not None
