@@ -62,6 +62,7 @@ class ScaleOut:
     candidates: int = 0
     log: list = field(default_factory=list)  # (seconds, label, throughput) of each new best
     starts: list = field(default_factory=list)  # (throughput, entities, world, label): first blocks that work
+    fit: bool = False  # blocks fitted around obstacles are tried too
 
 
 def count_entities(world: World) -> int:
@@ -319,10 +320,11 @@ def _better(res: ScaleOut, thr: float, n: int) -> bool:
     return (min(thr, cap), -n) > (min(res.throughput, cap) + 1e-9, -res.entities)
 
 
-def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
+def scale_out(world: World, budget_s: float = 10.0, fit_obstacles: bool = True) -> ScaleOut:
     """The best scale-out factory for ``world``'s sources and sinks within ``budget_s`` (see the
     module docstring); ``ScaleOut.world`` is None when the task is not a one-step recipe or no
-    block fits."""
+    block fits. ``fit_obstacles``: also try blocks fitted around obstacles
+    (:mod:`factorion.env.scalefit`); False: solid blocks on free cells only."""
     t0 = time.perf_counter()
     res = ScaleOut(wanted=wanted_rate(world))
     got = infer_recipe(world)
@@ -340,7 +342,8 @@ def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
     for positions in (POSITIONS, 4 * POSITIONS, 16 * POSITIONS):  # more positions while all fell short
         if _first_block(res, base, ds, rate_mode, spare, positions, tried, t0, budget_s):
             break
-    if has_obstacles(base) and not _met(res, res.throughput):  # blocks fitted around the obstacles
+    res.fit = fit_obstacles and has_obstacles(base)
+    if res.fit and not _met(res, res.throughput):  # blocks fitted around the obstacles
         _first_block(res, base, ds, rate_mode, spare, 4 * POSITIONS, tried, t0, budget_s, around=(True,))
     if res.world is not None and not _met(res, res.throughput):
         _extend(res, ds, supply_bound, t0, budget_s)
@@ -372,7 +375,8 @@ def _other_starts(res: ScaleOut, ds: list[Design], supply_bound: float, t0: floa
         if label in seen and abs(thr - res.throughput) < 1e-9:
             continue
         seen.add(label)
-        alt = ScaleOut(world=_back(w, r, m), throughput=thr, entities=n, label=label, wanted=res.wanted)
+        alt = ScaleOut(world=_back(w, r, m), throughput=thr, entities=n, label=label, wanted=res.wanted,
+                       fit=res.fit)
         _extend(alt, ds, supply_bound, t0, budget_s)
         res.candidates += alt.candidates
         if _better(res, alt.throughput, alt.entities):
@@ -437,7 +441,7 @@ def _extend(res: ScaleOut, ds: list[Design], supply_bound: float, t0: float, bud
             return
         if res.throughput >= supply_bound * (1 - 1e-9):
             return
-        around = (False, True) if has_obstacles(res.world) else (False,)
+        around = (False, True) if res.fit else (False,)
         cands, frames, _ = _candidates(res.world, ds, False, None, _spare(res.world), around=around)
         improved = False
         for _bound, _est, d, r, m, y0, x0, fitted in cands:
