@@ -7,7 +7,10 @@ shared output), the 8 orientations (the task is turned and mirrored into the blo
 the result turned back), k = 1 .. the most that fits, the positions nearest the sources and
 sinks -- joins each to the sources and sinks with :func:`factorion.tasks.flow.fill` and
 :func:`factorion.tasks.scale.join_outputs`, scores it in the simulator and keeps the best. Then
-it adds further blocks to the best factory while the throughput rises.
+it adds further blocks to the best factory while the throughput rises. Where the area holds
+obstacles, blocks fitted around them (:mod:`factorion.env.scalefit`: machines that do not fit
+left out, belts hopping taken cells with undergrounds) are tried too, for the first block and
+for the ones added.
 
 A sink may carry a wanted rate (``world.rates`` at the sink's cell: the text spec's
 ``sink ROW COL ITEM RATE`` or the blueprint tag ``rate``). With one, candidates are tried
