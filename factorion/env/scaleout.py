@@ -7,7 +7,10 @@ shared output), the 8 orientations (the task is turned and mirrored into the blo
 the result turned back), k = 1 .. the most that fits, the positions nearest the sources and
 sinks -- joins each to the sources and sinks with :func:`factorion.tasks.flow.fill` and
 :func:`factorion.tasks.scale.join_outputs`, scores it in the simulator and keeps the best. Then
-it adds further blocks to the best factory while the throughput rises.
+it adds further blocks to the best factory while the throughput rises. Where the area holds
+obstacles, blocks fitted around them (:mod:`factorion.env.scalefit`: machines that do not fit
+left out, belts hopping taken cells with undergrounds) are tried too, for the first block and
+for the ones added.
 
 A sink may carry a wanted rate (``world.rates`` at the sink's cell: the text spec's
 ``sink ROW COL ITEM RATE`` or the blueprint tag ``rate``). With one, candidates are tried
@@ -26,6 +29,7 @@ import numpy as np
 
 from factorion.core import gamedata as gd
 from factorion.core.world import KIND, OBSTACLE, SINK, SOURCE, Entity, World
+from factorion.env.scalefit import OBSTACLE_KIND, fit_design, obstacle_positions
 from factorion.tasks.base import fixed_only
 from factorion.tasks.flow import fill
 from factorion.tasks.scale import (
@@ -61,6 +65,7 @@ class ScaleOut:
     candidates: int = 0
     log: list = field(default_factory=list)  # (seconds, label, throughput) of each new best
     starts: list = field(default_factory=list)  # (throughput, entities, world, label): first blocks that work
+    fit: bool = False  # blocks fitted around obstacles are tried too
 
 
 def count_entities(world: World) -> int:
@@ -229,21 +234,30 @@ def _supply_bound(d: Design, spares: dict[str, list[float]]) -> float:
     return bound
 
 
-def _try(base: World, d: Design, y0: int, x0: int) -> World | None:
+def _try(base: World, d: Design, y0: int, x0: int, around: bool = False) -> World | None:
+    """``base`` with block ``d`` at (y0, x0) joined to the sources and sinks, or None when it does
+    not fit (``around``: fitted around the obstacles it covers, :func:`fit_design`)."""
     w = base.copy()
-    if not place_design(w, d, y0, x0):
+    if around:
+        got = fit_design(w, d, y0, x0)
+        if got is None:
+            return None
+        ins, outs = got
+    elif place_design(w, d, y0, x0):
+        ins, outs = input_ends(d, y0, x0), output_ends(d, y0, x0)
+    else:
         return None
     ore = d.ingredients[0] if d.recipe is None else None
     # the cell in front of each input belt's end stays empty while fill joins the sources, so
     # every input belt is fed from a source, never from the end of another block's input belt
-    plugs = [c for c in input_ends(d, y0, x0) if 0 <= c[0] < w.height and 0 <= c[1] < w.width
+    plugs = [c for c in ins if 0 <= c[0] < w.height and 0 <= c[1] < w.width
              and w.grid[KIND][c] == 0]
     for c in plugs:
         w.place(Entity(OBSTACLE, *c))
     fill(w, d.tier, underground=True, furnace_ore=ore)
     for c in plugs:
         w.remove(*c)
-    join_outputs(w, output_ends(d, y0, x0), d.product, d.tier)
+    join_outputs(w, outs, d.product, d.tier)
     return w
 
 
@@ -253,11 +267,13 @@ def _back(world: World, r: int, m: bool) -> World:
 
 
 def _candidates(base: World, ds: list[Design], rate_mode: bool, wanted: float | None,
-                spare: dict[tuple[int, int], float], positions: int = POSITIONS
+                spare: dict[tuple[int, int], float], positions: int = POSITIONS, around: tuple = (False,)
                 ) -> tuple[list[tuple], dict, bool]:
-    """([(bound, entity estimate, design, rotation, mirror, y0, x0)] in the order to try them,
-    {(rotation, mirror): the base world turned into that frame}, whether the order is smallest
-    first: a wanted rate some design meets). ``spare``: what each source can still supply."""
+    """([(bound, entity estimate, design, rotation, mirror, y0, x0, fitted)] in the order to try
+    them, {(rotation, mirror): the base world turned into that frame}, whether the order is
+    smallest first: a wanted rate some design meets). ``spare``: what each source can still
+    supply; ``around``: which placements to list: solid blocks on free cells (False), blocks
+    fitted around the obstacles they cover (True, :mod:`factorion.env.scalefit`)."""
     frames = {(r, m): base.transformed(rotate=r, mirror=m) for r, m in TRANSFORMS}
     spares: dict[str, list[float]] = {}
     for e in base.entities(obstacles=False):
@@ -275,13 +291,14 @@ def _candidates(base: World, ds: list[Design], rate_mode: bool, wanted: float | 
         # a source cell of the frame: the same source in the base world (sizes may swap)
         fspare = _spare_in_frame(base, fw, r, m, spare)
         fixed = _fixed_cells(fw, fspare)
-        for d in ds:
-            ys, xs = _free_positions(occ, block_mask(d))
+        for d, fitted in ((d, f) for d in ds for f in around):
+            mask = block_mask(d)
+            ys, xs = obstacle_positions(fw.grid, mask) if fitted else _free_positions(occ, mask)
             if not len(ys):
                 continue
             order = np.argsort(_ports_distance(fixed, d, ys, xs), kind="stable")[:positions]
             for j in order.tolist():
-                out.append((bounds[d], est[d], d, r, m, int(ys[j]), int(xs[j])))
+                out.append((bounds[d], est[d], d, r, m, int(ys[j]), int(xs[j]), fitted))
     if rate_mode:
         out.sort(key=lambda c: (c[1], -c[0]))
     else:
@@ -306,10 +323,11 @@ def _better(res: ScaleOut, thr: float, n: int) -> bool:
     return (min(thr, cap), -n) > (min(res.throughput, cap) + 1e-9, -res.entities)
 
 
-def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
+def scale_out(world: World, budget_s: float = 10.0, fit_obstacles: bool = True) -> ScaleOut:
     """The best scale-out factory for ``world``'s sources and sinks within ``budget_s`` (see the
     module docstring); ``ScaleOut.world`` is None when the task is not a one-step recipe or no
-    block fits."""
+    block fits. ``fit_obstacles``: also try blocks fitted around obstacles
+    (:mod:`factorion.env.scalefit`); False: solid blocks on free cells only."""
     t0 = time.perf_counter()
     res = ScaleOut(wanted=wanted_rate(world))
     got = infer_recipe(world)
@@ -327,11 +345,22 @@ def scale_out(world: World, budget_s: float = 10.0) -> ScaleOut:
     for positions in (POSITIONS, 4 * POSITIONS, 16 * POSITIONS):  # more positions while all fell short
         if _first_block(res, base, ds, rate_mode, spare, positions, tried, t0, budget_s):
             break
+    res.fit = fit_obstacles and has_obstacles(base)
+    if res.fit and not _met(res, res.throughput):  # blocks fitted around the obstacles
+        _first_block(res, base, ds, rate_mode, spare, 4 * POSITIONS, tried, t0, budget_s, around=(True,))
     if res.world is not None and not _met(res, res.throughput):
         _extend(res, ds, supply_bound, t0, budget_s)
         _other_starts(res, ds, supply_bound, t0, budget_s)
     _explain(res, supply_bound)
     return res
+
+
+def has_obstacles(world: World) -> bool:
+    return bool((world.grid[KIND] == OBSTACLE_KIND).any())
+
+
+def _describe(d: Design, fitted: bool) -> str:
+    return d.describe() + (" fitted around obstacles" if fitted else "")
 
 
 def _met(res: ScaleOut, thr: float) -> bool:
@@ -349,7 +378,8 @@ def _other_starts(res: ScaleOut, ds: list[Design], supply_bound: float, t0: floa
         if label in seen and abs(thr - res.throughput) < 1e-9:
             continue
         seen.add(label)
-        alt = ScaleOut(world=_back(w, r, m), throughput=thr, entities=n, label=label, wanted=res.wanted)
+        alt = ScaleOut(world=_back(w, r, m), throughput=thr, entities=n, label=label, wanted=res.wanted,
+                       fit=res.fit)
         _extend(alt, ds, supply_bound, t0, budget_s)
         res.candidates += alt.candidates
         if _better(res, alt.throughput, alt.entities):
@@ -360,13 +390,13 @@ def _other_starts(res: ScaleOut, ds: list[Design], supply_bound: float, t0: floa
 
 
 def _first_block(res: ScaleOut, base: World, ds: list[Design], rate_mode: bool, spare: dict, positions: int,
-                 tried: set, t0: float, budget_s: float) -> bool:
+                 tried: set, t0: float, budget_s: float, around: tuple = (False,)) -> bool:
     """Try single blocks (``positions`` per orientation and design, those in ``tried`` skipped),
     best first, keeping the best in ``res``. True when the search is over: the budget is spent
-    or no design could beat the best."""
+    or no design could beat the best. ``around``: as for :func:`_candidates`."""
     from factorion.sim import throughput
-    cands, frames, rate_mode = _candidates(base, ds, rate_mode, res.wanted, spare, positions)
-    for bound, est, d, r, m, y0, x0 in cands:
+    cands, frames, rate_mode = _candidates(base, ds, rate_mode, res.wanted, spare, positions, around)
+    for bound, est, d, r, m, y0, x0, fitted in cands:
         if time.perf_counter() - t0 > budget_s:
             return True
         if res.world is not None and not rate_mode and bound <= res.throughput * (1 + 1e-9):
@@ -376,20 +406,21 @@ def _first_block(res: ScaleOut, base: World, ds: list[Design], rate_mode: bool, 
         if res.world is not None and rate_mode and res.throughput >= res.wanted * (1 - 1e-9) \
                 and est >= res.entities:
             return True
-        if (d, r, m, y0, x0) in tried:
+        if (d, r, m, y0, x0, fitted) in tried:
             continue
-        tried.add((d, r, m, y0, x0))
-        w = _try(frames[(r, m)], d, y0, x0)
+        tried.add((d, r, m, y0, x0, fitted))
+        w = _try(frames[(r, m)], d, y0, x0, fitted)
         res.candidates += 1
         if w is None:
             continue
         thr = float(throughput(w))
         n = count_entities(w)
+        label = f"scale-out: {_describe(d, fitted)}"
         if thr > 0:
-            res.starts.append((thr, n, (w, r, m), f"scale-out: {d.describe()}"))
+            res.starts.append((thr, n, (w, r, m), label))
         if thr > 0 and _better(res, thr, n):
             res.world, res.throughput, res.entities = _back(w, r, m), thr, n
-            res.label = f"scale-out: {d.describe()}"
+            res.label = label
             res.log.append((round(time.perf_counter() - t0, 3), res.label, thr))
     return False
 
@@ -413,19 +444,20 @@ def _extend(res: ScaleOut, ds: list[Design], supply_bound: float, t0: float, bud
             return
         if res.throughput >= supply_bound * (1 - 1e-9):
             return
-        cands, frames, _ = _candidates(res.world, ds, False, None, _spare(res.world))
+        around = (False, True) if res.fit else (False,)
+        cands, frames, _ = _candidates(res.world, ds, False, None, _spare(res.world), around=around)
         improved = False
-        for _bound, _est, d, r, m, y0, x0 in cands:
+        for _bound, _est, d, r, m, y0, x0, fitted in cands:
             if time.perf_counter() - t0 > budget_s:
                 return
-            w = _try(frames[(r, m)], d, y0, x0)
+            w = _try(frames[(r, m)], d, y0, x0, fitted)
             res.candidates += 1
             if w is None:
                 continue
             thr = float(throughput(w))
             if thr > res.throughput * (1 + 1e-6):
                 res.world, res.throughput, res.entities = _back(w, r, m), thr, count_entities(w)
-                res.label += f" + {d.describe()}"
+                res.label += f" + {_describe(d, fitted)}"
                 res.log.append((round(time.perf_counter() - t0, 3), res.label, thr))
                 improved = True
                 break
