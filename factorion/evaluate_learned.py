@@ -21,25 +21,22 @@ SUCCESS = 0.99
 
 
 def rollouts(policy, task, n: int, greedy: bool, max_steps: int = 48, seed: int = 0) -> float:
-    """The best throughput ratio any state of ``n`` roll-outs reaches."""
-    from factorion.env.masks import OP_FINISH
+    """The best throughput ratio any state of ``n`` roll-outs of ``task`` reaches (the one
+    roll-out loop, :func:`factorion.policy.rollout.rollout`)."""
     from factorion.env.vector import FactorioVectorEnv
+    from factorion.policy.rollout import rollout
 
     cfg = policy.config
     kw = {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes}
     env = FactorioVectorEnv(n, task.world.shape, max_steps=max_steps, autoreset_mode="disabled", **kw)
-    obs, info = env.reset(seed=seed, options={"task": task})
-    best = float(np.max(info["ratio"])) if "ratio" in info else 0.0
-    done = np.zeros(n, dtype=bool)
-    finish = np.zeros(5, dtype=np.int64)
-    finish[0] = OP_FINISH
-    while not done.all():
-        a = np.array(policy.act(obs, info["action_mask"], greedy=greedy)).reshape(n, 5)
-        a[done] = finish
-        obs, _, term, trunc, info = env.step(a)
-        best = max(best, float(np.max(np.where(done, -1.0, info["ratio"]))))
-        done |= term | trunc
-    return best
+    best = [0.0]
+
+    def seen(_env, info, active=None):
+        ratio = np.asarray(info["ratio"], dtype=np.float64)
+        best[0] = max(best[0], float(np.max(ratio if active is None else np.where(active, ratio, -1.0))))
+
+    rollout(policy, env, [task] * n, greedy, seed=seed, on_step=seen, on_reset=seen)
+    return best[0]
 
 
 def evaluate(policy, families, levels, size: int, n_seeds: int, samples: int, max_steps: int = 48,

@@ -29,12 +29,14 @@ FIELDS = ("ratio", "throughput", "steps", "success", "terminated", "truncated", 
 @torch.no_grad()
 def rollout(policy: Policy, env, tasks: Sequence, greedy: bool = True, *, seed: int | None = 0,
             batch_size: int = 256, device=None, max_steps: int | None = None,
-            on_step: Callable | None = None, stop: Callable[[], bool] | None = None) -> dict:
+            on_step: Callable | None = None, stop: Callable[[], bool] | None = None,
+            on_reset: Callable | None = None) -> dict:
     """Run ``policy`` (greedy, or sampled) on ``tasks`` -- one per sub-env of ``env``, reset with
     ``seed`` -- until every episode has ended (terminated, or truncated at ``env.max_steps``),
     ``max_steps`` steps were taken (the env's own limit, which its observation counts against,
     stays) or ``stop()`` is true (checked before each step). ``on_step(env, info, active)``: called after
-    each step with the env's info and the rows that were still running before it.
+    each step with the env's info and the rows that were still running before it; ``on_reset(env,
+    info)`` once after the reset.
 
     Returns a dict of ``(n,)`` arrays: :data:`FIELDS` (``ratio``, ``throughput``, ``steps``,
     ``success``, ``entities`` as the env reported them when the episode ended -- or at the stop --,
@@ -44,6 +46,8 @@ def rollout(policy: Policy, env, tasks: Sequence, greedy: bool = True, *, seed: 
     if env.num_envs != n:
         raise ValueError(f"rollout: {n} tasks for an env of {env.num_envs}")
     obs, info = env.reset(seed=seed, options={"tasks": list(tasks)})
+    if on_reset is not None:
+        on_reset(env, info)
     dev = device if device is not None else policy.device
     was = policy.training
     policy.eval()

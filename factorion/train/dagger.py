@@ -103,26 +103,26 @@ def collect(policy, tasks: Iterable, n_rollouts: int = 2, per_episode: int = 3, 
 
 
 def _rollout(policy, shape: tuple, tasks: list, max_steps: int, rng: random.Random) -> list[list[World]]:
-    """The worlds each env of one batched env visits (one task per env, sampled actions)."""
-    from factorion.env.masks import OP_FINISH
+    """The worlds each env of one batched env visits (one task per env, sampled actions; the one
+    roll-out loop, :func:`factorion.policy.rollout.rollout`)."""
     from factorion.env.vector import FactorioVectorEnv
+    from factorion.policy.rollout import rollout
 
     cfg = policy.config
     kw = {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes}
     n = len(tasks)
     env = FactorioVectorEnv(n, shape, max_steps=max_steps, autoreset_mode="disabled", **kw)
-    obs, info = env.reset(seed=rng.randrange(2**31), options={"tasks": tasks})
-    visited: list[list[World]] = [[env.world(i)] for i in range(n)]
-    done = np.zeros(n, dtype=bool)
-    finish = np.zeros(5, dtype=np.int64)
-    finish[0] = OP_FINISH
-    while not done.all():
-        a = np.array(policy.act(obs, info["action_mask"], greedy=False)).reshape(n, 5)
-        a[done] = finish
-        obs, _, term, trunc, info = env.step(a)
-        for i in np.nonzero(~done)[0]:
+    visited: list[list[World]] = [[] for _ in range(n)]
+
+    def start(env, _info):
+        for i in range(n):
             visited[i].append(env.world(i))
-        done |= term | trunc
+
+    def step(env, _info, active):
+        for i in np.nonzero(active)[0]:
+            visited[i].append(env.world(i))
+
+    rollout(policy, env, tasks, greedy=False, seed=rng.randrange(2**31), on_step=step, on_reset=start)
     return visited
 
 
