@@ -28,58 +28,24 @@ IDLE_RGB = (150, 150, 150)
 def task_world(text: str, index: int = 0, max_side: int | None = None) -> World:
     """The world behind task text: a blueprint string (``0e...``) or JSON (``{...}``; books
     flattened, ``index`` picks one) or else a text spec (:func:`factorion.build.parse_spec`).
-    ``max_side``: refuse, before allocating it, a world clearly over that many tiles a side.
-    Bad text raises BlueprintError or WorldError with a one-line reason."""
+    ``max_side``: refuse a world over that many tiles a side (the world-size limit of
+    :mod:`factorion.core.world` bounds what is allocated before that). Bad text raises
+    BlueprintError or WorldError with a one-line reason."""
     from factorion.build import parse_spec
     from factorion.core.blueprint import load_blueprints
     if not text.lstrip().startswith(("0", "{")):
-        if max_side is not None:
-            _check_size(_spec_size(text), max_side)
-        return parse_spec(text)
-    bps = load_blueprints(text)
-    if not bps:
-        raise WorldError("the input holds no blueprints (only planners or empty books)")
-    if not -len(bps) <= index < len(bps):
-        raise WorldError(f"index {index} is out of range: the input has {len(bps)} blueprint(s)")
-    raw = bps[index].raw
-    if max_side is not None:
-        _check_size(_blueprint_extent(raw), max_side)
-    return BW.from_blueprint(raw)
-
-
-_MARGIN = 16  # tiles: more than any entity's footprint reaches past its centre
-
-
-def _check_size(size: tuple[int, int] | None, max_side: int) -> None:
-    if size is not None and max(size) > max_side + _MARGIN:
-        raise WorldError(f"the factory is about {size[0]}x{size[1]} tiles; this takes at most {max_side} "
-                         "a side")
-
-
-def _spec_size(text: str) -> tuple[int, int] | None:
-    """A spec's ``size H W`` (None when its first line is not one: parse_spec says why)."""
-    for line in text.splitlines():
-        parts = line.split("#", 1)[0].split()
-        if parts:
-            try:
-                return (int(parts[1]), int(parts[2])) if parts[0] == "size" else None
-            except (IndexError, ValueError):
-                return None
-    return None
-
-
-def _blueprint_extent(raw: dict) -> tuple[int, int] | None:
-    """Rows and columns a blueprint's entity centres span (and its snap-to-grid), or None when
-    its entities are malformed (rasterising says why)."""
-    try:
-        xs = [float(e["position"]["x"]) for e in raw.get("entities") or []]
-        ys = [float(e["position"]["y"]) for e in raw.get("entities") or []]
-        snap = raw.get("snap-to-grid") or {}
-        h = max(int(max(ys) - min(ys)) + 1 if ys else 0, int(snap.get("y", 0) or 0))
-        w = max(int(max(xs) - min(xs)) + 1 if xs else 0, int(snap.get("x", 0) or 0))
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return None
-    return h, w
+        world = parse_spec(text)
+    else:
+        bps = load_blueprints(text)
+        if not bps:
+            raise WorldError("the input holds no blueprints (only planners or empty books)")
+        if not -len(bps) <= index < len(bps):
+            raise WorldError(f"index {index} is out of range: the input has {len(bps)} blueprint(s)")
+        world = BW.from_blueprint(bps[index].raw)
+    if max_side is not None and max(world.shape) > max_side:
+        raise WorldError(f"the factory is {world.shape[0]}x{world.shape[1]} tiles; this takes at most "
+                         f"{max_side} a side")
+    return world
 
 
 def throughput_text(world: World, as_json: bool = False, sim=None) -> str:
