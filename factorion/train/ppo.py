@@ -111,8 +111,8 @@ class Args:
     # expert labels on visited states (factorion.train.ppo_expert): + expert_coef * NLL of the label; 0 = off
     expert_coef: float = 1.0
     # which states get a label: "unique" (one piece missing, or solved: the measured default, docs/ppo.md)
-    # or "all" (every state of every level, factorion.train.dagger's expert; off by default: a 4-min
-    # make demo run with it collapsed onto finish, held-out ratio 0.000 against 0.333 with "unique")
+    # or "all" (every state of every level, factorion.train.dagger's expert; off by default: from the same
+    # BC start (held-out ratio 0.350) make demo's 4-min run fell to 0.000 with it, rose to 0.369 without)
     expert_mode: str = "unique"
     # self-imitation (factorion.train.ppo_sil): replay good past episodes, weighted by (R - V)+; 0 = off
     sil_coef: float = 0.0
