@@ -50,26 +50,33 @@ def test_a_wrong_piece_in_the_way_is_removed_first():
     a = np.array([[OP_PLACE, gap.y * 7 + gap.x, chest, 0, 0]])
     assert info["action_mask"].valid(a)[0]
     _, _, _, _, info = env.step(a)
-    ex, ok = expert_labels(env, info["ratio"], info["action_mask"], unique=False)
+    ex, ok = expert_labels(env, info["ratio"], info["action_mask"], mode="first")
     assert ok[0] and ex[0, 0] == OP_REMOVE and ex[0, 1] == gap.y * 7 + gap.x
 
 
-@pytest.mark.parametrize("level", [2, 3, 4, 5])
-def test_following_the_labels_solves_every_family(level):
-    tasks = [make_task(f, level, size=11, seed=5) for f in FAMILIES]
+def _follow_labels(tasks, mode: str, no_truncation: bool = False):
+    """Step every task's env along the expert's labels (``mode``) until each episode ends: the
+    final ratios, the env and its last info. Every running state must get a usable label."""
     env, _, info = _env(tasks, max_steps=120)
     active = np.ones(len(tasks), dtype=bool)
     final = np.zeros(len(tasks))
     while active.any():
-        ex, ok = expert_labels(env, info["ratio"], info["action_mask"], unique=False)
+        ex, ok = expert_labels(env, info["ratio"], info["action_mask"], mode=mode)
         assert ok[active].all()
         ex[~active] = 0
         ex[~active, 0] = OP_FINISH
         _, _, term, trunc, info = env.step(ex)
         done = active & (term | trunc)
         final[done] = info["ratio"][done]
-        assert not trunc[active].any()
+        assert not (no_truncation and trunc[active].any())
         active &= ~done
+    return final, env, info
+
+
+@pytest.mark.parametrize("level", [2, 3, 4, 5])
+def test_following_the_labels_solves_every_family(level):
+    tasks = [make_task(f, level, size=11, seed=5) for f in FAMILIES]
+    final, _, _ = _follow_labels(tasks, "first", no_truncation=True)
     assert (final >= 0.95).all(), dict(zip(FAMILIES, final.round(3), strict=True))
 
 
@@ -103,7 +110,7 @@ def test_unique_mode_labels_only_unambiguous_states():
     env4, _, info4 = _env([t4])
     ex, ok = expert_labels(env4, info4["ratio"], info4["action_mask"])
     assert not ok[0]  # several missing: any is right, none is labelled
-    assert expert_labels(env4, info4["ratio"], info4["action_mask"], unique=False)[1][0]
+    assert expert_labels(env4, info4["ratio"], info4["action_mask"], mode="first")[1][0]
     # a wrong piece in the gap: the missing piece cannot be placed, and removals are not labelled
     gap = t3.removed[0]
     chest = env3.layout.entities.index("wooden-chest")
@@ -113,21 +120,10 @@ def test_unique_mode_labels_only_unambiguous_states():
 
 @pytest.mark.parametrize("level", [1, 3, 5])
 def test_all_mode_labels_every_state_and_solves_every_family(level):
-    """``mode="all"`` (make finetune's default): the DAgger expert labels every state on every level,
-    and following its labels in the env solves the task."""
+    """``mode="all"`` (``make finetune --expert-mode all``): the DAgger expert labels every state
+    on every level, and following its labels in the env solves the task."""
     tasks = [make_task(f, level, size=11, seed=7) for f in FAMILIES]
-    env, _, info = _env(tasks, max_steps=120)
-    active = np.ones(len(tasks), dtype=bool)
-    final = np.zeros(len(tasks))
-    while active.any():
-        ex, ok = expert_labels(env, info["ratio"], info["action_mask"], mode="all")
-        assert ok[active].all()
-        ex[~active] = 0
-        ex[~active, 0] = OP_FINISH
-        _, _, term, trunc, info = env.step(ex)
-        done = active & (term | trunc)
-        final[done] = info["ratio"][done]
-        active &= ~done
+    final, env, info = _follow_labels(tasks, "all")
     assert (final >= 0.95).all(), final
     with pytest.raises(ValueError, match="mode"):
         expert_labels(env, info["ratio"], info["action_mask"], mode="some")

@@ -110,7 +110,8 @@ class Args:
     train_blocks: int = -1  # top transformer blocks trained (+ heads); the rest frozen and cached; -1: all
     # expert labels on visited states (factorion.train.ppo_expert): + expert_coef * NLL of the label; 0 = off
     expert_coef: float = 1.0
-    # which states get a label: "unique" (one piece missing, or solved: the measured default, docs/ppo.md)
+    # which states get a label: "unique" (one piece missing, or solved: the measured default, docs/ppo.md),
+    # "first" (the first edit towards the reference, every state)
     # or "all" (every state of every level, factorion.train.dagger's expert; off by default: from the same
     # BC start (held-out ratio 0.350) make demo's 4-min run fell to 0.000 with it, rose to 0.369 without)
     expert_mode: str = "unique"
