@@ -189,7 +189,8 @@ def model_name(checkpoint) -> str:
         return f"default ({DEFAULT_CHECKPOINT.name}, shipped in the package)"
     if isinstance(checkpoint, str | Path):
         return str(checkpoint)
-    return f"a {type(checkpoint).__name__} object"
+    source = getattr(checkpoint, "source", None)  # a policy loaded from a file
+    return model_name(source) if source else f"a {type(checkpoint).__name__} object"
 
 
 def keep_fixed(start: World, world: World) -> World | None:

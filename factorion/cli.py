@@ -262,7 +262,7 @@ def _policy(checkpoint):
 
 
 def cmd_build(args) -> int:
-    from factorion.build import DEFAULT_CHECKPOINT, model_name
+    from factorion.build import DEFAULT_CHECKPOINT
     from factorion.report import build_report, task_world
     world = task_world(read_input(args.input), args.index)
     ckpt = args.checkpoint  # none given: the shipped policy when the package has one, else the planner
@@ -272,7 +272,6 @@ def cmd_build(args) -> int:
         raise CliError("--no-planner needs a policy: give --checkpoint CKPT (or keep the shipped default)")
     rep = build_report(world, checkpoint=_policy(ckpt), budget_s=args.budget, seed=args.seed,
                        samples=args.samples, planner=not args.no_planner)
-    rep.result.model = model_name(ckpt)
     print(rep.summary())
     print(f"model: {rep.result.model}; planner: {'off (--no-planner)' if args.no_planner else 'on'}")
     print("blueprint string (paste into the game):")

@@ -510,7 +510,7 @@ class Policy(nn.Module):
     def load_from_checkpoint(cls, path: str | Path, map_location: Any = "cpu") -> Policy:
         """A policy from a Lightning checkpoint of :class:`factorion.train.bc_module.BCModule` (or any
         module holding the policy as ``self.policy`` with ``policy_config`` in its hparams)
-        or from :meth:`save`. Loads with ``weights_only=True``."""
+        or from :meth:`save`. Loads with ``weights_only=True``; ``policy.source`` is ``path``."""
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
         if "config" in ckpt:
             cfg, state = ckpt["config"], ckpt["state_dict"]
@@ -523,4 +523,5 @@ class Policy(nn.Module):
         policy = cls(PolicyConfig.from_dict(cfg))
         policy.load_state_dict(state)
         policy.eval()
+        policy.source = str(path)  # where it came from (a build names the model that ran by it)
         return policy.to(map_location) if isinstance(map_location, str | torch.device) else policy
