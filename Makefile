@@ -57,21 +57,30 @@ DEMOS   ?= data/demos
 demos: $(STAMP)
 	$(PYTHON) -m pipeline.demos --out $(DEMOS) --per-cell $(or $(PER_CELL),24)
 
+# The defaults were chosen at equal wall time on held-out results (docs/learned.md): the cpu preset
+# (batch 256, lr 1e-3) beat small; make data's level-3/4 rows (the 36-99-step level-5 windows would
+# take most of the samples) mixed with make demos' planner demonstrations (70 % of the episodes).
 pretrain: $(STAMP)
-	$(PYTHON) -m factorion.train.pretrain --data $(DATA) --max-minutes $(or $(MINUTES),20) --preset $(or $(PRESET),small)
+	$(PYTHON) -m factorion.train.pretrain --data $(DATA) --data-levels 3 4 --demos $(DEMOS) --demo-share 0.7 \
+		--max-minutes $(or $(MINUTES),20) --preset $(or $(PRESET),cpu) --batch-size 256 --lr 1e-3
 
 finetune: $(STAMP)
 	$(PYTHON) -m factorion.train.finetune --init models/bc/last.ckpt --minutes $(or $(MINUTES),30)
 
-# The shipped policy (factorion/policy/default.pt, what `factorion build` runs by default), from scratch:
-# 11x11 planner demonstrations, BC of the cpu preset with 2 DAgger rounds (the last 40 % of the time),
-# exported in half precision. POLICY_DATA=data/out also mixes in make data's mined rows (50 %).
+# The shipped policy (factorion/policy/default.pt, what `factorion build` runs by default), from scratch
+# (~75 min on 2 cores): 11x11 planner demonstrations (10,640 over levels 1-5 + 25,200 over levels 3-5),
+# make data's level-3/4 mined rows when $(DATA) holds them (make data BLUEPRINTS=../shared/blueprints
+# first), 39 min of BC of the cpu preset, then 4 DAgger rounds (256 tasks each) in the last 40 %,
+# exported in half precision.
 POLICY_DEMOS ?= data/policy-demos
 policy: $(STAMP)
-	$(PYTHON) -m pipeline.demos --out $(POLICY_DEMOS) --sizes 11 --per-cell 80 --workers 2
-	$(PYTHON) -m factorion.train.pretrain --data $(or $(POLICY_DATA),none) --demos $(POLICY_DEMOS) \
-		--preset cpu --batch-size 128 --lr 1e-3 --threads 2 --max-minutes $(or $(MINUTES),25) \
-		--out models/policy --logger csv
+	$(PYTHON) -m pipeline.demos --out $(POLICY_DEMOS)/levels-1-5 --sizes 11 --per-cell 300 --val-per-cell 4 --workers 2
+	$(PYTHON) -m pipeline.demos --out $(POLICY_DEMOS)/levels-3-5 --sizes 11 --levels 3 4 5 --per-cell 1200 \
+		--val-per-cell 0 --workers 2
+	$(PYTHON) -m factorion.train.pretrain --data $(or $(POLICY_DATA),$(DATA)) --data-levels 3 4 \
+		--demos $(POLICY_DEMOS) --demo-share 0.7 --preset cpu --batch-size 256 --lr 1e-3 --threads 2 \
+		--workers 1 --max-minutes $(or $(MINUTES),65) --dagger-rounds 4 --dagger-share 0.4 --dagger-tasks 256 \
+		--dagger-weight 0.3 --val-every 400 --out models/policy --logger csv
 	$(PYTHON) -m factorion.train.export models/policy/last.ckpt --note "make policy"
 
 evaluate: $(STAMP)
@@ -82,10 +91,11 @@ DEMO_OUT := reports/demo
 demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
 	$(PYTHON) -m pipeline.run --out data/demo --sizes 11 --samples 8
-	$(PYTHON) -m factorion.train.pretrain --data data/demo --out models/demo/bc --preset small --max-minutes 3
+	$(PYTHON) -m factorion.train.pretrain --data data/demo --out models/demo/bc --preset cpu --batch-size 256 \
+		--lr 1e-3 --max-minutes 3
 	$(PYTHON) -m factorion.train.finetune --init models/demo/bc/last.ckpt --out models/demo/ppo --run demo --minutes 4
 	$(PYTHON) -m factorion.evaluate --sizes 11 --levels 1,3,5 --n-seeds 1 --n-mined 5 --data data/demo \
-		--out $(DEMO_OUT) --agents random,planner,build --build-budget 5 --players 0 \
+		--out $(DEMO_OUT) --agents random,planner,build --build-budget 5 --players 0 --policy-samples 8 \
 		--checkpoint bc=models/demo/bc/last.ckpt --checkpoint ppo=models/demo/ppo/demo/policy.pt
 	$(BIN)/factorion build data/tasks/gears.txt --checkpoint models/demo/ppo/demo/policy.pt --budget 20 \
 		-o $(DEMO_OUT)/build.png | tee $(DEMO_OUT)/build.txt

@@ -6,15 +6,19 @@ Benchmark (fixed seeds, disjoint from training's: procedural seeds start at
 * every procedural family x levels 1-5 at 11x11 and at a larger size (16x16 by default),
   ``n_seeds`` tasks each;
 * held-out mined windows (the ``test`` split of ``make data``'s Parquet, when present) with
-  N = 1 and N = 5 entities removed.
+  N = 1 and N = 5 entities removed, and whole windows (level 5: every modelled entity removed); the
+  report gives the share of the removed throughput each agent restores.
 
 Agents: ``random`` (uniform among valid actions), ``planner`` (the scripted baseline),
 ``build`` (``factorion build``'s search, :func:`factorion.build.build`, the very function the
 CLI calls: planner candidates, then policy samples checked in the simulator, within
 ``--build-budget`` seconds, stopping at success; with ``--build-checkpoint``'s policy, by
-default the PPO or else the BC checkpoint evaluated, the planner alone when there is none),
-and one entry per checkpoint given (``bc``, ``ppo``, ...: greedy roll-outs of the policy in the
-env). Per build: throughput ratio (final / reference), success (ratio >= 0.99), invalid-action
+default the PPO or else the BC checkpoint evaluated, else the shipped policy), and two entries
+per checkpoint (by default ``policy`` = the shipped ``default.pt``, plus ``bc`` and ``ppo`` when
+make pretrain / make finetune wrote them): ``NAME``, the policy's greedy roll-out in the env, and
+``NAME@K`` (``--policy-samples``, 16), the policy alone: the best state of its greedy and K sampled
+roll-outs, every state scored by the simulator. Per build: throughput ratio (final / reference),
+success (ratio >= 0.99), invalid-action
 rate, entities used, wall and CPU time (the CPU may be shared: CPU seconds count this process
 only). Writes ``report.md``, ``results.csv``, ``bars.png`` (mean ratio per
 family and agent) and ``best_worst.png`` (best and worst builds of each learned agent) under
@@ -39,7 +43,10 @@ import pandas as pd
 
 from factorion.tasks.splits import BENCH_SEED0, families_for
 
-DEFAULT_CHECKPOINTS = {"bc": "models/bc/last.ckpt", "ppo": "models/ppo/finetune/policy.pt"}
+#: policies evaluated by default: the shipped one ("default": factorion/policy/default.pt) and the outputs of
+#: make pretrain / make finetune when they exist
+DEFAULT_CHECKPOINTS = {"policy": "default", "bc": "models/bc/last.ckpt",
+                       "ppo": "models/ppo/finetune/policy.pt"}
 SUCCESS = 0.99  # = factorion.build.SUCCESS, where build stops searching
 
 
@@ -57,6 +64,7 @@ class EvalConfig:
     build_budget_s: float = 10.0  # the build agent's time budget per task
     build_checkpoint: str | None = None  # the build agent's policy (None: the planner only)
     build_samples: int = 8  # policy roll-outs per sampling round of the build agent
+    policy_samples: int = 16  # each checkpoint also runs as NAME@K: best of greedy + K sampled roll-outs
     max_steps: int = 48  # episode limit for env agents (PPO trains with the same truncation)
     out: str = "reports/eval"
     seed: int = 0
@@ -72,6 +80,7 @@ class BenchTask:
     level: int
     size: int
     task: object
+    group: str = ""  # mined windows: N1 / N5 (entities removed) or L5 (the whole window)
 
 
 @dataclass
@@ -101,9 +110,10 @@ def procedural_tasks(cfg: EvalConfig) -> list[BenchTask]:
 
 
 def mined_tasks(cfg: EvalConfig) -> list[BenchTask]:
-    """Held-out windows with 1 and with the most (up to 5) entities removed, if data exists: the
-    test split, or the val split when the test split is empty (a tiny dataset such as the demo's;
-    neither is trained on)."""
+    """Held-out windows, up to ``n_mined`` of each group, if data exists: 1 entity removed (``N1``),
+    the most removed up to 5 (``N5`` when the data has 5), and whole windows with every modelled
+    entity removed (level 5, ``L5``). From the test split, or the val split when the test split is
+    empty (a tiny dataset such as the demo's; neither is trained on)."""
     if cfg.n_mined <= 0:
         return []
     import pyarrow.compute as pc
@@ -121,19 +131,22 @@ def mined_tasks(cfg: EvalConfig) -> list[BenchTask]:
         return []
     if split != "test":
         print(f"evaluate: {base / 'test'} has no rows; mined windows from the {split} split")
-    removed = dataset.to_table(columns=["n_removed"], filter=ds.field("n_removed") <= 5)["n_removed"]
-    most = pc.max(removed).as_py()
+    partial = (ds.field("level") != 5) & (ds.field("n_removed") > 0)
+    upto5 = partial & (ds.field("n_removed") <= 5)
+    removed = dataset.to_table(columns=["n_removed"], filter=upto5)["n_removed"]
+    most = pc.max(removed).as_py() or 1
+    groups = {f"N{n}": partial & (ds.field("n_removed") == n) for n in sorted({1, most})}
+    groups["L5"] = ds.field("level") == 5
     out = []
-    for n in sorted({1, most or 1}):
-        rows = dataset.head(cfg.n_mined, filter=(ds.field("n_removed") == n)
-                            & (ds.field("reference_throughput") > 0)).to_pylist()
+    for group, where in groups.items():
+        rows = dataset.head(cfg.n_mined, filter=where & (ds.field("reference_throughput") > 0)).to_pylist()
         for r in rows:
             t = row_to_task(r)
             if not (t.reference > 0):
                 continue
             h, w = t.world.shape
-            out.append(BenchTask(f"mined/N{n}/{r.get('example_id', len(out))}", "mined", 3 if n == 1 else 4,
-                                 max(h, w), t))
+            out.append(BenchTask(f"mined/{group}/{r.get('example_id', len(out))}", "mined",
+                                 int(r.get("level") or 0), max(h, w), t, group))
     return out
 
 
@@ -197,6 +210,24 @@ def run_policy(bt: BenchTask, policy, max_steps: int | None = None) -> Build:
                  int(res["invalid"][0]), time.perf_counter() - t0)
 
 
+def run_policy_best(bt: BenchTask, policy, samples: int, max_steps: int, seed: int = 0) -> Build:
+    """The policy alone, best of a greedy and ``samples`` sampled roll-outs, every state scored by
+    the simulator (:func:`factorion.evaluate_learned.policy_alone`)."""
+    from factorion.evaluate_learned import policy_alone
+    t0 = time.perf_counter()
+    b = policy_alone(policy, bt.task, samples, max_steps, seed)["best"]
+    return Build(b["world"], b["throughput"], b["steps"], b["invalid"], time.perf_counter() - t0,
+                 candidates=1 + samples)
+
+
+def restored(end: float, start: float, reference: float) -> float:
+    """The share of the removed throughput a build restores: ``(end - start) / (reference -
+    start)`` clipped to [0, 1]; NaN when nothing was removed (``reference <= start``)."""
+    if not reference > start:
+        return float("nan")
+    return min(1.0, max(0.0, (end - start) / (reference - start)))
+
+
 def _entities(world) -> int:
     from factorion.core import gamedata as gd
     from factorion.core.world import KIND, PART
@@ -219,19 +250,24 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
         from factorion.build import load_policy
         pol = None
         if cfg.build_checkpoint:
-            if Path(cfg.build_checkpoint).exists():
+            if cfg.build_checkpoint == "default" or Path(cfg.build_checkpoint).exists():
                 pol = load_policy(cfg.build_checkpoint)
             else:
                 print(f"evaluate: build: no checkpoint at {cfg.build_checkpoint}; the planner only")
         agents["build"] = lambda bt: run_build(bt, pol, cfg.build_budget_s, cfg.build_samples, cfg.max_steps,
                                                cfg.seed)
     for name, path in cfg.checkpoints.items():
-        if not Path(path).exists():
+        if path != "default" and not Path(path).exists():
             print(f"evaluate: {name}: no checkpoint at {path}; skipped")
             continue
         from factorion.build import load_policy
         pol = load_policy(path)
         agents[name] = lambda bt, pol=pol: run_policy(bt, pol, max_steps=cfg.max_steps)
+        if cfg.policy_samples > 0:
+            agents[f"{name}@{cfg.policy_samples}"] = lambda bt, pol=pol: run_policy_best(
+                bt, pol, cfg.policy_samples, cfg.max_steps, cfg.seed)
+    from factorion.sim import throughput
+    start = {bt.id: float(throughput(bt.task.world)) for bt in bench}
     rows, builds = [], {}
     bar = tqdm(total=len(bench) * len(agents), desc="evaluate", disable=not progress)
     for name, run in agents.items():
@@ -241,7 +277,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
             cpu = time.process_time() - c0 if b.cpu_seconds is None else b.cpu_seconds
             ratio = b.throughput / bt.task.reference
             rows.append({"agent": name, "task": bt.id, "family": bt.family, "level": bt.level,
-                         "size": bt.size, "ratio": ratio, "success": ratio >= SUCCESS,
+                         "size": bt.size, "group": bt.group, "ratio": ratio, "success": ratio >= SUCCESS,
+                         "restored": restored(b.throughput, start[bt.id], bt.task.reference),
                          "invalid_rate": b.invalid / max(1, b.steps), "entities": _entities(b.world),
                          "steps": b.steps, "seconds": b.seconds, "cpu_seconds": cpu,
                          "throughput": b.throughput, "reference": bt.task.reference, "method": b.method,
@@ -294,6 +331,36 @@ def build_tables(b: pd.DataFrame) -> list[str]:
             markdown(b.groupby(["family", "level"])["success"].mean().unstack("level").round(3)), "",
             "Winning candidate: " + ", ".join(f"{m}: {n}" for m, n in b.method.value_counts().items())
             + f". Exported strings factorio-draftsman loads: {ok}/{len(b)}.", ""]
+
+
+def family_level_tables(df: pd.DataFrame) -> list[str]:
+    """Markdown lines: success by family x level for each agent that is not random (the policy
+    alone greedy and best of K, the planner, factorion build), procedural tasks and mined windows."""
+    lines = ["## Success rate by family x level, each agent", "",
+             "NAME: the policy's greedy roll-out; NAME@K: the best state of its greedy and K sampled "
+             "roll-outs (the policy alone, no planner); mined: level 3 = 1 entity removed, 4 = up to 5, "
+             "5 = the whole window.", ""]
+    for agent in [a for a in df.agent.unique() if a != "random"]:
+        sub = df[df.agent == agent]
+        t = sub.groupby(["family", "level"])["success"].mean().unstack("level")
+        t.loc["all"] = sub.groupby("level")["success"].mean()
+        lines += [f"### {agent}", "", markdown(t.round(3)), ""]
+    return lines
+
+
+def mined_table(df: pd.DataFrame) -> list[str]:
+    """Markdown lines on the held-out mined windows: by agent x group (N1, N5, L5), the mean share
+    of the removed throughput restored, success and the mean ratio."""
+    m = df[df.family == "mined"]
+    if m.empty:
+        return []
+    g = m.groupby(["agent", "group"])
+    t = pd.DataFrame({"restored": g["restored"].mean(), "success": g["success"].mean(),
+                      "ratio": g["ratio"].mean(), "n": g.size()}).round(3)
+    return ["## Held-out mined windows", "",
+            "restored = (throughput - start) / (reference - start), clipped to [0, 1]: the share of the "
+            "removed throughput a build restores. N1: 1 entity removed; N5: up to 5; L5: every modelled "
+            "entity removed.", "", markdown(t), ""]
 
 
 def bar_chart(df: pd.DataFrame, path: Path) -> None:
@@ -349,6 +416,7 @@ def write_report(df: pd.DataFrame, builds: dict, cfg: EvalConfig) -> Path:
              "be shared).", "", markdown(timing(df)), ""]
     if "build" in set(df.agent):
         lines += build_tables(df[df.agent == "build"])
+    lines += family_level_tables(df) + mined_table(df)
     lines += ["## Mean ratio by agent and level", "",
               markdown(summary(df, ("agent", "level"))["ratio"].unstack("agent")), "",
               "## Success rate by agent and level", "",
@@ -381,7 +449,7 @@ def resolve_build_checkpoint(arg: str | None, ckpts: dict[str, str]) -> str | No
     for name in ("ppo", "bc"):
         if name in ckpts and Path(ckpts[name]).exists():
             return ckpts[name]
-    return next((p for p in ckpts.values() if Path(p).exists()), None)
+    return next((p for p in ckpts.values() if p == "default" or Path(p).exists()), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the build agent's policy (default: the ppo, else the bc checkpoint evaluated; "
                    "'none': the planner only)")
     p.add_argument("--build-samples", type=int, default=8, help="policy roll-outs per sampling round")
+    p.add_argument("--policy-samples", type=int, default=16, metavar="K",
+                   help="each policy also runs as NAME@K: best of its greedy and K sampled roll-outs "
+                   "(0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=48, help="episode limit for the env agents")
     p.add_argument("--out", default="reports/eval")
@@ -415,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     ckpts = {}
     if not a.checkpoint:  # the default outputs of make pretrain / make finetune, when present
-        a.checkpoint = [f"{n}={p}" for n, p in DEFAULT_CHECKPOINTS.items() if Path(p).exists()]
+        a.checkpoint = [f"{n}={p}" for n, p in DEFAULT_CHECKPOINTS.items()
+                        if p == "default" or Path(p).exists()]
     for c in a.checkpoint:
         if c.lower() == "none":  # no policy agents (the build agent may still have one)
             continue
@@ -430,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
                      agents=tuple(x for x in a.agents.split(",") if x and x != "none"),
                      planner_budget_s=a.planner_budget, max_steps=a.max_steps, out=a.out,
                      build_budget_s=a.build_budget, build_samples=a.build_samples, seed=a.seed,
+                     policy_samples=a.policy_samples,
                      build_checkpoint=resolve_build_checkpoint(a.build_checkpoint, ckpts),
                      players=a.players, players_budget_s=a.players_budget, corpus=a.corpus)
     df, builds = evaluate(cfg)

@@ -473,3 +473,19 @@ def test_notebook_runs_on_tiny_checkpoint(smoke_ckpt):
         if c.cell_type == "code"
         for o in c.get("outputs", [])
     )
+
+
+@needs_all
+def test_parquet_level_filter(tmp_path):
+    """``data_levels`` (make pretrain --data-levels) reads only the mined rows of those levels."""
+    pytest.importorskip("pipeline.write")
+    _write_examples(tmp_path)  # rows alternate levels 3 and 4
+    ids = {}
+    for levels in (None, (3,), (4,)):
+        ds_ = bc.ParquetEpisodes(tmp_path, "train", batch_size=4, shuffle=False, levels=levels)
+        ids[levels] = [len(ep["actions"]) for ep in ds_.episodes(0, 1, __import__("random").Random(0))]
+    assert len(ids[(3,)]) + len(ids[(4,)]) == len(ids[None]) and ids[(3,)] and ids[(4,)]
+    assert all(n == 1 for n in ids[(3,)])  # level 3: one entity removed
+    dm = bc.BCDataModule(data=str(tmp_path), batch_size=4, num_workers=0, shuffle_buffer=8, data_levels=(3,))
+    dm.setup("fit")
+    assert dm.train_set.levels == (3,)

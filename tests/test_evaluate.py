@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from factorion.build import build, infer_task, parse_spec, validate_export
@@ -94,3 +95,38 @@ def test_mined_windows_come_from_val_when_the_test_split_is_empty(tmp_path):
     val_ids = set(ds.dataset(str(out / "examples" / "val")).to_table(columns=["example_id"])["example_id"]
                   .to_pylist())
     assert bench and all(b.id.split("/")[-1] in val_ids for b in bench)
+    # partial windows (1 entity removed) and whole windows (level 5: every modelled entity removed)
+    assert {"N1", "L5"} <= {b.group for b in bench}
+    for b in bench:
+        if b.group == "L5":
+            assert b.level == 5 and throughput(b.task.world) == 0 < b.task.reference
+
+
+def test_restored_share():
+    from factorion.evaluate import restored
+    assert restored(10.0, 4.0, 10.0) == 1.0 and restored(7.0, 4.0, 10.0) == 0.5
+    assert restored(2.0, 4.0, 10.0) == 0.0 and restored(12.0, 4.0, 10.0) == 1.0
+    assert np.isnan(restored(5.0, 10.0, 10.0))
+
+
+def test_policy_agents_greedy_and_best_of_k(tmp_path):
+    """Each checkpoint runs twice: NAME (greedy) and NAME@K (best of greedy + K samples, never
+    below greedy); the report has success by family x level for every agent."""
+    import torch
+
+    from factorion.policy.model import Policy, PolicyConfig
+    torch.manual_seed(0)
+    Policy(PolicyConfig.preset("tiny")).save(tmp_path / "p.pt")
+    cfg = EvalConfig(sizes=(7,), levels=(3, 5), families=("belt",), n_seeds=2, n_mined=0, agents=("planner",),
+                     checkpoints={"p": str(tmp_path / "p.pt")}, policy_samples=2, max_steps=6,
+                     out=str(tmp_path / "eval"), planner_budget_s=0.5)
+    df, builds = evaluate(cfg, progress=False)
+    assert set(df.agent) == {"planner", "p", "p@2"}
+    g = df[df.agent == "p"].set_index("task")
+    b = df[df.agent == "p@2"].set_index("task")
+    assert (b.ratio >= g.ratio - 1e-9).all()
+    for (agent, _), w in builds.items():  # the best state's world is the one scored
+        if agent == "p@2":
+            assert np.isfinite(throughput(w))
+    text = write_report(df, builds, cfg).read_text()
+    assert "### p@2" in text and "### planner" in text and "| all |" in text

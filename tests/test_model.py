@@ -248,3 +248,22 @@ def test_old_configs_keep_their_model(tmp_path):
     torch.save(state, tmp_path / "old.pt")
     q = Policy.load_from_checkpoint(tmp_path / "old.pt")
     assert q.config.conv_stem == 0 and q.num_params() == old.num_params()
+
+
+def test_step_is_seen_only_when_configured():
+    """By default the policy ignores ``step`` (its scale depends on the episode limit, which differs
+    between BC, roll-outs and PPO); configs saved before the field existed keep seeing it."""
+    from factorion.core.world import N_CHANNELS
+    torch.manual_seed(0)
+    obs = {"grid": torch.zeros(2, N_CHANNELS, 5, 5, dtype=torch.int16),
+           "task": torch.zeros(2, 8, dtype=torch.long),
+           "recipes": torch.zeros(2, 4, dtype=torch.long), "ratio": torch.zeros(2, 1)}
+    for see, differs in ((False, False), (True, True)):
+        p = Policy(PolicyConfig.preset("tiny", see_step=see)).eval()
+        torch.nn.init.normal_(p.scalar_proj.weight)
+        a = p.tokens({**obs, "step": torch.zeros(2, 1)})
+        b = p.tokens({**obs, "step": torch.ones(2, 1)})
+        assert (not torch.equal(a, b)) == differs
+    old = PolicyConfig.preset("tiny").to_dict()
+    del old["see_step"]
+    assert PolicyConfig.from_dict(old).see_step is True

@@ -54,3 +54,18 @@ def test_step_limit_and_stop(setup):
     assert len(calls) == 1 and (r["steps"] <= 1).all()
     with pytest.raises(ValueError, match="2 tasks for an env of 3"):
         rollout(policy, env(), tasks[:2])
+
+
+def test_temperature_reaches_the_policy(setup, monkeypatch):
+    """rollout(temperature=...) samples from softmax(logits / temperature): the policy gets it."""
+    policy, tasks, env = setup
+    seen = []
+    forward = Policy.forward
+
+    def spy(self, *a, **kw):
+        seen.append(kw.get("temperature"))
+        return forward(self, *a, **kw)
+
+    monkeypatch.setattr(Policy, "forward", spy)
+    rollout(policy, env(), tasks, greedy=False, temperature=0.5, max_steps=2)
+    assert seen and set(seen) == {0.5}

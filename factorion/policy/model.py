@@ -12,7 +12,8 @@ Tokens
   (``obs["recipes"]``, plus a slot embedding: variant ``v`` means recipe slot ``v``); padding
   (id 0) is masked out of attention. Items and recipes share their embedding tables with the
   grid's ITEM and RECIPE channels, so a task item and the source holding it look alike;
-* a **CLS** token carrying ``step`` and ``ratio``.
+* a **CLS** token carrying ``ratio`` (and ``step`` when ``config.see_step``: off by default, since
+  the step fraction depends on the episode limit, which differs between BC, roll-outs and PPO).
 
 The cell tokens first pass ``conv_stem`` residual 3x3 convolutions (zero padding, so the grid's
 edge shows; any grid size): local shape -- which neighbour points where, where a line breaks --
@@ -97,6 +98,9 @@ class PolicyConfig:
     n_items: int = 0  # 0 = len(gamedata.item_names())
     n_recipes: int = 0  # 0 = len(gamedata.recipe_names())
     ratio_clip: float = 16.0  # the env's RATIO_CLIP; the CLS sees log1p(ratio)
+    # whether the CLS sees ``step`` (steps taken / the env's max_steps). Off: the same state looks the
+    # same under every episode limit (BC replays at 2*H*W, roll-outs truncate at 48, PPO at 24)
+    see_step: bool = False
 
     def __post_init__(self):
         self.entities = tuple(self.entities)
@@ -130,7 +134,7 @@ class PolicyConfig:
 
 
 #: Values of fields added after checkpoints existed, for configs saved without them.
-_ABSENT_MEANS = {"conv_stem": 0}
+_ABSENT_MEANS = {"conv_stem": 0, "see_step": True}
 
 PRESETS: dict[str, PolicyConfig] = {
     "tiny": PolicyConfig(d_model=32, n_layers=1, n_heads=2, ff_mult=2, conv_stem=1),  # tests, smoke runs
@@ -327,7 +331,7 @@ class Policy(nn.Module):
         rec_tok = emb(self.recipe_emb, recs) + self.type_emb.weight[2] + self.slot_emb.weight[:R]
         scal = torch.cat(
             [
-                obs["step"].reshape(B, 1).float(),
+                obs["step"].reshape(B, 1).float() * float(c.see_step),
                 obs["ratio"].reshape(B, 1).float().clamp(0, c.ratio_clip).log1p(),
             ],
             -1,

@@ -30,13 +30,14 @@ FIELDS = ("ratio", "throughput", "steps", "success", "terminated", "truncated", 
 def rollout(policy: Policy, env, tasks: Sequence, greedy: bool = True, *, seed: int | None = 0,
             batch_size: int = 256, device=None, max_steps: int | None = None,
             on_step: Callable | None = None, stop: Callable[[], bool] | None = None,
-            on_reset: Callable | None = None) -> dict:
+            on_reset: Callable | None = None, temperature: float = 1.0) -> dict:
     """Run ``policy`` (greedy, or sampled) on ``tasks`` -- one per sub-env of ``env``, reset with
     ``seed`` -- until every episode has ended (terminated, or truncated at ``env.max_steps``),
     ``max_steps`` steps were taken (the env's own limit, which its observation counts against,
     stays) or ``stop()`` is true (checked before each step). ``on_step(env, info, active)``: called after
     each step with the env's info and the rows that were still running before it; ``on_reset(env,
-    info)`` once after the reset.
+    info)`` once after the reset. ``temperature``: sampling from ``softmax(logits / temperature)``
+    at every stage (greedy ignores it).
 
     Returns a dict of ``(n,)`` arrays: :data:`FIELDS` (``ratio``, ``throughput``, ``steps``,
     ``success``, ``entities`` as the env reported them when the episode ended -- or at the stop --,
@@ -61,7 +62,7 @@ def rollout(policy: Policy, env, tasks: Sequence, greedy: bool = True, *, seed: 
     try:
         while active.any() and t < limit and not (stop is not None and stop()):
             t += 1
-            acts = _actions(policy, obs, info, active, greedy, batch_size, dev)
+            acts = _actions(policy, obs, info, active, greedy, batch_size, dev, temperature)
             obs, r, term, trunc, info = env.step(acts)
             res["return"][active] += r[active]
             res["invalid"][active] += np.asarray(info["invalid"], dtype=bool)[active]
@@ -79,7 +80,7 @@ def rollout(policy: Policy, env, tasks: Sequence, greedy: bool = True, *, seed: 
 
 
 def _actions(policy: Policy, obs: dict, info: dict, active: np.ndarray, greedy: bool, batch_size: int,
-             dev) -> np.ndarray:
+             dev, temperature: float = 1.0) -> np.ndarray:
     """``(n, 5)``: the policy's action on the active rows (in chunks), ``finish`` elsewhere."""
     acts = np.zeros((len(active), len(STAGES)), dtype=np.int64)
     acts[:, 0] = OP_FINISH
@@ -88,6 +89,6 @@ def _actions(policy: Policy, obs: dict, info: dict, active: np.ndarray, greedy: 
     ot = obs_to_tensors(obs, dev)
     for s in range(0, len(idx), batch_size):
         j = torch.as_tensor(idx[s:s + batch_size], device=dev)
-        out = policy(index_rows(ot, j), index_rows(mt, j), greedy=greedy)
+        out = policy(index_rows(ot, j), index_rows(mt, j), greedy=greedy, temperature=temperature)
         acts[idx[s:s + batch_size]] = out["action"].cpu().numpy()
     return acts

@@ -266,6 +266,16 @@ def _split_filter(dataset, split: str | None):
     return ds.field("split") == split
 
 
+def _level_filter(dataset, filt, levels: Sequence[int] | None):
+    """``filt`` and (when ``levels`` is given and the rows have a level) the level among ``levels``."""
+    import pyarrow.dataset as ds
+
+    if not levels or "level" not in dataset.schema.names:
+        return filt
+    by_level = ds.field("level").isin(list(levels))
+    return by_level if filt is None else filt & by_level
+
+
 class ParquetEpisodes(_Episodes):
     """Streams the Parquet rows of one split; row groups are sharded over ranks x workers and
     shuffled per epoch (``shuffle``), rows shuffled within a row group."""
@@ -280,9 +290,11 @@ class ParquetEpisodes(_Episodes):
         seed: int = 0,
         limit_rows: int | None = None,
         sample_kw: dict | None = None,
+        levels: Sequence[int] | None = None,
     ):
         super().__init__(batch_size, shuffle, shuffle_buffer, seed, sample_kw)
         self.path, self.split, self.limit_rows = str(path), split, limit_rows
+        self.levels = tuple(levels) if levels else None  # only rows of these levels (None: all)
 
     def _dataset(self):
         import pyarrow.dataset as ds
@@ -291,7 +303,7 @@ class ParquetEpisodes(_Episodes):
 
     def episodes(self, shard, n_shards, rng):
         dataset = self._dataset()
-        filt = _split_filter(dataset, self.split)
+        filt = _level_filter(dataset, _split_filter(dataset, self.split), self.levels)
         pieces = [rg for frag in dataset.get_fragments() for rg in frag.split_by_row_group()]
         order = list(range(len(pieces)))
         if self.shuffle:
@@ -420,6 +432,7 @@ class BCDataModule(L.LightningDataModule):
         demo_share: float = 0.5,
         extra_episodes: Sequence[dict] | None = None,
         extra_share: float = 0.0,
+        data_levels: Sequence[int] | None = None,
     ):
         super().__init__()
         self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
@@ -435,11 +448,13 @@ class BCDataModule(L.LightningDataModule):
         self.use_parquet = (not procedural) and bool(data) and bool(parquet_files(data))
         self.demos = demos if (not procedural) and demos and parquet_files(demos) else None
         self.demo_share = float(demo_share)
+        self.data_levels = tuple(data_levels) if data_levels else None  # levels of --data's mined rows
         if not 0.0 <= self.demo_share <= 1.0:
             raise ValueError(f"demo_share must be in [0, 1], got {demo_share}")
         self.has_demos = bool(self.demos)
         if self.demos and not self.use_parquet:  # demonstrations only
             self.data, self.demos, self.use_parquet, self.demo_share = self.demos, None, True, 1.0
+            self.data_levels = None
         self.extra, self.extra_share = list(extra_episodes or []), float(extra_share)
         self.train_set = self.val_set = None
 
@@ -460,7 +475,7 @@ class BCDataModule(L.LightningDataModule):
     def _parquet_set(self, split: str, train: bool, kw: dict) -> _Episodes:
         extra = {"shuffle": True, "shuffle_buffer": self.shuffle_buffer} if train else {
             "shuffle": False, "limit_rows": self.val_tasks}
-        mined = ParquetEpisodes(self.data, split, **extra, **kw)
+        mined = ParquetEpisodes(self.data, split, **extra, **kw, levels=self.data_levels)
         if not self.demos:
             return mined
         demos = ParquetEpisodes(self.demos, split, **extra, **kw)

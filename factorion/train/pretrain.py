@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-share", type=float, default=0.5,
                    help="share of the training episodes drawn from --demos (the rest: --data's mined rows); "
                         "1 when --data holds no Parquet")
+    p.add_argument("--data-levels", type=int, nargs="+", default=None,
+                   help="read only --data's mined rows of these levels (default: all; make data writes "
+                        "1, 3, 4, 5)")
     p.add_argument("--dagger-rounds", type=int, default=-1,
                    help="DAgger rounds after BC (-1: 2 when the training data holds procedural rows, i.e. "
                         "--demos or --procedural, else 0)")
@@ -195,6 +198,7 @@ def make_datamodule(args):
         procedural=args.procedural,
         demos=args.demos,
         demo_share=args.demo_share,
+        data_levels=args.data_levels,
     )
     dm = BCDataModule(**dm_kw)
     busy_workers = 0 if dm.use_parquet else workers
