@@ -65,6 +65,7 @@ class EvalConfig:
     build_checkpoint: str | None = None  # the build agent's policy (None: the planner only)
     build_samples: int = 8  # policy roll-outs per sampling round of the build agent
     policy_samples: int = 16  # each checkpoint also runs as NAME@K: best of greedy + K sampled roll-outs
+    policy_temperature: float = 1.0  # sampling temperature of those roll-outs
     max_steps: int = 48  # episode limit for env agents (PPO trains with the same truncation)
     out: str = "reports/eval"
     seed: int = 0
@@ -210,12 +211,13 @@ def run_policy(bt: BenchTask, policy, max_steps: int | None = None) -> Build:
                  int(res["invalid"][0]), time.perf_counter() - t0)
 
 
-def run_policy_best(bt: BenchTask, policy, samples: int, max_steps: int, seed: int = 0) -> Build:
-    """The policy alone, best of a greedy and ``samples`` sampled roll-outs, every state scored by
-    the simulator (:func:`factorion.evaluate_learned.policy_alone`)."""
+def run_policy_best(bt: BenchTask, policy, samples: int, max_steps: int, seed: int = 0,
+                    temperature: float = 1.0) -> Build:
+    """The policy alone, best of a greedy and ``samples`` sampled roll-outs (at ``temperature``),
+    every state scored by the simulator (:func:`factorion.evaluate_learned.policy_alone`)."""
     from factorion.evaluate_learned import policy_alone
     t0 = time.perf_counter()
-    b = policy_alone(policy, bt.task, samples, max_steps, seed)["best"]
+    b = policy_alone(policy, bt.task, samples, max_steps, seed, temperature)["best"]
     return Build(b["world"], b["throughput"], b["steps"], b["invalid"], time.perf_counter() - t0,
                  candidates=1 + samples)
 
@@ -265,7 +267,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
         agents[name] = lambda bt, pol=pol: run_policy(bt, pol, max_steps=cfg.max_steps)
         if cfg.policy_samples > 0:
             agents[f"{name}@{cfg.policy_samples}"] = lambda bt, pol=pol: run_policy_best(
-                bt, pol, cfg.policy_samples, cfg.max_steps, cfg.seed)
+                bt, pol, cfg.policy_samples, cfg.max_steps, cfg.seed, cfg.policy_temperature)
     from factorion.sim import throughput
     start = {bt.id: float(throughput(bt.task.world)) for bt in bench}
     rows, builds = [], {}
@@ -474,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy-samples", type=int, default=16, metavar="K",
                    help="each policy also runs as NAME@K: best of its greedy and K sampled roll-outs "
                    "(0: off)")
+    p.add_argument("--policy-temperature", type=float, default=1.0, metavar="T",
+                   help="sampling temperature of the NAME@K roll-outs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=48, help="episode limit for the env agents")
     p.add_argument("--out", default="reports/eval")
@@ -502,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
                      agents=tuple(x for x in a.agents.split(",") if x and x != "none"),
                      planner_budget_s=a.planner_budget, max_steps=a.max_steps, out=a.out,
                      build_budget_s=a.build_budget, build_samples=a.build_samples, seed=a.seed,
-                     policy_samples=a.policy_samples,
+                     policy_samples=a.policy_samples, policy_temperature=a.policy_temperature,
                      build_checkpoint=resolve_build_checkpoint(a.build_checkpoint, ckpts),
                      players=a.players, players_budget_s=a.players_budget, corpus=a.corpus)
     df, builds = evaluate(cfg)

@@ -77,3 +77,4 @@ def test_pretrain_runs_a_dagger_round(tmp_path):
               "--dagger-rounds", "1", "--dagger-tasks", "2", "--dagger-share", "0.5", "--max-minutes", "2"])
     assert r["steps"] >= 6  # BC's 6 steps, then the DAgger round's
     assert Policy.load_from_checkpoint(r["last"]).config.d_model == 32
+    assert Policy.load_from_checkpoint(tmp_path / "bc" / "bc.ckpt").config.d_model == 32  # before DAgger

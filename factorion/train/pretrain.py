@@ -323,8 +323,8 @@ def run_dagger(args, module, dm_kw: dict, out: Path, loggers: list, rounds: int,
 
 def fit(args, trainer, module, dm, ckpt_path: str | None, out: Path, loggers: list, n_params: int,
         dagger: tuple = (0, 0.0, None)) -> dict:
-    """Train, save ``last.ckpt`` (the final state: a time limit can stop between validations),
-    run the DAgger rounds (``dagger`` = (rounds, minutes, the data module's keywords)), print the
+    """Train, save ``last.ckpt`` (the final state: a time limit can stop between validations)
+    and, before DAgger, ``bc.ckpt``; run the DAgger rounds (``dagger`` = (rounds, minutes, the data module's keywords)), print the
     validation figures and return the run's summary."""
     from lightning.pytorch.loggers import WandbLogger
 
@@ -333,6 +333,8 @@ def fit(args, trainer, module, dm, ckpt_path: str | None, out: Path, loggers: li
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     trainer.save_checkpoint(str(last))
     if dagger[0]:
+        # the state before DAgger: each round's trainer starts its best/last checkpoints anew
+        trainer.save_checkpoint(str(out / "bc.ckpt"))
         trainer = run_dagger(args, module, dagger[2], out, loggers, dagger[0], dagger[1]) or trainer
     elapsed = time.time() - t0
     metrics = {
