@@ -8,8 +8,9 @@ measured faster than 2 on a busy 2-core machine).
 ``python -m benchmarks ppo`` (or ``python benchmarks/bench_ppo.py [preset ...]``). The default
 model is measured as ``make finetune`` runs it (its default arguments: a BC-initialised policy,
 every block trained, expert labels on) and with only the top 2 blocks trained (the frozen trunk
-cached and replayed) and no labels; the ``cpu`` preset also with 128 envs instead of 32; the policies are freshly initialised (speed does not depend
-on the weights, only on episode lengths a little). Runs go to a temporary directory; no evaluation, no wandb.
+cached and replayed) and no labels; the ``cpu`` preset also with 128 envs instead of 32; the
+policies are freshly initialised (speed does not depend on the weights, only on episode lengths a
+little). Runs go to a temporary directory; no evaluation, no wandb.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class EvalConfig:
     build_checkpoint: str | None = None  # the build agent's policy (None: the planner only)
     build_samples: int = 8  # policy roll-outs per sampling round of the build agent
     policy_samples: int = 16  # each checkpoint also runs as NAME@K: best of greedy + K sampled roll-outs
-    policy_temperature: float = 1.0  # sampling temperature of those roll-outs
+    policy_temperature: float | None = None  # sampling temperature of those (None: SAMPLE_TEMPERATURE)
     max_steps: int = 48  # episode limit for env agents (PPO trains with the same truncation)
     out: str = "reports/eval"
     seed: int = 0
@@ -212,7 +212,7 @@ def run_policy(bt: BenchTask, policy, max_steps: int | None = None) -> Build:
 
 
 def run_policy_best(bt: BenchTask, policy, samples: int, max_steps: int, seed: int = 0,
-                    temperature: float = 1.0) -> Build:
+                    temperature: float | None = None) -> Build:
     """The policy alone, best of a greedy and ``samples`` sampled roll-outs (at ``temperature``),
     every state scored by the simulator (:func:`factorion.evaluate_learned.policy_alone`)."""
     from factorion.evaluate_learned import policy_alone
@@ -476,8 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy-samples", type=int, default=16, metavar="K",
                    help="each policy also runs as NAME@K: best of its greedy and K sampled roll-outs "
                    "(0: off)")
-    p.add_argument("--policy-temperature", type=float, default=1.0, metavar="T",
-                   help="sampling temperature of the NAME@K roll-outs")
+    p.add_argument("--policy-temperature", type=float, default=None, metavar="T",
+                   help="sampling temperature of the NAME@K roll-outs (default: 0.7, "
+                   "policy.rollout.SAMPLE_TEMPERATURE)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=48, help="episode limit for the env agents")
     p.add_argument("--out", default="reports/eval")

@@ -53,13 +53,16 @@ def rollouts(policy, task, n: int, greedy: bool, max_steps: int = 48, seed: int 
 
 
 def policy_alone(policy, task, samples: int = 16, max_steps: int = 48, seed: int = 0,
-                 temperature: float = 1.0) -> dict:
+                 temperature: float | None = None) -> dict:
     """The policy alone on ``task``: one greedy roll-out, then ``samples`` sampled ones (one
-    batched env, torch seeded with ``seed``, sampling at ``temperature``). Returns ``{"greedy":
+    batched env, torch seeded with ``seed``, sampling at ``temperature``, by default
+    :data:`factorion.policy.rollout.SAMPLE_TEMPERATURE`). Returns ``{"greedy":
     ..., "best": ...}``, each as :func:`rollouts` returns it; ``best`` is the better of greedy and
     the samples."""
     import torch
 
+    from factorion.policy.rollout import SAMPLE_TEMPERATURE
+    temperature = SAMPLE_TEMPERATURE if temperature is None else temperature
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         g = rollouts(policy, task, 1, True, max_steps, seed)
@@ -68,7 +71,7 @@ def policy_alone(policy, task, samples: int = 16, max_steps: int = 48, seed: int
 
 
 def evaluate(policy, families, levels, size: int, n_seeds: int, samples: int, max_steps: int = 48,
-             progress: bool = True, temperature: float = 1.0, seed0: int | None = None) -> list[dict]:
+             progress: bool = True, temperature: float | None = None, seed0: int | None = None) -> list[dict]:
     from tqdm import tqdm
 
     from factorion.tasks.levels import make_task
@@ -110,7 +113,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--n-seeds", type=int, default=10)
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--max-steps", type=int, default=48)
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the roll-outs")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature of the roll-outs (default: 0.7, "
+                        "policy.rollout.SAMPLE_TEMPERATURE)")
     p.add_argument("--seed0", type=int, default=None,
                    help="first task seed (default: make evaluate's held-out BENCH_SEED0; choose settings on "
                         "another range, e.g. the demonstrations' val seeds)")

@@ -21,6 +21,12 @@ from factorion.env.masks import OP_FINISH, STAGES
 from factorion.policy.adapters import index_rows, masks_to_tensors, obs_to_tensors
 from factorion.policy.model import Policy
 
+#: the temperature of sampled roll-outs in the policy's searches (``factorion build``, ``make evaluate``'s
+#: best of K, ``python -m factorion.evaluate_learned``): of 1.0, 0.7 and 0.5, 0.7 solved the most
+#: tuning tasks (seeds from 1e9, disjoint from the benchmark's) with the shipped policy, best of 16
+#: (docs/learned.md)
+SAMPLE_TEMPERATURE = 0.7
+
 #: per-episode figures of :func:`rollout`, each an ``(n,)`` array (at the end of the episode)
 FIELDS = ("ratio", "throughput", "steps", "success", "terminated", "truncated", "entities", "return",
           "invalid")

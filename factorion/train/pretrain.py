@@ -324,8 +324,8 @@ def run_dagger(args, module, dm_kw: dict, out: Path, loggers: list, rounds: int,
 def fit(args, trainer, module, dm, ckpt_path: str | None, out: Path, loggers: list, n_params: int,
         dagger: tuple = (0, 0.0, None)) -> dict:
     """Train, save ``last.ckpt`` (the final state: a time limit can stop between validations)
-    and, before DAgger, ``bc.ckpt``; run the DAgger rounds (``dagger`` = (rounds, minutes, the data module's keywords)), print the
-    validation figures and return the run's summary."""
+    and, before DAgger, ``bc.ckpt``; run the DAgger rounds (``dagger`` = (rounds, minutes, the data
+    module's keywords)), print the validation figures and return the run's summary."""
     from lightning.pytorch.loggers import WandbLogger
 
     last = out / "last.ckpt"
