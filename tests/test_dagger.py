@@ -78,3 +78,16 @@ def test_pretrain_runs_a_dagger_round(tmp_path):
     assert r["steps"] >= 6  # BC's 6 steps, then the DAgger round's
     assert Policy.load_from_checkpoint(r["last"]).config.d_model == 32
     assert Policy.load_from_checkpoint(tmp_path / "bc" / "bc.ckpt").config.d_model == 32  # before DAgger
+
+
+def test_pretrain_init_starts_from_a_checkpoints_policy(tmp_path):
+    """--init: the policy's sizes (and weights) come from the checkpoint, the optimiser is fresh."""
+    import torch
+
+    from factorion.policy.model import Policy, PolicyConfig
+    from factorion.train.pretrain import main
+    torch.manual_seed(0)
+    Policy(PolicyConfig.preset("tiny", n_layers=2)).save(tmp_path / "init.pt")
+    r = main(["--smoke", "--out", str(tmp_path / "bc"), "--logger", "none", "--no-progress",
+              "--init", str(tmp_path / "init.pt"), "--dagger-rounds", "0", "--max-minutes", "1"])
+    assert Policy.load_from_checkpoint(r["last"]).config.n_layers == 2  # tiny has 1

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (-1: until --max-minutes)")
     p.add_argument("--smoke", action="store_true", help="a few steps of the tiny preset on procedural tasks")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt if it exists")
+    p.add_argument("--init", default=None, metavar="CKPT",
+                   help="start from this checkpoint's policy (weights and sizes; --preset ignored) with "
+                        "a fresh optimiser at --lr")
     p.add_argument("--preset", default="default", choices=("tiny", "cpu", "small", "default"))
     p.add_argument("--d-model", type=int, default=None)
     p.add_argument("--n-layers", type=int, default=None)
@@ -210,7 +213,9 @@ def make_datamodule(args):
 def make_module(args, out: Path):
     """(the LightningModule, the checkpoint to resume or None, training seconds already spent in
     it): ``--resume`` loads ``<out>/last.ckpt`` (model and optimiser settings from there), else a
-    fresh policy of ``--preset`` with the size overrides."""
+    fresh module of ``--lr`` and the other settings whose policy is ``--init``'s (weights and
+    sizes: a second stage at a lower learning rate) or a fresh one of ``--preset`` with the size
+    overrides."""
     import torch
 
     from factorion.policy.model import PolicyConfig
@@ -226,6 +231,11 @@ def make_module(args, out: Path):
     sizes = {"d_model": args.d_model, "n_layers": args.n_layers, "n_heads": args.n_heads,
              "conv_stem": args.conv_stem}
     cfg = PolicyConfig.preset(args.preset, **{k: v for k, v in sizes.items() if v is not None})
+    init = None
+    if args.init:
+        from factorion.policy.model import Policy
+        init = Policy.load_from_checkpoint(args.init)
+        cfg = init.config
     module = BCModule(
         policy_config=cfg.to_dict(),
         preset=args.preset,
@@ -235,6 +245,8 @@ def make_module(args, out: Path):
         max_steps=max(args.max_steps, 0),
         value_coef=args.value_coef,
     )
+    if init is not None:
+        module.policy.load_state_dict(init.state_dict())
     return module, None, 0.0
 
 
