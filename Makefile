@@ -68,7 +68,7 @@ finetune: $(STAMP)
 	$(PYTHON) -m factorion.train.finetune --init models/bc/last.ckpt --minutes $(or $(MINUTES),30)
 
 # The shipped policy (factorion/policy/default.pt, what `factorion build` runs by default), from scratch
-# (~75 min on 2 cores): 11x11 planner demonstrations (10,640 over levels 1-5 + 25,200 over levels 3-5),
+# (~72 min on 2 cores): 11x11 planner demonstrations (10,640 over levels 1-5 + 25,200 over levels 3-5),
 # make data's level-3/4 mined rows when $(DATA) holds them (make data BLUEPRINTS=../shared/blueprints
 # first), 39 min of BC of the cpu preset, then 4 DAgger rounds (256 tasks each) in the last 40 %,
 # exported in half precision.

@@ -445,12 +445,11 @@ def test_resume_continues_from_last(smoke_ckpt, tmp_path):
     assert res["steps"] == 8
 
 
-def test_notebook_runs_on_tiny_checkpoint(smoke_ckpt):
+def _run_notebook(ckpt: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    out, _ = smoke_ckpt
     nb = nbformat.read(ROOT / "notebooks" / "load_checkpoint.ipynb", as_version=4)
-    env = {"FACTORION_CKPT": str(out / "last.ckpt")}
+    env = {"FACTORION_CKPT": str(ckpt)}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -473,6 +472,18 @@ def test_notebook_runs_on_tiny_checkpoint(smoke_ckpt):
         if c.cell_type == "code"
         for o in c.get("outputs", [])
     )
+
+
+def test_notebook_runs_on_tiny_checkpoint(smoke_ckpt):
+    out, _ = smoke_ckpt
+    _run_notebook(out / "last.ckpt")
+
+
+def test_notebook_loads_the_shipped_policy():
+    shipped = ROOT / "factorion" / "policy" / "default.pt"
+    if not shipped.exists():
+        pytest.skip("no shipped policy (make policy)")
+    _run_notebook(shipped)
 
 
 @needs_all
