@@ -18,11 +18,10 @@ per checkpoint (by default ``policy`` = the shipped ``default.pt``, plus ``bc`` 
 make pretrain / make finetune wrote them): ``NAME``, the policy's greedy roll-out in the env, and
 ``NAME@K`` (``--policy-samples``, 16), the policy alone: the best state of its greedy and K sampled
 roll-outs, every state scored by the simulator. Per build: throughput ratio (final / reference),
-success (ratio >= 0.99), invalid-action
-rate, entities used, wall and CPU time (the CPU may be shared: CPU seconds count this process
-only). Writes ``report.md``, ``results.csv``, ``bars.png`` (mean ratio per
-family and agent) and ``best_worst.png`` (best and worst builds of each learned agent) under
-``--out`` (default ``reports/eval``).
+success (ratio >= 0.99), invalid-action rate, entities used, wall and CPU time (the CPU may be
+shared: CPU seconds count this process only). Writes ``report.md``, ``results.csv``, ``bars.png``
+(mean ratio per family and agent) and ``best_worst.png`` (best and worst builds of each learned
+agent) under ``--out`` (default ``reports/eval``).
 
 Whole player-made factories (:mod:`factorion.players_bench`): ``--players N`` (default 8; 0: off)
 held-out factories of the blueprint corpus (``--corpus``) and the embedded samples are built

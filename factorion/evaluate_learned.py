@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         "policy.rollout.SAMPLE_TEMPERATURE)")
     p.add_argument("--seed0", type=int, default=None,
                    help="first task seed (default: make evaluate's held-out BENCH_SEED0; choose settings on "
-                        "another range, e.g. the demonstrations' val seeds)")
+                        "another range, e.g. 1000000000, BC's procedural validation seeds)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", default="reports/learned/policy_alone.csv")
     p.add_argument("--no-progress", action="store_true")
