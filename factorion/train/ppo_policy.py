@@ -91,7 +91,10 @@ def build_policies(init: str, scratch: bool, preset: str, smoke: bool, bc_kl_coe
         policy = Policy.load_from_checkpoint(init)
         desc = f"from {init}"
     else:
-        policy = Policy(PolicyConfig.preset(preset))
+        # trained in the env alone, under one episode limit: the step fraction means the same throughout,
+        # and a value under truncation needs the time left (a scratch 5x5 belt run: ratio 0 -> 0.17
+        # without it, above 0.2 with it; tests/test_ppo.py)
+        policy = Policy(PolicyConfig.preset(preset, see_step=True))
         desc = f"from scratch ({preset})"
     ref = None
     if init and bc_kl_coef > 0 and Path(init).exists():
