@@ -180,6 +180,14 @@ def load_policy(checkpoint):
     return Policy.load_from_checkpoint(str(checkpoint))
 
 
+def checkpoint_available(checkpoint: str | Path) -> bool:
+    """Whether :func:`load_policy` can load ``checkpoint``: "default" when the shipped policy is
+    there, else an existing file."""
+    if str(checkpoint) == "default":
+        return DEFAULT_CHECKPOINT.exists()
+    return Path(checkpoint).exists()
+
+
 def model_name(checkpoint) -> str:
     """How a build's output names its policy."""
     if checkpoint is None or str(checkpoint) == "none":

@@ -221,14 +221,6 @@ def run_policy_best(bt: BenchTask, policy, samples: int, max_steps: int, seed: i
                  candidates=1 + samples)
 
 
-def restored(end: float, start: float, reference: float) -> float:
-    """The share of the removed throughput a build restores: ``(end - start) / (reference -
-    start)`` clipped to [0, 1]; NaN when nothing was removed (``reference <= start``)."""
-    if not reference > start:
-        return float("nan")
-    return min(1.0, max(0.0, (end - start) / (reference - start)))
-
-
 def _entities(world) -> int:
     from factorion.core import gamedata as gd
     from factorion.core.world import KIND, PART
@@ -248,26 +240,27 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
     if "planner" in cfg.agents:
         agents["planner"] = lambda bt: run_planner(bt, cfg.planner_budget_s)
     if "build" in cfg.agents:
-        from factorion.build import load_policy
+        from factorion.build import checkpoint_available, load_policy
         pol = None
         if cfg.build_checkpoint:
-            if cfg.build_checkpoint == "default" or Path(cfg.build_checkpoint).exists():
+            if checkpoint_available(cfg.build_checkpoint):
                 pol = load_policy(cfg.build_checkpoint)
             else:
                 print(f"evaluate: build: no checkpoint at {cfg.build_checkpoint}; the planner only")
         agents["build"] = lambda bt: run_build(bt, pol, cfg.build_budget_s, cfg.build_samples, cfg.max_steps,
                                                cfg.seed)
     for name, path in cfg.checkpoints.items():
-        if path != "default" and not Path(path).exists():
+        from factorion.build import checkpoint_available, load_policy
+        if not checkpoint_available(path):
             print(f"evaluate: {name}: no checkpoint at {path}; skipped")
             continue
-        from factorion.build import load_policy
         pol = load_policy(path)
         agents[name] = lambda bt, pol=pol: run_policy(bt, pol, max_steps=cfg.max_steps)
         if cfg.policy_samples > 0:
             agents[f"{name}@{cfg.policy_samples}"] = lambda bt, pol=pol: run_policy_best(
                 bt, pol, cfg.policy_samples, cfg.max_steps, cfg.seed, cfg.policy_temperature)
     from factorion.sim import throughput
+    from factorion.tasks.base import restored
     start = {bt.id: float(throughput(bt.task.world)) for bt in bench}
     rows, builds = [], {}
     bar = tqdm(total=len(bench) * len(agents), desc="evaluate", disable=not progress)
@@ -447,10 +440,11 @@ def players_section(cfg: EvalConfig, report: Path) -> None:
 def resolve_build_checkpoint(arg: str | None, ckpts: dict[str, str]) -> str | None:
     if arg is not None:
         return None if arg.lower() == "none" else arg
+    from factorion.build import checkpoint_available
     for name in ("ppo", "bc"):
-        if name in ckpts and Path(ckpts[name]).exists():
+        if name in ckpts and checkpoint_available(ckpts[name]):
             return ckpts[name]
-    return next((p for p in ckpts.values() if p == "default" or Path(p).exists()), None)
+    return next((p for p in ckpts.values() if checkpoint_available(p)), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -490,8 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     ckpts = {}
     if not a.checkpoint:  # the default outputs of make pretrain / make finetune, when present
-        a.checkpoint = [f"{n}={p}" for n, p in DEFAULT_CHECKPOINTS.items()
-                        if p == "default" or Path(p).exists()]
+        from factorion.build import checkpoint_available
+        a.checkpoint = [f"{n}={p}" for n, p in DEFAULT_CHECKPOINTS.items() if checkpoint_available(p)]
     for c in a.checkpoint:
         if c.lower() == "none":  # no policy agents (the build agent may still have one)
             continue

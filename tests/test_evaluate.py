@@ -103,7 +103,7 @@ def test_mined_windows_come_from_val_when_the_test_split_is_empty(tmp_path):
 
 
 def test_restored_share():
-    from factorion.evaluate import restored
+    from factorion.tasks.base import restored
     assert restored(10.0, 4.0, 10.0) == 1.0 and restored(7.0, 4.0, 10.0) == 0.5
     assert restored(2.0, 4.0, 10.0) == 0.0 and restored(12.0, 4.0, 10.0) == 1.0
     assert np.isnan(restored(5.0, 10.0, 10.0))

@@ -63,6 +63,15 @@ class Task:
     n_expert: int | None = None  # the expert's action count, where known without a solution (mined)
 
 
+def restored(end: float, start: float, reference: float) -> float:
+    """The share of the removed throughput a build restores: ``(end - start) / (reference -
+    start)`` clipped to [0, 1]; NaN when nothing was removed (``reference`` not above ``start``)."""
+    gap = float(reference) - float(start)
+    if not gap > 1e-9:
+        return float("nan")
+    return min(1.0, max(0.0, (float(end) - float(start)) / gap))
+
+
 # ============================================================================ random draws
 
 

@@ -16,6 +16,7 @@ from factorion.env.masks import DEFAULT_MAX_ITEMS, STAGES
 from factorion.policy.adapters import stage_mask, valid_actions
 from factorion.policy.model import Policy, PolicyConfig
 from factorion.policy.rollout import rollout as run_policy
+from factorion.tasks.base import restored
 
 
 # ---------------------------------------------------------------------------------- roll-out
@@ -34,11 +35,9 @@ def rollout(
                             max_recipes=cfg.max_recipes, entities=cfg.entities)
     res = run_policy(policy, env, [task], greedy, seed=None, max_steps=max_steps)
     thr0, thr = float(res["throughput_start"][0]), float(res["throughput"][0])
-    gap = float(task.reference) - thr0
-    restored = float(np.clip((thr - thr0) / gap, 0.0, 1.0)) if gap > 1e-9 else math.nan
     return {
         "world": env.world(0).copy(),
-        "restored": restored,
+        "restored": restored(thr, thr0, task.reference),
         "ratio": float(res["ratio"][0]),
         "steps": int(res["steps"][0]),
         "return": float(res["return"][0]),
@@ -135,8 +134,8 @@ class BCModule(L.LightningModule):
                 warnings.warn(f"roll-out of one task skipped: {exc!r}", stacklevel=2)
         if not res:
             return
-        restored = [r["restored"] for r in res if not math.isnan(r["restored"])]
-        self.log("val/restored", float(np.mean(restored)) if restored else 0.0, sync_dist=True)
+        shares = [r["restored"] for r in res if not math.isnan(r["restored"])]
+        self.log("val/restored", float(np.mean(shares)) if shares else 0.0, sync_dist=True)
         self.log("val/rollout_ratio", float(np.mean([r["ratio"] for r in res])), sync_dist=True)
         self.log("val/rollout_finished", float(np.mean([r["finished"] for r in res])), sync_dist=True)
 
