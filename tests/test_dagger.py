@@ -70,6 +70,19 @@ def test_collect_gives_episodes_bc_expands():
         assert throughput(end) >= EXPERT_SUCCESS * ep["reference"]
 
 
+def test_collect_relabels_the_states_the_roll_out_passed_through():
+    """Up to three distinct visited states per roll-out, the task's start among them (the env's worlds
+    are views of its live grid; keeping those gave each roll-out's final state alone)."""
+    from factorion.policy.model import Policy, PolicyConfig
+    torch.manual_seed(0)  # weights of a tiny policy that places a few pieces before it finishes
+    policy = Policy(PolicyConfig.preset("tiny")).eval()
+    task = make_task("belt", 5, size=7, seed=DAGGER_SEED0 + 1)
+    eps = dagger.collect(policy, [task], n_rollouts=8, per_episode=3, max_steps=12, seed=0)
+    starts = [ep["start"].grid.tobytes() for ep in eps]
+    assert task.world.grid.tobytes() in starts
+    assert len(eps) > 8  # more than one state of some roll-out (a final state alone: at most 8)
+
+
 def test_pretrain_runs_a_dagger_round(tmp_path):
     from factorion.policy.model import Policy
     from factorion.train.pretrain import main

@@ -114,13 +114,14 @@ def _rollout(policy, shape: tuple, tasks: list, max_steps: int, rng: random.Rand
     env = FactorioVectorEnv(n, shape, max_steps=max_steps, autoreset_mode="disabled", **kw)
     visited: list[list[World]] = [[] for _ in range(n)]
 
+    # env.world(i) is a view of the live batch grid: copy, or every entry becomes the final state
     def start(env, _info):
         for i in range(n):
-            visited[i].append(env.world(i))
+            visited[i].append(env.world(i).copy())
 
     def step(env, _info, active):
         for i in np.nonzero(active)[0]:
-            visited[i].append(env.world(i))
+            visited[i].append(env.world(i).copy())
 
     rollout(policy, env, tasks, greedy=False, seed=rng.randrange(2**31), on_step=step, on_reset=start)
     return visited
