@@ -30,16 +30,33 @@ def _stray(task):
     return w
 
 
+@pytest.mark.parametrize("replan", [False, True])
 @pytest.mark.parametrize("fam,level", CASES)
-def test_same_state_same_label(fam, level):
+def test_same_state_same_label(fam, level, replan):
     task = make_task(fam, level, size=11, seed=DAGGER_SEED0 + 3)
     state = _stray(task)
-    a = dagger.expert_label(task, state)
+    a = dagger.expert_label(task, state, replan)
     dagger.clear_cache()  # a fresh process: the target is planned again
     again = make_task(fam, level, size=11, seed=DAGGER_SEED0 + 3)
-    assert dagger.expert_label(again, state.copy()) == a
-    if state != task.world:
+    assert dagger.expert_label(again, state.copy(), replan) == a
+    if state != task.world and not replan:
         assert a[0] == "remove"  # the wrong piece goes first
+
+
+@pytest.mark.parametrize("fam,level", CASES)
+def test_replanned_labels_build_around_the_policys_pieces(fam, level):
+    """With the policy's first machine (or belt) somewhere else than the fixed target has it, the
+    re-planned edits are never more than the fixed target's and following its labels solves the task."""
+    task = make_task(fam, level, size=11, seed=DAGGER_SEED0 + 5)
+    state = _stray(task)
+    fixed, replanned = dagger.expert_edits(task, state), dagger.expert_edits(task, state, replan=True)
+    assert len(replanned) <= len(fixed)
+    for _ in range(2 * len(fixed) + 4):
+        a = dagger.expert_label(task, state, replan=True)
+        if a == ("finish",):
+            break
+        state = apply_actions(state, [a])
+    assert throughput(state) >= EXPERT_SUCCESS * task.reference
 
 
 @pytest.mark.parametrize("fam,level", CASES)
@@ -91,6 +108,12 @@ def test_pretrain_runs_a_dagger_round(tmp_path):
     assert r["steps"] >= 6  # BC's 6 steps, then the DAgger round's
     assert Policy.load_from_checkpoint(r["last"]).config.d_model == 32
     assert Policy.load_from_checkpoint(tmp_path / "bc" / "bc.ckpt").config.d_model == 32  # before DAgger
+    # one AdamW throughout: the round continued BC's optimiser (its step count holds both phases)
+    def adam_steps(path):
+        state = torch.load(path, map_location="cpu", weights_only=True)["optimizer_states"][0]["state"]
+        return int(max(float(v["step"]) for v in state.values()))
+    bc_steps = adam_steps(tmp_path / "bc" / "bc.ckpt")
+    assert bc_steps == 6 and adam_steps(r["last"]) == bc_steps + r["steps"]
 
 
 def test_pretrain_init_starts_from_a_checkpoints_policy(tmp_path):

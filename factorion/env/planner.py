@@ -420,17 +420,7 @@ def _count(world: World) -> int:
     return sum(1 for e in world.entities() if e.name not in T.FIXED)
 
 
-def plan(task, budget_s: float = 2.0, tier: int | None = None, palette: str | Palette = "match") -> World:
-    """A complete factory for ``task`` (see the module docstring); never reads the solution.
-
-    ``palette``: "match" (default) builds and upgrades with the best of each kind the start
-    world has (top ones for kinds it lacks); "top" always with :data:`TOP` (turbo belts, fast
-    inserters, assembling-machine-3, steel furnace); or a :class:`Palette`. ``tier`` overrides
-    the belt tier."""
-    from factorion.sim import throughput
-
-    t0 = time.perf_counter()
-    start = task.world
+def _palette(start: World, palette: str | Palette, tier: int | None) -> Palette:
     if isinstance(palette, Palette):
         pal = palette
     elif palette == "top":
@@ -439,26 +429,31 @@ def plan(task, budget_s: float = 2.0, tier: int | None = None, palette: str | Pa
         pal = palette_of(start)
     else:
         raise ValueError(f"palette must be 'match', 'top' or a Palette, got {palette!r}")
-    if tier is not None:
-        pal = Palette(tier, pal.inserter, pal.assembler, pal.furnace)
-    best: list = [None, None]  # (throughput, -entities), world
+    return pal if tier is None else Palette(tier, pal.inserter, pal.assembler, pal.furnace)
+
+
+def candidates(task, pal: Palette, budget_s: float = 2.0) -> Iterable[World]:
+    """The worlds :func:`plan` weighs for ``task`` (see the module docstring), in the order it makes
+    them, each once: the start, its upgrade, then fill / strip / scratch completions (and splitter
+    layouts) with their upgrades while ``budget_s`` lasts."""
+    t0 = time.perf_counter()
+    start = task.world
     seen: set = set()
 
-    def consider(w: World | None) -> None:
+    def new(w: World | None) -> bool:
         if w is None or w.grid.tobytes() in seen:
-            return
+            return False
         seen.add(w.grid.tobytes())
-        key = (float(throughput(w)), -_count(w))
-        if best[0] is None or key > best[0]:
-            best[0], best[1] = key, w
+        return True
 
     def left() -> bool:
         return time.perf_counter() - t0 < budget_s
 
-    consider(start)
+    if new(start):
+        yield start
     has_parts = _count(start) > 0
-    if has_parts:
-        consider(upgrade(start, pal))
+    if has_parts and new(up := upgrade(start, pal)):
+        yield up
     bases = []
     if has_parts:
         bases.append(start)
@@ -472,13 +467,30 @@ def plan(task, budget_s: float = 2.0, tier: int | None = None, palette: str | Pa
                 break
             w = _complete(base, task, pal, rnd, None if rnd == 0 else rng)
             if w is not None:
-                consider(w)
-                consider(upgrade(w, pal))
+                yield from (c for c in (w, upgrade(w, pal)) if new(c))
         if task.family == "splitter" and left():
             for w in _splitter_candidates(T.fixed_only(start), task, pal, rng, 2):
-                consider(w)
+                if new(w):
+                    yield w
                 if not left():
                     break
+
+
+def plan(task, budget_s: float = 2.0, tier: int | None = None, palette: str | Palette = "match") -> World:
+    """A complete factory for ``task`` (see the module docstring); never reads the solution.
+
+    ``palette``: "match" (default) builds and upgrades with the best of each kind the start
+    world has (top ones for kinds it lacks); "top" always with :data:`TOP` (turbo belts, fast
+    inserters, assembling-machine-3, steel furnace); or a :class:`Palette`. ``tier`` overrides
+    the belt tier."""
+    from factorion.sim import throughput
+
+    pal = _palette(task.world, palette, tier)
+    best: list = [None, None]  # (throughput, -entities), world
+    for w in candidates(task, pal, budget_s):
+        key = (float(throughput(w)), -_count(w))
+        if best[0] is None or key > best[0]:
+            best[0], best[1] = key, w
     return best[1]
 
 
@@ -576,6 +588,26 @@ def expert_target(task, budget_s: float = EXPERT_BUDGET_S) -> tuple[World, str]:
         raise ValueError("expert_target: neither the planner nor the task's solution reaches the task")
     _, _, target, author = min(options, key=lambda o: o[:2])
     return target, author
+
+
+def replan_target(task, state: World, budget_s: float = EXPERT_BUDGET_S) -> World | None:
+    """The planner's completion of ``state`` (a state of ``task``: its sources, sinks and obstacles)
+    that reaches ``EXPERT_SUCCESS`` x the reference in the fewest edits from ``state`` (ties: the
+    first made), planned with the palette of ``task.world``; None when no candidate reaches it.
+    Deterministic (fixed random streams, a budget far above what the rounds need), so a function of
+    (task, state): the DAgger expert's target once the policy has placed pieces of its own."""
+    from dataclasses import replace
+
+    from factorion.sim import throughput
+
+    goal = EXPERT_SUCCESS * float(task.reference)
+    best: tuple | None = None
+    for w in candidates(replace(task, world=state), palette_of(task.world), budget_s):
+        if float(throughput(w)) >= goal:
+            n = len(actions_to_build(state, w))
+            if best is None or n < best[0]:
+                best = (n, w)
+    return None if best is None else best[1]
 
 
 # ============================================================================ evaluation

@@ -68,6 +68,9 @@ class BCModule(L.LightningModule):
         self.hparams["policy_config"] = cfg.to_dict()  # what Policy.load_from_checkpoint reads
         self.policy = Policy(cfg)
         self._val_rounds = 0
+        #: an optimiser state to continue from (:meth:`carry_optimizer`): the next fit() loads it and
+        #: skips the warm-up, so DAgger's rounds run one AdamW instead of restarting it each round
+        self.optimizer_carry: dict | None = None
 
     # ------------------------------------------------------------------ steps
     def _evaluate(self, batch: dict, unmasked: bool = False) -> tuple[torch.Tensor, dict]:
@@ -153,6 +156,15 @@ class BCModule(L.LightningModule):
         return 2 * int(n) + 4
 
     # ------------------------------------------------------------------ optimisation
+    def carry_optimizer(self) -> None:
+        """Keep the current fit's optimiser state for the next fit() of this module."""
+        self.optimizer_carry = self.trainer.optimizers[0].state_dict()
+
+    def on_train_start(self) -> None:
+        if self.optimizer_carry is not None:
+            self.trainer.optimizers[0].load_state_dict(self.optimizer_carry)
+            self.optimizer_carry = None
+
     def configure_optimizers(self):
         decay, no_decay = [], []
         for name, p in self.policy.named_parameters():
@@ -166,6 +178,8 @@ class BCModule(L.LightningModule):
             betas=(0.9, 0.95),
         )
         warm, total = max(1, self.hparams.warmup_steps), self.hparams.max_steps
+        if self.optimizer_carry is not None:
+            warm = 1  # a continued optimiser: its moments are warm
 
         def f(step: int) -> float:
             if step < warm:

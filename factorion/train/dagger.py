@@ -13,10 +13,19 @@ process visited it. Following the labels solves the task: each label is the head
 the next state is the tail (a removal shortens the removals; a placement takes the first wanted piece
 of the flow walk, which the walk passes through either way) -- see docs/learned.md and the tests.
 
-Why the target is planned once from the task's start and not re-planned from each visited state: a
-re-plan from a state would make the target depend on the path (a piece the policy placed could steer the
-plan elsewhere), and a later label could undo an earlier one; one target per task makes every label a
-step of one fixed edit list.
+Why the target is planned once from the task's start: a re-plan from every state would make the
+target depend on the path (a piece the policy placed could steer the plan elsewhere), and a later label
+could undo an earlier one; one target per task makes every label a step of one fixed edit list.
+
+**Re-planned targets** (``replan=True``, what :func:`collect` uses): a fixed target has one flaw -- where
+the policy put its first machine one cell off the target's, every label says "remove it", though a
+factory built around it would work as well. With ``replan`` the expert also asks the planner to complete
+the visited state itself (``planner.replan_target``: the candidate that reaches the reference in the
+fewest edits from that state) and keeps whichever of the two needs fewer edits (ties: the fixed target).
+Still a function of (task, state): the planner's random streams are fixed and its budget far above
+need, so the same state gets the same label (tested); each DAgger episode follows one target from its
+visited state to the end, so its labels are the steps of one edit list (tested: following them solves
+the task).
 
 :func:`collect` rolls the policy out (a batched :class:`~factorion.env.vector.FactorioVectorEnv`,
 sampled actions) and returns, for up to ``per_episode`` distinct visited states of each roll-out (evenly
@@ -60,30 +69,40 @@ def clear_cache() -> None:
     _TARGETS.clear()
 
 
-def expert_edits(task, state: World) -> list[tuple]:
-    """The expert's edits from ``state`` to :func:`expert_target` (planner format)."""
-    from factorion.env.planner import actions_to_build
+def expert_edits(task, state: World, replan: bool = False) -> list[tuple]:
+    """The expert's edits from ``state`` (planner format): to :func:`expert_target`, or with
+    ``replan`` to whichever of it and the planner's completion of ``state``
+    (``planner.replan_target``) needs fewer edits (ties: the fixed target)."""
+    from factorion.env.planner import actions_to_build, replan_target
 
-    return list(actions_to_build(state, expert_target(task)))
+    edits = list(actions_to_build(state, expert_target(task)))
+    if replan and edits:
+        other = replan_target(task, state)
+        if other is not None:
+            alt = list(actions_to_build(state, other))
+            edits = alt if len(alt) < len(edits) else edits
+    return edits
 
 
-def expert_label(task, state: World) -> tuple:
+def expert_label(task, state: World, replan: bool = False) -> tuple:
     """The expert's next edit in ``state``: the head of :func:`expert_edits`, ``("finish",)`` when
     the state is the target."""
-    edits = expert_edits(task, state)
+    edits = expert_edits(task, state, replan)
     return edits[0] if edits else ("finish",)
 
 
-def _episode(task, state: World) -> dict:
-    return {"start": state.copy(), "actions": expert_edits(task, state), "recipes": list(task.recipes),
-            "items": [i for i in task.items if i], "reference": float(task.reference)}
+def _episode(task, state: World, replan: bool) -> dict:
+    return {"start": state.copy(), "actions": expert_edits(task, state, replan),
+            "recipes": list(task.recipes), "items": [i for i in task.items if i],
+            "reference": float(task.reference)}
 
 
 def collect(policy, tasks: Iterable, n_rollouts: int = 2, per_episode: int = 3, max_steps: int = 48,
-            seed: int = 0, batch: int = 32) -> list[dict]:
+            seed: int = 0, batch: int = 32, replan: bool = True) -> list[dict]:
     """DAgger episodes from the policy's own roll-outs (see the module docstring): ``n_rollouts``
     sampled roll-outs per task, ``per_episode`` distinct visited states of each (evenly spread), each
-    continued by the expert. Up to ``batch`` tasks of one grid size roll out together (one batched
+    continued by the expert (``replan``: around the pieces the policy placed where that takes fewer
+    edits, :func:`expert_edits`). Up to ``batch`` tasks of one grid size roll out together (one batched
     env, one policy forward per step for all of them)."""
     import torch
 
@@ -98,7 +117,7 @@ def collect(policy, tasks: Iterable, n_rollouts: int = 2, per_episode: int = 3, 
             for k in range(0, len(group), batch):
                 chunk = [t for t in group[k:k + batch] for _ in range(n_rollouts)]
                 for task, states in zip(chunk, _rollout(policy, shape, chunk, max_steps, rng), strict=True):
-                    out += [_episode(task, s) for s in _pick(task, states, per_episode)]
+                    out += [_episode(task, s, replan) for s in _pick(task, states, per_episode)]
     return out
 
 

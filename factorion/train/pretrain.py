@@ -330,6 +330,7 @@ def run_dagger(args, module, dm_kw: dict, out: Path, loggers: list, rounds: int,
         trainer = make_trainer(args, out, loggers, left)
         trainer.fit(module, datamodule=dm, weights_only=True)
         trainer.save_checkpoint(str(out / "last.ckpt"))
+        module.carry_optimizer()  # the next round continues this AdamW (no restart, no warm-up)
     return trainer
 
 
@@ -345,6 +346,7 @@ def fit(args, trainer, module, dm, ckpt_path: str | None, out: Path, loggers: li
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     trainer.save_checkpoint(str(last))
     if dagger[0]:
+        module.carry_optimizer()
         # the state before DAgger: each round's trainer starts its best/last checkpoints anew
         trainer.save_checkpoint(str(out / "bc.ckpt"))
         trainer = run_dagger(args, module, dagger[2], out, loggers, dagger[0], dagger[1]) or trainer
