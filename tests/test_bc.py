@@ -500,3 +500,13 @@ def test_parquet_level_filter(tmp_path):
     dm = bc.BCDataModule(data=str(tmp_path), batch_size=4, num_workers=0, shuffle_buffer=8, data_levels=(3,))
     dm.setup("fit")
     assert dm.train_set.levels == (3,)
+
+
+def test_a_family_named_twice_comes_twice_as_often():
+    """--families weights by repetition (make policy's second stage weights DAgger to the failing families)."""
+    from collections import Counter
+
+    from factorion.train.bc import procedural_tasks
+    got = Counter(t.family for t in procedural_tasks(range(600), (3,), (7,), ("belt", "belt", "splitter")))
+    assert set(got) == {"belt", "splitter"}
+    assert 1.6 < got["belt"] / got["splitter"] < 2.5

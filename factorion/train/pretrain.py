@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shuffle-buffer", type=int, default=2048)
     p.add_argument("--levels", type=int, nargs="+", default=[3, 4], help="procedural task levels")
     p.add_argument("--sizes", type=int, nargs="+", default=[11], help="procedural grid sizes")
-    p.add_argument("--families", nargs="+", default=None, help="procedural task families (default all)")
+    p.add_argument("--families", nargs="+", default=None,
+                   help="procedural task families (default all; DAgger's tasks too): each task draws one "
+                        "uniformly from this list, so a family named twice comes twice as often")
     p.add_argument("--train-tasks", type=int, default=2000, help="procedural tasks per epoch")
     p.add_argument("--val-tasks", type=int, default=64, help="validation tasks / rows")
     p.add_argument(
