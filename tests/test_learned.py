@@ -53,3 +53,31 @@ def test_policy_alone_evaluation_rows(tmp_path):
     assert rows[0]["solved"]  # level 1 starts complete: the start state counts
     assert all(r["best_ratio"] >= r["greedy_ratio"] for r in rows)
     assert (tmp_path / "r.csv").exists()
+
+
+def test_make_policy_commands_parse():
+    """Every pretrain / demos command of `make policy` is one their parsers take (a typo in a flag would
+    surface two hours into the run); stage 2 starts from stage 1's checkpoint."""
+    import shlex
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from factorion.train.pretrain import build_parser as pretrain_parser
+    from pipeline.demos import build_parser as demos_parser
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    root = Path(__file__).resolve().parents[1]
+    text = subprocess.run(["make", "-n", "-s", "policy", "STAMP="], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.replace("\\\n", " ")
+    parsers = {"factorion.train.pretrain": pretrain_parser(), "pipeline.demos": demos_parser()}
+    runs = []
+    for line in text.splitlines():
+        words = shlex.split(line)
+        if "-m" in words and words[words.index("-m") + 1] in parsers:
+            i = words.index("-m") + 1
+            runs.append((words[i], parsers[words[i]].parse_args(words[i + 1:])))
+    assert [m for m, _ in runs].count("factorion.train.pretrain") == 2 and len(runs) == 4
+    stage1, stage2 = (a for m, a in runs if m == "factorion.train.pretrain")
+    assert stage2.init == f"{stage1.out}/last.ckpt"
