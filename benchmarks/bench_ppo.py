@@ -8,7 +8,8 @@ measured faster than 2 on a busy 2-core machine).
 ``python -m benchmarks ppo`` (or ``python benchmarks/bench_ppo.py [preset ...]``). The default
 model is measured as ``make finetune`` runs it (its default arguments: a BC-initialised policy,
 every block trained, expert labels on) and with only the top 2 blocks trained (the frozen trunk
-cached and replayed) and no labels; the ``cpu`` preset also with 128 envs instead of 32; the
+cached and replayed) and no labels; the ``cpu`` preset also with 128 envs instead of 32, and with 128
+envs, one update epoch, no KL term (no reference forward) and no labels (the ceiling of PPO here); the
 policies are freshly initialised (speed does not depend on the weights, only on episode lengths a
 little). Runs go to a temporary directory; no evaluation, no wandb.
 """
@@ -57,10 +58,13 @@ def run(presets: tuple[str, ...] = ("default", "small", "cpu", "tiny")) -> dict:
             cases.append((p, {"train_blocks": 2, "expert_coef": 0.0}))
         if p == "cpu":  # a wider batch amortises the per-call overhead of a small model
             cases.append((p, {"num_envs": 128}))
+            # the leanest PPO of this preset: one update epoch, no KL reference forward, no labels
+            cases.append((p, {"num_envs": 128, "update_epochs": 1, "bc_kl_coef": 0.0, "expert_coef": 0.0}))
     results = {}
     print(f"PPO end to end, {os.cpu_count()} cores, torch threads {threads}; target {TARGET_SPS:.0f} SPS")
     for p, kw in cases:
-        name = p + ("" if not kw else "_128envs" if "num_envs" in kw else "_top2_no_labels")
+        name = p + ("" if not kw else "_128envs_1epoch_no_kl" if "update_epochs" in kw
+                    else "_128envs" if "num_envs" in kw else "_top2_no_labels")
         r = _one(p, STEPS[p] * (2 if "num_envs" in kw else 1), threads, **kw)
         results[name] = r
         split = ", ".join(f"{k} {v:.0%}" for k, v in r["time_split"].items())

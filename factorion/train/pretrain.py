@@ -16,8 +16,9 @@ Data: ``--data``'s mined rows mixed with ``--demos``' planner demonstrations (``
 holds no Parquet; procedural tasks when neither does. DAgger (``--dagger-rounds``; default 2 rounds when
 the data holds procedural rows, i.e. demonstrations or ``--procedural``): the last ``--dagger-share``
 (0.4) of the time goes to rounds of roll-outs of the current policy on fresh procedural tasks whose
-visited states the expert relabels (:mod:`factorion.train.dagger`), aggregated and mixed in at
-``--dagger-weight`` (0.3) of the episodes.
+visited states the expert relabels (:mod:`factorion.train.dagger`, re-planned around the policy's own
+pieces), aggregated and mixed in at ``--dagger-weight`` (0.3) of the episodes; BC and every round share
+one AdamW (no restart, no second warm-up).
 
 ``--smoke``: a few steps of the tiny preset on procedural tasks (seconds), for CI and checks.
 Load the result with ``Policy.load_from_checkpoint(path)``.
