@@ -68,10 +68,10 @@ finetune: $(STAMP)
 	$(PYTHON) -m factorion.train.finetune --init models/bc/last.ckpt --minutes $(or $(MINUTES),30)
 
 # The shipped policy (factorion/policy/default.pt, what `factorion build` runs by default), from scratch
-# (~2 h 10 min on 2 cores): 11x11 planner demonstrations (10,640 over levels 1-5 + 25,200 over levels 3-5),
+# (~2 h 20 min on 2 cores): 11x11 planner demonstrations (10,640 over levels 1-5 + 25,200 over levels 3-5),
 # make data's level-3/4 mined rows when $(DATA) holds them (make data BLUEPRINTS=../shared/blueprints
 # first); stage 1: 39 min of BC of the cpu preset, then 4 DAgger rounds (256 tasks each) in the last 40 %;
-# stage 2: 55 min from stage 1 at lr 5e-4, 5 DAgger rounds with re-planned labels, 60 % of their tasks
+# stage 2: 70 min from stage 1 at lr 5e-4, 7 DAgger rounds with re-planned labels, 60 % of their tasks
 # from the families that fail most (underground, assembler2, tree2); exported in half precision.
 POLICY_DEMOS ?= data/policy-demos
 POLICY_FAMILIES := underground assembler2 tree2 underground assembler2 tree2 belt splitter smelting assembler1
@@ -85,7 +85,7 @@ policy: $(STAMP)
 		--dagger-weight 0.3 --val-every 400 --out models/policy --logger csv
 	$(PYTHON) -m factorion.train.pretrain --data $(or $(POLICY_DATA),$(DATA)) --data-levels 3 4 \
 		--demos $(POLICY_DEMOS) --demo-share 0.7 --init models/policy/last.ckpt --batch-size 256 --lr 5e-4 \
-		--threads 2 --workers 1 --max-minutes $(or $(MINUTES2),55) --dagger-rounds 5 --dagger-share 0.9 \
+		--threads 2 --workers 1 --max-minutes $(or $(MINUTES2),70) --dagger-rounds 7 --dagger-share 0.9 \
 		--dagger-tasks 256 --dagger-weight 0.5 --families $(POLICY_FAMILIES) --val-every 400 \
 		--out models/policy-stage2 --logger csv
 	$(PYTHON) -m factorion.train.export models/policy-stage2/last.ckpt --note "make policy"
