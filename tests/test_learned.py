@@ -81,3 +81,22 @@ def test_make_policy_commands_parse():
     assert [m for m, _ in runs].count("factorion.train.pretrain") == 2 and len(runs) == 4
     stage1, stage2 = (a for m, a in runs if m == "factorion.train.pretrain")
     assert stage2.init == f"{stage1.out}/last.ckpt"
+
+
+def test_make_finetune_flags_parse():
+    """`make finetune`'s flags are fields of ppo.Args (its defaults were chosen at equal wall time)."""
+    import shlex
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from factorion.train.finetune import parse
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    root = Path(__file__).resolve().parents[1]
+    text = subprocess.run(["make", "-n", "-s", "finetune", "STAMP="], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.replace("\\\n", " ")
+    words = shlex.split(next(line for line in text.splitlines() if "factorion.train.finetune" in line))
+    args = parse(words[words.index("factorion.train.finetune") + 1:])
+    assert (args.bc_kl_coef, args.bc_kl_coef_end, args.temperature) == (0.3, 0.1, 0.7)
