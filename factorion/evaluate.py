@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from factorion.build import build, checkpoint_available, keep_fixed, load_policy, validate_export
 from factorion.tasks.splits import BENCH_SEED0, families_for
 
 #: policies evaluated by default: the shipped one ("default": factorion/policy/default.pt) and the outputs of
@@ -170,7 +171,6 @@ def run_env_agent(bt: BenchTask, act: Callable, env_kwargs: dict | None = None, 
 
 
 def run_planner(bt: BenchTask, budget_s: float) -> Build:
-    from factorion.build import keep_fixed
     from factorion.env.planner import actions_to_build, plan
     from factorion.sim import throughput
     t0 = time.perf_counter()
@@ -185,7 +185,6 @@ def run_build(bt: BenchTask, policy, budget_s: float, samples: int = 8, max_step
               seed: int = 0) -> Build:
     """``factorion build``'s search on the benchmark task (its own reference, so it stops at
     success), the exported string loaded back with factorio-draftsman (not timed)."""
-    from factorion.build import build, validate_export
     r = build(bt.task, checkpoint=policy, budget_s=budget_s, seed=seed, samples=samples, max_steps=max_steps)
     try:
         validate_export(r.blueprint)
@@ -240,7 +239,6 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
     if "planner" in cfg.agents:
         agents["planner"] = lambda bt: run_planner(bt, cfg.planner_budget_s)
     if "build" in cfg.agents:
-        from factorion.build import checkpoint_available, load_policy
         pol = None
         if cfg.build_checkpoint:
             if checkpoint_available(cfg.build_checkpoint):
@@ -250,7 +248,6 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
         agents["build"] = lambda bt: run_build(bt, pol, cfg.build_budget_s, cfg.build_samples, cfg.max_steps,
                                                cfg.seed)
     for name, path in cfg.checkpoints.items():
-        from factorion.build import checkpoint_available, load_policy
         if not checkpoint_available(path):
             print(f"evaluate: {name}: no checkpoint at {path}; skipped")
             continue
@@ -440,7 +437,6 @@ def players_section(cfg: EvalConfig, report: Path) -> None:
 def resolve_build_checkpoint(arg: str | None, ckpts: dict[str, str]) -> str | None:
     if arg is not None:
         return None if arg.lower() == "none" else arg
-    from factorion.build import checkpoint_available
     for name in ("ppo", "bc"):
         if name in ckpts and checkpoint_available(ckpts[name]):
             return ckpts[name]
@@ -484,8 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     ckpts = {}
     if not a.checkpoint:  # the default outputs of make pretrain / make finetune, when present
-        from factorion.build import checkpoint_available
-        a.checkpoint = [f"{n}={p}" for n, p in DEFAULT_CHECKPOINTS.items() if checkpoint_available(p)]
+            a.checkpoint = [f"{n}={p}" for n, p in DEFAULT_CHECKPOINTS.items() if checkpoint_available(p)]
     for c in a.checkpoint:
         if c.lower() == "none":  # no policy agents (the build agent may still have one)
             continue
