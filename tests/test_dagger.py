@@ -1,5 +1,6 @@
 """DAgger's expert (factorion.train.dagger): one label per state, the same every time; following the
-labels from any visited state builds the task; roll-outs of a policy give episodes BC can expand."""
+labels from any visited state builds the task; roll-outs of a policy give episodes BC can expand;
+accepted moves keep the policy's own edit where it is as short as the expert's."""
 
 from __future__ import annotations
 
@@ -127,3 +128,56 @@ def test_pretrain_init_starts_from_a_checkpoints_policy(tmp_path):
     r = main(["--smoke", "--out", str(tmp_path / "bc"), "--logger", "none", "--no-progress",
               "--init", str(tmp_path / "init.pt"), "--dagger-rounds", "0", "--max-minutes", "1"])
     assert Policy.load_from_checkpoint(r["last"]).config.n_layers == 2  # tiny has 1
+
+
+@pytest.mark.parametrize("fam,level", [("belt", 5), ("tree2", 5)])
+def test_an_accepted_move_is_the_policys_when_no_longer_than_the_experts(fam, level):
+    """The expert's second edit taken first is as short a path (the order of placements is free):
+    accepted, and its episode still builds the task. A wrong piece is not: the expert's edits stay."""
+    task = make_task(fam, level, size=11, seed=DAGGER_SEED0 + 5)
+    plan = dagger.expert_edits(task, task.world, replan=True)
+    assert len(plan) >= 2 and plan[1][0] == "place"
+    other = apply_actions(task.world, [plan[1]])
+    ep = dagger._episode(task, task.world, True, nxt=other)
+    assert ep["actions"][0] == plan[1] != plan[0]
+    assert len(ep["actions"]) <= len(plan)
+    assert throughput(apply_actions(task.world, ep["actions"])) >= EXPERT_SUCCESS * task.reference
+
+    wrong = dagger._episode(task, task.world, True, nxt=_stray(task))
+    assert wrong["actions"] == plan
+    assert dagger._episode(task, task.world, True)["actions"] == plan  # no next state: the expert's
+
+
+def test_collect_with_accepted_moves_builds_every_task_in_no_more_edits():
+    from factorion.policy.model import Policy, PolicyConfig
+    torch.manual_seed(0)
+    policy = Policy(PolicyConfig.preset("tiny")).eval()
+    tasks = [make_task("belt", 5, size=7, seed=DAGGER_SEED0 + i) for i in range(3)]
+    plain = dagger.collect(policy, tasks, n_rollouts=4, per_episode=3, max_steps=12, seed=0)
+    accepted = dagger.collect(policy, tasks, n_rollouts=4, per_episode=3, max_steps=12, seed=0, accept=True)
+    assert [e["start"] for e in plain] == [e["start"] for e in accepted]  # the same visited states
+    assert any(p["actions"] != a["actions"] for p, a in zip(plain, accepted, strict=True))  # one move kept
+    for p, a in zip(plain, accepted, strict=True):
+        assert len(a["actions"]) <= len(p["actions"])
+        assert throughput(apply_actions(a["start"], a["actions"])) >= EXPERT_SUCCESS * a["reference"]
+
+
+def test_pretrain_passes_dagger_seed0_and_accept_to_the_rounds(tmp_path, monkeypatch):
+    from factorion.train.pretrain import main
+    seen = []
+    real = dagger.collect
+
+    def spy(policy, tasks, **kw):
+        tasks = list(tasks)
+        seen.append(([t.seed for t in tasks], kw.get("accept")))
+        return real(policy, tasks, **kw)
+
+    monkeypatch.setattr(dagger, "collect", spy)
+    first = DAGGER_SEED0 + 4096
+    main(["--smoke", "--out", str(tmp_path / "bc"), "--logger", "none", "--no-progress", "--dagger-rounds", "1",
+          "--dagger-tasks", "2", "--dagger-share", "0.5", "--max-minutes", "2", "--dagger-seed0", str(first),
+          "--dagger-accept"])
+    assert seen and seen[0][1] is True
+    assert set(seen[0][0]) <= {first, first + 1}
+    with pytest.raises(SystemExit):  # outside the DAgger range of tasks.splits
+        main(["--smoke", "--out", str(tmp_path / "bad"), "--dagger-seed0", "20000"])

@@ -27,6 +27,17 @@ need, so the same state gets the same label (tested); each DAgger episode follow
 visited state to the end, so its labels are the steps of one edit list (tested: following them solves
 the task).
 
+**Accepted moves** (``accept=True``, ``--dagger-accept``): the labels above teach one move per state,
+the expert's, though several may be as good: where the policy's first machine goes, say, the planner
+often completes a factory around its spot as short as around its own. With ``accept`` an episode that
+starts at a visited state ``s`` whose roll-out went on with a one-piece edit to ``s'`` takes the
+policy's edit as its label when the expert's edit list from ``s'`` (:func:`expert_edits`) is no longer
+than the one from ``s`` minus one: the move is then on a shortest known path to a working factory, and
+the episode continues from ``s'`` with the expert. A label is then one of a set of moves, each as short
+as the expert's (a function of (task, state, the policy's move)), not one move per state: the loss fits
+a mixture over moves the planner confirmed, which keeps the policy's own choices where they are sound
+instead of pulling them to the expert's one. Without it every label is the expert's, as above.
+
 :func:`collect` rolls the policy out (a batched :class:`~factorion.env.vector.FactorioVectorEnv`,
 sampled actions) and returns, for up to ``per_episode`` distinct visited states of each roll-out (evenly
 spread), a BC episode that starts there and follows the expert to the end (``expand_episode``
@@ -91,14 +102,36 @@ def expert_label(task, state: World, replan: bool = False) -> tuple:
     return edits[0] if edits else ("finish",)
 
 
-def _episode(task, state: World, replan: bool) -> dict:
-    return {"start": state.copy(), "actions": expert_edits(task, state, replan),
+def _episode(task, state: World, replan: bool, nxt: World | None = None) -> dict:
+    """The BC episode that starts at ``state``: the expert's edits from it; with ``nxt`` (the state the
+    roll-out went to next), the policy's move there followed by the expert's edits from ``nxt`` when
+    that is no longer (an accepted move, see the module docstring)."""
+    actions = expert_edits(task, state, replan)
+    move = _move(state, nxt) if nxt is not None and actions else None
+    if move is not None:
+        after = expert_edits(task, nxt, replan)
+        if len(after) + 1 <= len(actions):
+            actions = [move] + after
+    return {"start": state.copy(), "actions": actions,
             "recipes": list(task.recipes), "items": [i for i in task.items if i],
             "reference": float(task.reference)}
 
 
+def _move(state: World, nxt: World) -> tuple | None:
+    """The one edit (planner format) that turns ``state`` into ``nxt``; None unless it is exactly
+    one placement or one removal."""
+    a, b = set(state.entities()), set(nxt.entities())
+    gone, new = a - b, b - a
+    if len(gone) + len(new) != 1:
+        return None
+    if new:
+        return ("place", new.pop())
+    e = gone.pop()
+    return ("remove", e.y, e.x)
+
+
 def collect(policy, tasks: Iterable, n_rollouts: int = 2, per_episode: int = 3, max_steps: int = 48,
-            seed: int = 0, batch: int = 32, replan: bool = True) -> list[dict]:
+            seed: int = 0, batch: int = 32, replan: bool = True, accept: bool = False) -> list[dict]:
     """DAgger episodes from the policy's own roll-outs (see the module docstring): ``n_rollouts``
     sampled roll-outs per task, ``per_episode`` distinct visited states of each (evenly spread), each
     continued by the expert (``replan``: around the pieces the policy placed where that takes fewer
@@ -117,7 +150,8 @@ def collect(policy, tasks: Iterable, n_rollouts: int = 2, per_episode: int = 3, 
             for k in range(0, len(group), batch):
                 chunk = [t for t in group[k:k + batch] for _ in range(n_rollouts)]
                 for task, states in zip(chunk, _rollout(policy, shape, chunk, max_steps, rng), strict=True):
-                    out += [_episode(task, s, replan) for s in _pick(task, states, per_episode)]
+                    out += [_episode(task, s, replan, nxt if accept else None)
+                            for s, nxt in _pick(task, states, per_episode)]
     return out
 
 
@@ -146,16 +180,18 @@ def _rollout(policy, shape: tuple, tasks: list, max_steps: int, rng: random.Rand
     return visited
 
 
-def _pick(task, states: Sequence[World], k: int) -> list[World]:
-    """Up to ``k`` distinct visited states that are not the target, evenly spread."""
+def _pick(task, states: Sequence[World], k: int) -> list[tuple[World, World | None]]:
+    """Up to ``k`` distinct visited states that are not the target, evenly spread, each with the
+    state the roll-out went to next (None at its end; steps that changed nothing are skipped)."""
     seen, uniq = set(), []
-    for s in states:
+    for i, s in enumerate(states):
         key = s.grid.tobytes()
         if key not in seen:
             seen.add(key)
-            uniq.append(s)
+            nxt = next((t for t in states[i + 1:] if t.grid.tobytes() != key), None)
+            uniq.append((s, nxt))
     target = expert_target(task)
-    uniq = [s for s in uniq if s != target]
+    uniq = [p for p in uniq if p[0] != target]
     if len(uniq) <= k:
         return uniq
     idx = np.linspace(0, len(uniq) - 1, k).round().astype(int)

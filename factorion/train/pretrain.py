@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dagger-weight", type=float, default=0.3,
                    help="share of the training episodes drawn from the aggregated DAgger episodes")
     p.add_argument("--dagger-levels", type=int, nargs="+", default=[3, 4, 5], help="levels of DAgger tasks")
+    p.add_argument("--dagger-seed0", type=int, default=None,
+                   help="first DAgger task seed (default: tasks.splits.DAGGER_SEED0; round r rolls out the "
+                        "--dagger-tasks seeds from it + r x --dagger-tasks; a later stage passes the seeds after "
+                        "the earlier's so it meets new tasks)")
+    p.add_argument("--dagger-accept", action="store_true",
+                   help="label a visited state with the policy's own next edit where the planner confirms it "
+                        "is on a path no longer than the expert's (factorion.train.dagger, accepted moves)")
     p.add_argument(
         "--procedural", action="store_true", help="train on procedural tasks even if Parquet exists"
     )
@@ -133,6 +140,19 @@ def _smoke(args) -> None:
     args.dagger_tasks = min(args.dagger_tasks, 2)
 
 
+def _check_dagger_seeds(parser, args) -> None:
+    """The DAgger rounds' task seeds must stay inside their range of ``tasks.splits`` (disjoint from
+    the demonstrations', validation's and the benchmark's)."""
+    from factorion.tasks.splits import DAGGER_SEED0, ROLLOUT_SEED0
+
+    if args.dagger_seed0 is None:
+        return
+    last = args.dagger_seed0 + max(args.dagger_rounds, 2) * args.dagger_tasks
+    if not DAGGER_SEED0 <= args.dagger_seed0 or last > ROLLOUT_SEED0:
+        parser.error(f"--dagger-seed0 {args.dagger_seed0}: the rounds' seeds must lie in "
+                     f"[{DAGGER_SEED0:,}, {ROLLOUT_SEED0:,}) (tasks.splits), they would reach {last:,}")
+
+
 def _devices(v: str):
     if v == "auto":
         return v
@@ -143,7 +163,9 @@ def _devices(v: str):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_dagger_seeds(parser, args)
     if args.smoke:
         _smoke(args)
     out = Path(args.out or ("models/bc/smoke" if args.smoke else "models/bc"))
@@ -318,11 +340,11 @@ def run_dagger(args, module, dm_kw: dict, out: Path, loggers: list, rounds: int,
     trainer = None
     for r in range(rounds):
         t0 = time.time()
-        s0 = DAGGER_SEED0 + r * args.dagger_tasks
+        s0 = (DAGGER_SEED0 if args.dagger_seed0 is None else args.dagger_seed0) + r * args.dagger_tasks
         seeds = range(s0, s0 + args.dagger_tasks)
         tasks = list(procedural_tasks(seeds, args.dagger_levels, args.sizes, args.families))
         module.policy.eval()
-        agg += dagger.collect(module.policy, tasks, seed=args.seed + r)
+        agg += dagger.collect(module.policy, tasks, seed=args.seed + r, accept=args.dagger_accept)
         module.policy.train()
         left = minutes / rounds - (time.time() - t0) / 60
         print(f"dagger round {r + 1}/{rounds}: {len(tasks)} tasks -> {len(agg)} episodes aggregated "
