@@ -72,13 +72,16 @@ finetune: $(STAMP)
 		--bc-kl-coef 0.3 --bc-kl-coef-end 0.1 --temperature 0.7
 
 # The shipped policy (factorion/policy/default.pt, what `factorion build` runs by default), from scratch
-# (~2 h 20 min on 2 cores): 11x11 planner demonstrations (10,640 over levels 1-5 + 25,200 over levels 3-5),
+# (~4 h on 2 cores): 11x11 planner demonstrations (10,640 over levels 1-5 + 25,200 over levels 3-5),
 # make data's level-3/4 mined rows when $(DATA) holds them (make data BLUEPRINTS=../shared/blueprints
 # first); stage 1: 39 min of BC of the cpu preset, then 4 DAgger rounds (256 tasks each) in the last 40 %;
 # stage 2: 70 min from stage 1 at lr 5e-4, 7 DAgger rounds with re-planned labels, 60 % of their tasks
-# from the families that fail most (underground, assembler2, tree2); exported in half precision.
+# from the families that fail most (underground, assembler2, tree2); stage 3: 60 + 35 min of DAgger with
+# accepted moves (the policy's own edit kept where the planner finds it as short), half the tasks at
+# level 5, half from tree2 and underground, the second part on new task seeds; exported in half precision.
 POLICY_DEMOS ?= data/policy-demos
 POLICY_FAMILIES := underground assembler2 tree2 underground assembler2 tree2 belt splitter smelting assembler1
+POLICY_FAMILIES3 := tree2 tree2 tree2 underground underground assembler2 belt splitter smelting assembler1
 policy: $(STAMP)
 	$(PYTHON) -m pipeline.demos --out $(POLICY_DEMOS)/levels-1-5 --sizes 11 --per-cell 300 --val-per-cell 4 --workers 2
 	$(PYTHON) -m pipeline.demos --out $(POLICY_DEMOS)/levels-3-5 --sizes 11 --levels 3 4 5 --per-cell 1200 \
@@ -92,7 +95,17 @@ policy: $(STAMP)
 		--threads 2 --workers 1 --max-minutes $(or $(MINUTES2),70) --dagger-rounds 7 --dagger-share 0.9 \
 		--dagger-tasks 256 --dagger-weight 0.5 --families $(POLICY_FAMILIES) --val-every 400 \
 		--out models/policy-stage2 --logger csv
-	$(PYTHON) -m factorion.train.export models/policy-stage2/last.ckpt --note "make policy"
+	$(PYTHON) -m factorion.train.pretrain --data $(or $(POLICY_DATA),$(DATA)) --data-levels 3 4 \
+		--demos $(POLICY_DEMOS) --demo-share 0.7 --init models/policy-stage2/last.ckpt --batch-size 256 --lr 5e-4 \
+		--threads 2 --workers 1 --max-minutes $(or $(MINUTES3),60) --dagger-rounds 5 --dagger-share 0.95 \
+		--dagger-tasks 256 --dagger-weight 0.5 --dagger-levels 3 4 5 5 --dagger-accept \
+		--families $(POLICY_FAMILIES3) --val-every 400 --out models/policy-stage3 --logger csv
+	$(PYTHON) -m factorion.train.pretrain --data $(or $(POLICY_DATA),$(DATA)) --data-levels 3 4 \
+		--demos $(POLICY_DEMOS) --demo-share 0.7 --init models/policy-stage3/last.ckpt --batch-size 256 --lr 3e-4 \
+		--threads 2 --workers 1 --max-minutes $(or $(MINUTES3B),35) --dagger-rounds 3 --dagger-share 0.95 \
+		--dagger-tasks 256 --dagger-weight 0.5 --dagger-levels 3 4 5 5 --dagger-accept --dagger-seed0 1300002048 \
+		--families $(POLICY_FAMILIES3) --val-every 400 --out models/policy-stage3b --logger csv
+	$(PYTHON) -m factorion.train.export models/policy-stage3b/last.ckpt --note "make policy"
 
 evaluate: $(STAMP)
 	$(PYTHON) -m factorion.evaluate --agents random,planner,build --out reports/eval

@@ -57,7 +57,7 @@ def test_policy_alone_evaluation_rows(tmp_path):
 
 def test_make_policy_commands_parse():
     """Every pretrain / demos command of `make policy` is one their parsers take (a typo in a flag would
-    surface two hours into the run); stage 2 starts from stage 1's checkpoint."""
+    surface two hours into the run); each stage starts from the one before's checkpoint."""
     import shlex
     import shutil
     import subprocess
@@ -78,9 +78,12 @@ def test_make_policy_commands_parse():
         if "-m" in words and words[words.index("-m") + 1] in parsers:
             i = words.index("-m") + 1
             runs.append((words[i], parsers[words[i]].parse_args(words[i + 1:])))
-    assert [m for m, _ in runs].count("factorion.train.pretrain") == 2 and len(runs) == 4
-    stage1, stage2 = (a for m, a in runs if m == "factorion.train.pretrain")
-    assert stage2.init == f"{stage1.out}/last.ckpt"
+    assert [m for m, _ in runs].count("factorion.train.pretrain") == 4 and len(runs) == 6
+    stages = [a for m, a in runs if m == "factorion.train.pretrain"]
+    for before, after in zip(stages, stages[1:]):
+        assert after.init == f"{before.out}/last.ckpt"
+    assert [s.dagger_accept for s in stages] == [False, False, True, True]
+    assert stages[3].dagger_seed0 >= stages[2].dagger_rounds * stages[2].dagger_tasks + 1_300_000_000  # new tasks
 
 
 def test_make_finetune_flags_parse():
