@@ -183,13 +183,13 @@ def _rollout(policy, shape: tuple, tasks: list, max_steps: int, rng: random.Rand
 def _pick(task, states: Sequence[World], k: int) -> list[tuple[World, World | None]]:
     """Up to ``k`` distinct visited states that are not the target, evenly spread, each with the
     state the roll-out went to next (None at its end; steps that changed nothing are skipped)."""
+    keys = [s.grid.tobytes() for s in states]
     seen, uniq = set(), []
-    for i, s in enumerate(states):
-        key = s.grid.tobytes()
+    for i, (s, key) in enumerate(zip(states, keys, strict=True)):
         if key not in seen:
             seen.add(key)
-            nxt = next((t for t in states[i + 1:] if t.grid.tobytes() != key), None)
-            uniq.append((s, nxt))
+            j = next((j for j in range(i + 1, len(keys)) if keys[j] != key), None)
+            uniq.append((s, None if j is None else states[j]))
     target = expert_target(task)
     uniq = [p for p in uniq if p[0] != target]
     if len(uniq) <= k:
