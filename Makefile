@@ -81,6 +81,9 @@ finetune: $(STAMP)
 # level 5, half from tree2 and underground, the second part on new task seeds; exported in half precision.
 POLICY_DEMOS ?= data/policy-demos
 POLICY_FAMILIES := underground assembler2 tree2 underground assembler2 tree2 belt splitter smelting assembler1
+# what stages 2 and 3 share: the same data, DAgger rounds of 256 tasks at half of the episodes
+POLICY_DAGGER = --data $(or $(POLICY_DATA),$(DATA)) --data-levels 3 4 --demos $(POLICY_DEMOS) --demo-share 0.7 \
+	--batch-size 256 --threads 2 --workers 1 --dagger-tasks 256 --dagger-weight 0.5 --val-every 400 --logger csv
 POLICY_FAMILIES3 := tree2 tree2 tree2 underground underground assembler2 belt splitter smelting assembler1
 policy: $(STAMP)
 	$(PYTHON) -m pipeline.demos --out $(POLICY_DEMOS)/levels-1-5 --sizes 11 --per-cell 300 --val-per-cell 4 --workers 2
@@ -90,21 +93,16 @@ policy: $(STAMP)
 		--demos $(POLICY_DEMOS) --demo-share 0.7 --preset cpu --batch-size 256 --lr 1e-3 --threads 2 \
 		--workers 1 --max-minutes $(or $(MINUTES),65) --dagger-rounds 4 --dagger-share 0.4 --dagger-tasks 256 \
 		--dagger-weight 0.3 --val-every 400 --out models/policy --logger csv
-	$(PYTHON) -m factorion.train.pretrain --data $(or $(POLICY_DATA),$(DATA)) --data-levels 3 4 \
-		--demos $(POLICY_DEMOS) --demo-share 0.7 --init models/policy/last.ckpt --batch-size 256 --lr 5e-4 \
-		--threads 2 --workers 1 --max-minutes $(or $(MINUTES2),70) --dagger-rounds 7 --dagger-share 0.9 \
-		--dagger-tasks 256 --dagger-weight 0.5 --families $(POLICY_FAMILIES) --val-every 400 \
-		--out models/policy-stage2 --logger csv
-	$(PYTHON) -m factorion.train.pretrain --data $(or $(POLICY_DATA),$(DATA)) --data-levels 3 4 \
-		--demos $(POLICY_DEMOS) --demo-share 0.7 --init models/policy-stage2/last.ckpt --batch-size 256 --lr 5e-4 \
-		--threads 2 --workers 1 --max-minutes $(or $(MINUTES3),60) --dagger-rounds 5 --dagger-share 0.95 \
-		--dagger-tasks 256 --dagger-weight 0.5 --dagger-levels 3 4 5 5 --dagger-accept \
-		--families $(POLICY_FAMILIES3) --val-every 400 --out models/policy-stage3 --logger csv
-	$(PYTHON) -m factorion.train.pretrain --data $(or $(POLICY_DATA),$(DATA)) --data-levels 3 4 \
-		--demos $(POLICY_DEMOS) --demo-share 0.7 --init models/policy-stage3/last.ckpt --batch-size 256 --lr 3e-4 \
-		--threads 2 --workers 1 --max-minutes $(or $(MINUTES3B),35) --dagger-rounds 3 --dagger-share 0.95 \
-		--dagger-tasks 256 --dagger-weight 0.5 --dagger-levels 3 4 5 5 --dagger-accept --dagger-seed0 1300002048 \
-		--families $(POLICY_FAMILIES3) --val-every 400 --out models/policy-stage3b --logger csv
+	$(PYTHON) -m factorion.train.pretrain $(POLICY_DAGGER) --init models/policy/last.ckpt --lr 5e-4 \
+		--max-minutes $(or $(MINUTES2),70) --dagger-rounds 7 --dagger-share 0.9 \
+		--families $(POLICY_FAMILIES) --out models/policy-stage2
+	$(PYTHON) -m factorion.train.pretrain $(POLICY_DAGGER) --init models/policy-stage2/last.ckpt --lr 5e-4 \
+		--max-minutes $(or $(MINUTES3),60) --dagger-rounds 5 --dagger-share 0.95 \
+		--dagger-levels 3 4 5 5 --dagger-accept --families $(POLICY_FAMILIES3) --out models/policy-stage3
+	$(PYTHON) -m factorion.train.pretrain $(POLICY_DAGGER) --init models/policy-stage3/last.ckpt --lr 3e-4 \
+		--max-minutes $(or $(MINUTES3B),35) --dagger-rounds 3 --dagger-share 0.95 \
+		--dagger-levels 3 4 5 5 --dagger-accept --dagger-seed0 1300002048 --families $(POLICY_FAMILIES3) \
+		--out models/policy-stage3b
 	$(PYTHON) -m factorion.train.export models/policy-stage3b/last.ckpt --note "make policy"
 
 evaluate: $(STAMP)

@@ -33,6 +33,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from factorion.tasks.splits import DAGGER_SEED0, ROLLOUT_SEED0
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -62,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dagger-weight", type=float, default=0.3,
                    help="share of the training episodes drawn from the aggregated DAgger episodes")
     p.add_argument("--dagger-levels", type=int, nargs="+", default=[3, 4, 5], help="levels of DAgger tasks")
-    p.add_argument("--dagger-seed0", type=int, default=None,
-                   help="first DAgger task seed (default: tasks.splits.DAGGER_SEED0; round r rolls out the "
+    p.add_argument("--dagger-seed0", type=int, default=DAGGER_SEED0,
+                   help="first DAgger task seed (tasks.splits.DAGGER_SEED0; round r rolls out the "
                         "--dagger-tasks seeds from it + r x --dagger-tasks; a later stage passes the seeds after "
                         "the earlier's so it meets new tasks)")
     p.add_argument("--dagger-accept", action="store_true",
@@ -143,10 +145,6 @@ def _smoke(args) -> None:
 def _check_dagger_seeds(parser, args) -> None:
     """The DAgger rounds' task seeds must stay inside their range of ``tasks.splits`` (disjoint from
     the demonstrations', validation's and the benchmark's)."""
-    from factorion.tasks.splits import DAGGER_SEED0, ROLLOUT_SEED0
-
-    if args.dagger_seed0 is None:
-        return
     last = args.dagger_seed0 + max(args.dagger_rounds, 2) * args.dagger_tasks
     if not DAGGER_SEED0 <= args.dagger_seed0 or last > ROLLOUT_SEED0:
         parser.error(f"--dagger-seed0 {args.dagger_seed0}: the rounds' seeds must lie in "
@@ -332,7 +330,6 @@ def run_dagger(args, module, dm_kw: dict, out: Path, loggers: list, rounds: int,
     BC data + every round's episodes (``--dagger-weight`` of the episodes) for this round's share of
     ``minutes`` (the roll-outs' time included); returns the last round's Trainer (None if none
     trained)."""
-    from factorion.tasks.splits import DAGGER_SEED0
     from factorion.train import dagger
     from factorion.train.bc import BCDataModule, procedural_tasks
 
@@ -340,7 +337,7 @@ def run_dagger(args, module, dm_kw: dict, out: Path, loggers: list, rounds: int,
     trainer = None
     for r in range(rounds):
         t0 = time.time()
-        s0 = (DAGGER_SEED0 if args.dagger_seed0 is None else args.dagger_seed0) + r * args.dagger_tasks
+        s0 = args.dagger_seed0 + r * args.dagger_tasks
         seeds = range(s0, s0 + args.dagger_tasks)
         tasks = list(procedural_tasks(seeds, args.dagger_levels, args.sizes, args.families))
         module.policy.eval()
