@@ -267,7 +267,8 @@ class _Search:
 def _policy_rounds(search: _Search, task: Task, policy, samples: int, max_steps: int, seed: int) -> None:
     """Roll the policy out (:func:`factorion.policy.rollout.rollout`): one greedy roll-out from
     the task's start, then rounds of ``samples`` sampled roll-outs (at
-    :data:`~factorion.policy.rollout.SAMPLE_TEMPERATURE`) stepped as one batched env, alternately
+    :data:`~factorion.policy.rollout.SAMPLE_TEMPERATURE`, first moves distinct as
+    :data:`~factorion.policy.rollout.DISTINCT_FIRST` says) stepped as one batched env, alternately
     from the task's start and from the best factory so far (the policy repairs and improves, as on
     levels 2-4), until the budget runs out or the target is reached. Every state
     a roll-out passes through was simulated by the env and is a candidate, so a roll-out that
@@ -276,7 +277,7 @@ def _policy_rounds(search: _Search, task: Task, policy, samples: int, max_steps:
     import torch
 
     from factorion.env.vector import FactorioVectorEnv
-    from factorion.policy.rollout import SAMPLE_TEMPERATURE, rollout
+    from factorion.policy.rollout import DISTINCT_FIRST, SAMPLE_TEMPERATURE, rollout
     cfg = policy.config
     kw = {"entities": tuple(cfg.entities), "max_items": cfg.max_items, "max_recipes": cfg.max_recipes}
     envs: dict[int, FactorioVectorEnv] = {}
@@ -295,7 +296,7 @@ def _policy_rounds(search: _Search, task: Task, policy, samples: int, max_steps:
                 search.offer(env.world(i), thr[i], n_ent[i], method)
 
         rollout(policy, envs[n], [start] * n, greedy, seed=seed, on_step=offer, stop=search.done,
-                temperature=SAMPLE_TEMPERATURE)
+                temperature=SAMPLE_TEMPERATURE, distinct_first=DISTINCT_FIRST)
         search.n += n  # roll-outs cut short by the clock or the target count too
 
     with torch.random.fork_rng():

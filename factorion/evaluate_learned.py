@@ -21,12 +21,12 @@ SUCCESS = 0.99
 
 
 def rollouts(policy, task, n: int, greedy: bool, max_steps: int = 48, seed: int = 0,
-             temperature: float = 1.0) -> dict:
+             temperature: float = 1.0, distinct_first: float = 0.0) -> dict:
     """``n`` roll-outs of ``task`` (the one roll-out loop, :func:`factorion.policy.rollout.rollout`);
     every state after the reset and after each step is a candidate, the simulator's throughput its
     score. Returns the best: ``ratio``, ``throughput``, ``world`` (a copy; ties: fewer entities),
     ``steps`` (of its roll-out when it was reached) and ``invalid`` (that roll-out's invalid
-    actions so far)."""
+    actions so far). ``temperature``, ``distinct_first``: how sampled roll-outs sample (:func:`rollout`)."""
     from factorion.env.vector import FactorioVectorEnv
     from factorion.policy.rollout import rollout
 
@@ -48,30 +48,34 @@ def rollouts(policy, task, n: int, greedy: bool, max_steps: int = 48, seed: int 
                 best.update(key=key, ratio=float(ratio[i]), throughput=float(info["throughput"][i]),
                             world=env_.world(i).copy(), steps=int(info["steps"][i]), invalid=int(invalid[i]))
 
-    rollout(policy, env, [task] * n, greedy, seed=seed, on_step=seen, on_reset=seen, temperature=temperature)
+    rollout(policy, env, [task] * n, greedy, seed=seed, on_step=seen, on_reset=seen, temperature=temperature,
+            distinct_first=distinct_first)
     return best
 
 
 def policy_alone(policy, task, samples: int = 16, max_steps: int = 48, seed: int = 0,
-                 temperature: float | None = None) -> dict:
+                 temperature: float | None = None, distinct_first: float | None = None) -> dict:
     """The policy alone on ``task``: one greedy roll-out, then ``samples`` sampled ones (one
     batched env, torch seeded with ``seed``, sampling at ``temperature``, by default
-    :data:`factorion.policy.rollout.SAMPLE_TEMPERATURE`). Returns ``{"greedy":
+    :data:`factorion.policy.rollout.SAMPLE_TEMPERATURE`, the first moves of the share
+    ``distinct_first`` of them distinct, by default :data:`~factorion.policy.rollout.DISTINCT_FIRST`). Returns ``{"greedy":
     ..., "best": ...}``, each as :func:`rollouts` returns it; ``best`` is the better of greedy and
     the samples."""
     import torch
 
-    from factorion.policy.rollout import SAMPLE_TEMPERATURE
+    from factorion.policy.rollout import DISTINCT_FIRST, SAMPLE_TEMPERATURE
     temperature = SAMPLE_TEMPERATURE if temperature is None else temperature
+    distinct_first = DISTINCT_FIRST if distinct_first is None else distinct_first
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         g = rollouts(policy, task, 1, True, max_steps, seed)
-        s = rollouts(policy, task, samples, False, max_steps, seed, temperature) if samples else g
+        s = rollouts(policy, task, samples, False, max_steps, seed, temperature, distinct_first) if samples else g
     return {"greedy": g, "best": max(g, s, key=lambda r: r["key"])}
 
 
 def evaluate(policy, families, levels, size: int, n_seeds: int, samples: int, max_steps: int = 48,
-             progress: bool = True, temperature: float | None = None, seed0: int | None = None) -> list[dict]:
+             progress: bool = True, temperature: float | None = None, seed0: int | None = None,
+             distinct_first: float | None = None) -> list[dict]:
     from tqdm import tqdm
 
     from factorion.tasks.levels import make_task
@@ -83,7 +87,7 @@ def evaluate(policy, families, levels, size: int, n_seeds: int, samples: int, ma
     for fam, lv, seed in tqdm(specs, desc="policy alone", disable=not progress):
         task = make_task(fam, lv, size=size, seed=seed)
         t0 = time.perf_counter()
-        r = policy_alone(policy, task, samples, max_steps, seed, temperature)
+        r = policy_alone(policy, task, samples, max_steps, seed, temperature, distinct_first)
         g, b = r["greedy"]["ratio"], r["best"]["ratio"]
         rows.append({"family": fam, "level": lv, "size": size, "seed": seed, "greedy_ratio": g,
                      "best_ratio": b, "greedy_solved": g >= SUCCESS, "solved": b >= SUCCESS,
@@ -116,6 +120,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature of the roll-outs (default: 0.7, "
                         "policy.rollout.SAMPLE_TEMPERATURE)")
+    p.add_argument("--distinct-first", type=float, default=None,
+                   help="share of the sampled roll-outs whose first moves are sampled without replacement "
+                        "(default: policy.rollout.DISTINCT_FIRST; 0: plain sampling)")
     p.add_argument("--seed0", type=int, default=None,
                    help="first task seed (default: make evaluate's held-out BENCH_SEED0; choose settings on "
                         "another range, e.g. 1000000000, BC's procedural validation seeds)")
@@ -131,7 +138,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     policy = load_policy(args.checkpoint)
     t0 = time.perf_counter()
     rows = evaluate(policy, args.families, args.levels, args.size, args.n_seeds, args.samples, args.max_steps,
-                    not args.no_progress, args.temperature, args.seed0)
+                    not args.no_progress, args.temperature, args.seed0, args.distinct_first)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out, index=False)

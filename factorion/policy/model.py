@@ -41,7 +41,7 @@ Masks
 API
 ---
 ``Policy(PolicyConfig(...))``; ``policy.forward(obs, masks, actions=None, greedy=False, *,
-temperature=1.0, trunk_cache=None, return_stage_logits=False)`` ->
+temperature=1.0, trunk_cache=None, return_stage_logits=False, distinct=None)`` ->
 ``{"action", "logprob", "entropy", "value", "stage_logprob", "stage_entropy", "argmax"}``
 (``actions`` given: evaluate them; else sample, or take the argmax with ``greedy=True``; the
 keyword arguments: a tempered policy, a cached frozen trunk, the stage logits -- see
@@ -224,6 +224,25 @@ def _choose(logits: torch.Tensor, greedy: bool) -> torch.Tensor:
     return torch.multinomial(F.softmax(logits, -1), 1).squeeze(-1)
 
 
+def distinct_choice(logits: torch.Tensor, chosen: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Sampling without replacement within groups (the Gumbel-top-k trick): the rows that share an
+    id ``>= 0`` in ``groups`` (rows whose ``logits`` are the same) take distinct entries, the
+    first an exact sample of their first row's distribution, each next one a sample of what is
+    left; as many rows as the distribution has allowed entries (``logits`` above ``finfo.min``),
+    the others keep ``chosen``. Returns the new choices (``chosen`` is not changed)."""
+    out = chosen.clone()
+    allowed = logits > torch.finfo(logits.dtype).min / 2
+    for gid in torch.unique(groups[groups >= 0]).tolist():
+        rows = torch.nonzero(groups == gid).squeeze(1)
+        first, ok = logits[rows[0]], allowed[rows[0]]
+        k = min(len(rows), int(ok.sum()))
+        if k < 2:
+            continue
+        gumbel = -torch.empty_like(first).exponential_().log()
+        out[rows[:k]] = torch.topk(first.masked_fill(~ok, -math.inf) + gumbel, k).indices
+    return out
+
+
 # ---------------------------------------------------------------------------------- policy
 class Policy(nn.Module):
     """See the module docstring."""
@@ -390,9 +409,12 @@ class Policy(nn.Module):
         actions: torch.Tensor | None = None,
         greedy: bool = False,
         temperature: float = 1.0,
+        distinct: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Run the five stages. ``actions`` given: teacher-forced evaluation; else choose (sample
-        or argmax). Every stage's logits are divided by ``temperature`` before masking. Returns
+        or argmax). Every stage's logits are divided by ``temperature`` before masking.
+        ``distinct`` (sampling only): ``(B,)`` group ids; rows of one group (``>= 0``) that sample
+        the same op take distinct cells (:func:`distinct_choice`). Returns
         ``action``, ``stage_logprob``, ``stage_entropy``, ``argmax`` (the argmax of each stage
         given the prefix actually used) and ``stage_logits`` (each stage's tempered, masked
         logits, a list in stage order)."""
@@ -417,6 +439,9 @@ class Policy(nn.Module):
             ents.append(-plogp.sum(-1))
             amax.append(logits.argmax(-1))
             a = actions[:, s].long() if actions is not None else _choose(logits, greedy)
+            if s == 1 and distinct is not None and actions is None and not greedy:
+                n_op = stage_logits[0].shape[1]  # a group's rows split by the op each sampled
+                a = distinct_choice(logits, a, torch.where(distinct >= 0, distinct * n_op + chosen[0], -1))
             lps.append(logp.gather(1, a[:, None]).squeeze(1))
             chosen.append(a)
             return a
@@ -457,6 +482,7 @@ class Policy(nn.Module):
         temperature: float = 1.0,
         trunk_cache: torch.Tensor | None = None,
         return_stage_logits: bool = False,
+        distinct: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """``obs``: dict of batched tensors (or arrays; see :func:`obs_to_tensors`); ``masks``:
         see :func:`masks_to_tensors` (``None`` = unmasked). Returns ``action (B,5)``,
@@ -468,14 +494,16 @@ class Policy(nn.Module):
         (sampling, log-probs, entropies; PPO trains the tempered policy). ``trunk_cache``: the
         output of the lower ``trunk_blocks`` blocks from an earlier call (its ``trunk``, returned
         whenever ``trunk_blocks > 0``), run instead of them. ``return_stage_logits``: also
-        ``stage_logits``, each stage's tempered, masked logits (a list in stage order)."""
+        ``stage_logits``, each stage's tempered, masked logits (a list in stage order).
+        ``distinct``: ``(B,)`` group ids whose rows sample distinct cells (see :meth:`head`)."""
         dev = self.device
         obs = obs_to_tensors(obs, dev)
         masks = masks_to_tensors(masks, dev)
         if actions is not None:
             actions = as_tensor(actions, dev, torch.long).reshape(-1, len(STAGES))
         enc = self.encode(obs, trunk_cache)
-        out = self.head(enc, masks, actions, greedy, temperature)
+        out = self.head(enc, masks, actions, greedy, temperature,
+                        None if distinct is None else as_tensor(distinct, dev, torch.long))
         if not return_stage_logits:
             del out["stage_logits"]
         out["logprob"] = out["stage_logprob"].sum(1)

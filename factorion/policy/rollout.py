@@ -27,6 +27,10 @@ from factorion.policy.model import Policy
 #: (docs/learned.md)
 SAMPLE_TEMPERATURE = 0.7
 
+#: the share of each task's sampled roll-outs in those searches whose first move is sampled without
+#: replacement (:func:`rollout`'s ``distinct_first``): chosen on tuning tasks (docs/learned.md)
+DISTINCT_FIRST = 0.5
+
 #: per-episode figures of :func:`rollout`, each an ``(n,)`` array (at the end of the episode)
 FIELDS = ("ratio", "throughput", "steps", "success", "terminated", "truncated", "entities", "return",
           "invalid")
@@ -36,14 +40,18 @@ FIELDS = ("ratio", "throughput", "steps", "success", "terminated", "truncated", 
 def rollout(policy: Policy, env, tasks: Sequence, greedy: bool = True, *, seed: int | None = 0,
             batch_size: int = 256, device=None, max_steps: int | None = None,
             on_step: Callable | None = None, stop: Callable[[], bool] | None = None,
-            on_reset: Callable | None = None, temperature: float = 1.0) -> dict:
+            on_reset: Callable | None = None, temperature: float = 1.0, distinct_first: float = 0.0) -> dict:
     """Run ``policy`` (greedy, or sampled) on ``tasks`` -- one per sub-env of ``env``, reset with
     ``seed`` -- until every episode has ended (terminated, or truncated at ``env.max_steps``),
     ``max_steps`` steps were taken (the env's own limit, which its observation counts against,
     stays) or ``stop()`` is true (checked before each step). ``on_step(env, info, active)``: called after
     each step with the env's info and the rows that were still running before it; ``on_reset(env,
     info)`` once after the reset. ``temperature``: sampling from ``softmax(logits / temperature)``
-    at every stage (greedy ignores it).
+    at every stage (greedy ignores it). ``distinct_first`` (sampled roll-outs): on the first step,
+    that share of the roll-outs of each task (the same object in ``tasks``; 1: all, 0.5: every
+    other one) place or remove at distinct cells when they sample the same op, sampled without
+    replacement (:func:`factorion.policy.model.distinct_choice`): a best-of-K search then tries
+    more starts than the likeliest few (see :data:`DISTINCT_FIRST`).
 
     Returns a dict of ``(n,)`` arrays: :data:`FIELDS` (``ratio``, ``throughput``, ``steps``,
     ``success``, ``entities`` as the env reported them when the episode ended -- or at the stop --,
@@ -65,10 +73,12 @@ def rollout(policy: Policy, env, tasks: Sequence, greedy: bool = True, *, seed: 
     active = np.ones(n, dtype=bool)
     limit = max_steps if max_steps else np.inf
     t = 0
+    groups = _task_groups(tasks, distinct_first) if distinct_first > 0 and not greedy else None
     try:
         while active.any() and t < limit and not (stop is not None and stop()):
             t += 1
-            acts = _actions(policy, obs, info, active, greedy, batch_size, dev, temperature)
+            acts = _actions(policy, obs, info, active, greedy, batch_size, dev, temperature,
+                            groups if t == 1 else None)
             obs, r, term, trunc, info = env.step(acts)
             res["return"][active] += r[active]
             res["invalid"][active] += np.asarray(info["invalid"], dtype=bool)[active]
@@ -85,9 +95,24 @@ def rollout(policy: Policy, env, tasks: Sequence, greedy: bool = True, *, seed: 
     return res
 
 
+def _task_groups(tasks: Sequence, share: float) -> np.ndarray:
+    """``(n,)``: the group of each row, the index of the first row that plays the same task
+    object, for ``share`` of each task's rows (spread evenly); -1 for the others."""
+    first: dict[int, int] = {}
+    seen: dict[int, int] = {}
+    out = np.full(len(tasks), -1, dtype=np.int64)
+    for i, t in enumerate(tasks):
+        g, r = first.setdefault(id(t), i), seen.get(id(t), 0)
+        seen[id(t)] = r + 1
+        if int((r + 1) * share + 1e-9) > int(r * share + 1e-9):
+            out[i] = g
+    return out
+
+
 def _actions(policy: Policy, obs: dict, info: dict, active: np.ndarray, greedy: bool, batch_size: int,
-             dev, temperature: float = 1.0) -> np.ndarray:
-    """``(n, 5)``: the policy's action on the active rows (in chunks), ``finish`` elsewhere."""
+             dev, temperature: float = 1.0, groups: np.ndarray | None = None) -> np.ndarray:
+    """``(n, 5)``: the policy's action on the active rows (in chunks), ``finish`` elsewhere;
+    ``groups``: rows that sample distinct cells (:meth:`factorion.policy.model.Policy.forward`)."""
     acts = np.zeros((len(active), len(STAGES)), dtype=np.int64)
     acts[:, 0] = OP_FINISH
     idx = np.nonzero(active)[0]
@@ -95,6 +120,8 @@ def _actions(policy: Policy, obs: dict, info: dict, active: np.ndarray, greedy: 
     ot = obs_to_tensors(obs, dev)
     for s in range(0, len(idx), batch_size):
         j = torch.as_tensor(idx[s:s + batch_size], device=dev)
-        out = policy(index_rows(ot, j), index_rows(mt, j), greedy=greedy, temperature=temperature)
+        dist = None if groups is None else torch.as_tensor(groups[idx[s:s + batch_size]], device=dev)
+        out = policy(index_rows(ot, j), index_rows(mt, j), greedy=greedy, temperature=temperature,
+                     distinct=dist)
         acts[idx[s:s + batch_size]] = out["action"].cpu().numpy()
     return acts
