@@ -322,7 +322,7 @@ def _rate_note(so, search: _Search) -> str:
 
 
 def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, samples: int = 8,
-          max_steps: int = 48, export: bool = True, planner: bool = True) -> BuildResult:
+          max_steps: int = 48, export: bool = True, planner: bool = True, scale_out: bool = True) -> BuildResult:
     """The best factory found for ``task`` within ``budget_s`` seconds.
 
     ``task``: a :class:`World` with sources and sinks (its recipes are inferred, :func:`infer_task`)
@@ -341,10 +341,12 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     its budget). ``export``: also write the blueprint string (``BuildResult.blueprint``).
     ``planner=False``: the policy alone (step 2 only; a policy is required), to measure what it
     builds by itself; a task without a reference then shows the policy ``throughput /``
-    :data:`POLICY_ONLY_REFERENCE` as its ratio.
+    :data:`POLICY_ONLY_REFERENCE` as its ratio. ``scale_out=False``: without the scale-out
+    search (the planner and the policy only; ``make evaluate``'s ``planner+policy`` agent), to
+    measure what the policy adds to the planner.
     This is the one search ``factorion build`` and ``make evaluate``'s ``build`` agent run."""
     from factorion.env.planner import plan
-    from factorion.env.scaleout import scale_out
+    from factorion.env import scaleout
     from factorion.sim import throughput
     if isinstance(task, World):
         task = infer_task(task)
@@ -354,7 +356,7 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     if not planner and policy is None:
         raise ValueError("build(planner=False) needs a policy checkpoint")
     share = 0.25 if policy is not None else 0.5
-    so = scale_out(task.world, budget_s=share * budget_s) if planner else None  # parallel machines
+    so = scaleout.scale_out(task.world, budget_s=share * budget_s) if planner and scale_out else None
     if so is not None:
         search.cap, search.n = so.wanted if so.wanted is not None else search.cap, search.n + so.candidates
         if so.world is not None and (w := keep_fixed(task.world, so.world)) is not None:

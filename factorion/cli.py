@@ -271,9 +271,10 @@ def cmd_build(args) -> int:
     if args.no_planner and ckpt == "none":
         raise CliError("--no-planner needs a policy: give --checkpoint CKPT (or keep the shipped default)")
     rep = build_report(world, checkpoint=_policy(ckpt), budget_s=args.budget, seed=args.seed,
-                       samples=args.samples, planner=not args.no_planner)
+                       samples=args.samples, planner=not args.no_planner, scale_out=not args.no_scale_out)
     print(rep.summary())
-    print(f"model: {rep.result.model}; planner: {'off (--no-planner)' if args.no_planner else 'on'}")
+    print(f"model: {rep.result.model}; planner: {'off (--no-planner)' if args.no_planner else 'on'}; scale-out: "
+          f"{'off' if args.no_planner or args.no_scale_out else 'on'}")
     print("blueprint string (paste into the game):")
     print(rep.result.blueprint, flush=True)  # first: whatever happens to the picture, the result is out
     if args.out:
@@ -340,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "scripted planner only)")
     s.add_argument("--no-planner", action="store_true",
                    help="the policy alone: greedy, then sampled roll-outs, no scripted planner or scale-out")
+    s.add_argument("--no-scale-out", action="store_true",
+                   help="without the scale-out search (parallel machine blocks): the planner and the policy")
     s.add_argument("--budget", type=_budget, default=10.0, metavar="S",
                    help="seconds to search (> 0, default 10)")
     s.add_argument("-o", "--output", default="build.png", metavar="OUT.png",

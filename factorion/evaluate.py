@@ -17,7 +17,9 @@ default the PPO or else the BC checkpoint evaluated, else the shipped policy), a
 per checkpoint (by default ``policy`` = the shipped ``default.pt``, plus ``bc`` and ``ppo`` when
 make pretrain / make finetune wrote them): ``NAME``, the policy's greedy roll-out in the env, and
 ``NAME@K`` (``--policy-samples``, 16), the policy alone: the best state of its greedy and K sampled
-roll-outs, every state scored by the simulator. Per build: throughput ratio (final / reference),
+roll-outs, every state scored by the simulator. ``planner+policy``: the build agent's search
+without its scale-out search (``factorion build --no-scale-out``), to show what the policy adds to
+the planner. Per build: throughput ratio (final / reference),
 success (ratio >= 0.99), invalid-action rate, entities used, wall and CPU time (the CPU may be
 shared: CPU seconds count this process only). Writes ``report.md``, ``results.csv``, ``bars.png``
 (mean ratio per family and agent) and ``best_worst.png`` (best and worst builds of each learned
@@ -48,6 +50,7 @@ from factorion.tasks.splits import BENCH_SEED0, families_for
 DEFAULT_CHECKPOINTS = {"policy": "default", "bc": "models/bc/last.ckpt",
                        "ppo": "models/ppo/finetune/policy.pt"}
 SUCCESS = 0.99  # = factorion.build.SUCCESS, where build stops searching
+AGENTS = ("random", "planner", "build", "planner+policy")  # --agents (the policies come by --checkpoint)
 
 
 @dataclass
@@ -182,10 +185,11 @@ def run_planner(bt: BenchTask, budget_s: float) -> Build:
 
 
 def run_build(bt: BenchTask, policy, budget_s: float, samples: int = 8, max_steps: int = 48,
-              seed: int = 0) -> Build:
+              seed: int = 0, scale_out: bool = True) -> Build:
     """``factorion build``'s search on the benchmark task (its own reference, so it stops at
     success), the exported string loaded back with factorio-draftsman (not timed)."""
-    r = build(bt.task, checkpoint=policy, budget_s=budget_s, seed=seed, samples=samples, max_steps=max_steps)
+    r = build(bt.task, checkpoint=policy, budget_s=budget_s, seed=seed, samples=samples, max_steps=max_steps,
+              scale_out=scale_out)
     try:
         validate_export(r.blueprint)
         ok = True
@@ -238,15 +242,17 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> tuple[pd.DataFrame, dict
         agents["random"] = lambda bt: run_env_agent(bt, lambda o, m: rnd.act(m), max_steps=cfg.max_steps)
     if "planner" in cfg.agents:
         agents["planner"] = lambda bt: run_planner(bt, cfg.planner_budget_s)
-    if "build" in cfg.agents:
+    if {"build", "planner+policy"} & set(cfg.agents):
         pol = None
         if cfg.build_checkpoint:
             if checkpoint_available(cfg.build_checkpoint):
                 pol = load_policy(cfg.build_checkpoint)
             else:
                 print(f"evaluate: build: no checkpoint at {cfg.build_checkpoint}; the planner only")
-        agents["build"] = lambda bt: run_build(bt, pol, cfg.build_budget_s, cfg.build_samples, cfg.max_steps,
-                                               cfg.seed)
+        for name in ("build", "planner+policy"):
+            if name in cfg.agents:
+                agents[name] = lambda bt, so=name == "build": run_build(
+                    bt, pol, cfg.build_budget_s, cfg.build_samples, cfg.max_steps, cfg.seed, scale_out=so)
     for name, path in cfg.checkpoints.items():
         if not checkpoint_available(path):
             print(f"evaluate: {name}: no checkpoint at {path}; skipped")
@@ -407,6 +413,11 @@ def write_report(df: pd.DataFrame, builds: dict, cfg: EvalConfig) -> Path:
              "be shared).", "", markdown(timing(df)), ""]
     if "build" in set(df.agent):
         lines += build_tables(df[df.agent == "build"])
+    if "planner+policy" in set(df.agent):
+        pp = df[df.agent == "planner+policy"]
+        lines += ["## `planner+policy` (the build agent without its scale-out search)", "",
+                  "Winning candidate: " + ", ".join(f"{m}: {n}" for m, n in pp.method.value_counts().items())
+                  + ".", ""]
     lines += family_level_tables(df) + mined_table(df)
     lines += ["## Mean ratio by agent and level", "",
               markdown(summary(df, ("agent", "level"))["ratio"].unstack("agent")), "",
@@ -454,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-seeds", type=int, default=3)
     p.add_argument("--n-mined", type=int, default=10)
     p.add_argument("--data", default="data/out")
-    p.add_argument("--agents", default="random,planner", help="baselines to run (comma list, or none)")
+    p.add_argument("--agents", default="random,planner",
+                   help="baselines to run: a comma list of random, planner, build, planner+policy (build "
+                        "without its scale-out search), or none")
     p.add_argument("--planner-budget", type=float, default=2.0)
     p.add_argument("--build-budget", type=float, default=10.0, metavar="S",
                    help="seconds per task for the build agent (factorion build's search)")
@@ -478,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", default="../shared/blueprints",
                    help="blueprint corpus of the player factories")
     a = p.parse_args(argv)
+    unknown = [x for x in a.agents.split(",") if x and x not in AGENTS + ("none",)]
+    if unknown:
+        p.error(f"--agents: unknown {', '.join(unknown)} (known: {', '.join(AGENTS)}, none)")
     ckpts = {}
     if not a.checkpoint:  # the default outputs of make pretrain / make finetune, when present
             a.checkpoint = [f"{n}={p}" for n, p in DEFAULT_CHECKPOINTS.items() if checkpoint_available(p)]

@@ -122,10 +122,12 @@ class BuildReport:
 
 
 def build_report(world: World, checkpoint=None, budget_s: float = 10.0, seed: int = 0,
-                 samples: int = 8, cell: int | None = None, planner: bool = True) -> BuildReport:
+                 samples: int = 8, cell: int | None = None, planner: bool = True,
+                 scale_out: bool = True) -> BuildReport:
     """Run the build search on ``world`` and check and simulate its winner (its picture at
     ``cell`` pixels per tile; default :func:`picture_cell`)."""
     from factorion.build import build, validate_export
     from factorion.sim import simulate
-    r = build(world, checkpoint=checkpoint, budget_s=budget_s, seed=seed, samples=samples, planner=planner)
+    r = build(world, checkpoint=checkpoint, budget_s=budget_s, seed=seed, samples=samples, planner=planner,
+              scale_out=scale_out)
     return BuildReport(r, simulate(r.world), validate_export(r.blueprint), cell)

@@ -54,6 +54,15 @@ def test_build_gives_a_working_factory_the_game_loads():
     assert BW.from_blueprint(load_blueprints(r.blueprint)[0].raw) == r.world
 
 
+def test_build_without_the_scale_out_search():
+    """scale_out=False leaves the scale-out search out (its candidate wins this task otherwise)."""
+    from factorion.tasks.levels import make_task
+    task = make_task("smelting", 5, size=7, seed=3)
+    full, bare = build(task, budget_s=2.0), build(task, budget_s=2.0, scale_out=False)
+    assert full.method.startswith("scale-out") and not bare.method.startswith("scale-out")
+    assert bare.throughput > 0 and bare.note == ""
+
+
 def test_build_cli(tmp_path, capsys):
     spec = tmp_path / "task.txt"
     spec.write_text(SPEC)
@@ -61,6 +70,8 @@ def test_build_cli(tmp_path, capsys):
     assert main(["build", str(spec), "--budget", "1", "-o", str(png)]) == 0
     out = capsys.readouterr().out
     assert "throughput:" in out and "loads it cleanly" in out and png.exists()
+    assert main(["build", str(spec), "--budget", "1", "-o", str(png), "--no-scale-out"]) == 0
+    assert "scale-out: off" in capsys.readouterr().out
     assert main(["build", str(tmp_path / "nope.txt")]) == 1
 
 
@@ -130,3 +141,25 @@ def test_policy_agents_greedy_and_best_of_k(tmp_path):
             assert np.isfinite(throughput(w))
     text = write_report(df, builds, cfg).read_text()
     assert "### p@2" in text and "### planner" in text and "| all |" in text
+
+
+def test_planner_plus_policy_agent_and_unknown_agents(tmp_path, capsys):
+    """planner+policy is the build agent without its scale-out search: never a scale-out winner,
+    its own report section; an unknown --agents name is a one-line parser error."""
+    import torch
+
+    from factorion.evaluate import main as eval_main
+    from factorion.policy.model import Policy, PolicyConfig
+    torch.manual_seed(0)
+    Policy(PolicyConfig.preset("tiny")).save(tmp_path / "p.pt")
+    cfg = EvalConfig(sizes=(7,), levels=(5,), families=("smelting",), n_seeds=1, n_mined=0,
+                     agents=("build", "planner+policy"), build_checkpoint=str(tmp_path / "p.pt"),
+                     build_budget_s=2.0, out=str(tmp_path / "eval"))
+    df, builds = evaluate(cfg, progress=False)
+    pp = df[df.agent == "planner+policy"]
+    assert len(pp) == 1 and not pp.method.str.startswith("scale-out").any()
+    assert df[df.agent == "build"].method.str.startswith("scale-out").all()
+    assert "## `planner+policy`" in write_report(df, builds, cfg).read_text()
+    with pytest.raises(SystemExit):
+        eval_main(["--agents", "planner,plannr", "--out", str(tmp_path / "x")])
+    assert "unknown plannr" in capsys.readouterr().err
