@@ -72,13 +72,13 @@ finetune: $(STAMP)
 		--bc-kl-coef 0.3 --bc-kl-coef-end 0.1 --temperature 0.7
 
 # The shipped policy (factorion/policy/default.pt, what `factorion build` runs by default), from scratch
-# (~4 h on 2 cores): 11x11 planner demonstrations (10,640 over levels 1-5 + 25,200 over levels 3-5),
+# (~5 h on 2 cores): 11x11 planner demonstrations (10,640 over levels 1-5 + 25,200 over levels 3-5),
 # make data's level-3/4 mined rows when $(DATA) holds them (make data BLUEPRINTS=../shared/blueprints
 # first); stage 1: 39 min of BC of the cpu preset, then 4 DAgger rounds (256 tasks each) in the last 40 %;
 # stage 2: 70 min from stage 1 at lr 5e-4, 7 DAgger rounds with re-planned labels, 60 % of their tasks
-# from the families that fail most (underground, assembler2, tree2); stage 3: 60 + 35 min of DAgger with
-# accepted moves (the policy's own edit kept where the planner finds it as short), half the tasks at
-# level 5, half from tree2 and underground, the second part on new task seeds; exported in half precision.
+# from the families that fail most (underground, assembler2, tree2); stage 3: 60 + 35 + 65 min of DAgger
+# with accepted moves (the policy's own edit kept where the planner finds it as short), half the tasks at
+# level 5, half from tree2 and underground, the later parts on new task seeds; exported in half precision.
 POLICY_DEMOS ?= data/policy-demos
 POLICY_FAMILIES := underground assembler2 tree2 underground assembler2 tree2 belt splitter smelting assembler1
 # what stages 2 and 3 share: the same data, DAgger rounds of 256 tasks at half of the episodes
@@ -103,7 +103,11 @@ policy: $(STAMP)
 		--max-minutes $(or $(MINUTES3B),35) --dagger-rounds 3 --dagger-share 0.95 \
 		--dagger-levels 3 4 5 5 --dagger-accept --dagger-seed0 1300002048 --families $(POLICY_FAMILIES3) \
 		--out models/policy-stage3b
-	$(PYTHON) -m factorion.train.export models/policy-stage3b/last.ckpt --note "make policy"
+	$(PYTHON) -m factorion.train.pretrain $(POLICY_DAGGER) --init models/policy-stage3b/last.ckpt --lr 3e-4 \
+		--max-minutes $(or $(MINUTES3C),65) --dagger-rounds 5 --dagger-share 0.95 \
+		--dagger-levels 3 4 5 5 --dagger-accept --dagger-seed0 1300002816 --families $(POLICY_FAMILIES3) \
+		--out models/policy-stage3c
+	$(PYTHON) -m factorion.train.export models/policy-stage3c/last.ckpt --note "make policy"
 
 evaluate: $(STAMP)
 	$(PYTHON) -m factorion.evaluate --agents random,planner,build --out reports/eval
