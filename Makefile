@@ -110,7 +110,7 @@ policy: $(STAMP)
 	$(PYTHON) -m factorion.train.export models/policy-stage3c/last.ckpt --note "make policy"
 
 evaluate: $(STAMP)
-	$(PYTHON) -m factorion.evaluate --agents random,planner,build --out reports/eval
+	$(PYTHON) -m factorion.evaluate --agents random,planner,build,planner+policy --out reports/eval
 
 # The whole path on the embedded default (factorion/samples + procedural tasks), in minutes.
 DEMO_OUT := reports/demo
