@@ -322,7 +322,8 @@ def _rate_note(so, search: _Search) -> str:
 
 
 def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, samples: int = 8,
-          max_steps: int = 48, export: bool = True, planner: bool = True, scale_out: bool = True) -> BuildResult:
+          max_steps: int = 48, export: bool = True, planner: bool = True,
+          scale_out: bool = True) -> BuildResult:
     """The best factory found for ``task`` within ``budget_s`` seconds.
 
     ``task``: a :class:`World` with sources and sinks (its recipes are inferred, :func:`infer_task`)
@@ -345,8 +346,8 @@ def build(task, checkpoint=None, budget_s: float = 10.0, seed: int = 0, *, sampl
     search (the planner and the policy only; ``make evaluate``'s ``planner+policy`` agent), to
     measure what the policy adds to the planner.
     This is the one search ``factorion build`` and ``make evaluate``'s ``build`` agent run."""
-    from factorion.env.planner import plan
     from factorion.env import scaleout
+    from factorion.env.planner import plan
     from factorion.sim import throughput
     if isinstance(task, World):
         task = infer_task(task)

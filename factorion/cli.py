@@ -271,10 +271,12 @@ def cmd_build(args) -> int:
     if args.no_planner and ckpt == "none":
         raise CliError("--no-planner needs a policy: give --checkpoint CKPT (or keep the shipped default)")
     rep = build_report(world, checkpoint=_policy(ckpt), budget_s=args.budget, seed=args.seed,
-                       samples=args.samples, planner=not args.no_planner, scale_out=not args.no_scale_out)
+                       samples=args.samples, planner=not args.no_planner,
+                       scale_out=not args.no_scale_out)
     print(rep.summary())
-    print(f"model: {rep.result.model}; planner: {'off (--no-planner)' if args.no_planner else 'on'}; scale-out: "
-          f"{'off' if args.no_planner or args.no_scale_out else 'on'}")
+    planner = "off (--no-planner)" if args.no_planner else "on"
+    scale = "off" if args.no_planner or args.no_scale_out else "on"
+    print(f"model: {rep.result.model}; planner: {planner}; scale-out: {scale}")
     print("blueprint string (paste into the game):")
     print(rep.result.blueprint, flush=True)  # first: whatever happens to the picture, the result is out
     if args.out:

@@ -58,9 +58,9 @@ def policy_alone(policy, task, samples: int = 16, max_steps: int = 48, seed: int
     """The policy alone on ``task``: one greedy roll-out, then ``samples`` sampled ones (one
     batched env, torch seeded with ``seed``, sampling at ``temperature``, by default
     :data:`factorion.policy.rollout.SAMPLE_TEMPERATURE`, the first moves of the share
-    ``distinct_first`` of them distinct, by default :data:`~factorion.policy.rollout.DISTINCT_FIRST`). Returns ``{"greedy":
-    ..., "best": ...}``, each as :func:`rollouts` returns it; ``best`` is the better of greedy and
-    the samples."""
+    ``distinct_first`` of them distinct, by default
+    :data:`~factorion.policy.rollout.DISTINCT_FIRST`). Returns ``{"greedy": ..., "best": ...}``,
+    each as :func:`rollouts` returns it; ``best`` is the better of greedy and the samples."""
     import torch
 
     from factorion.policy.rollout import DISTINCT_FIRST, SAMPLE_TEMPERATURE
@@ -69,7 +69,8 @@ def policy_alone(policy, task, samples: int = 16, max_steps: int = 48, seed: int
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         g = rollouts(policy, task, 1, True, max_steps, seed)
-        s = rollouts(policy, task, samples, False, max_steps, seed, temperature, distinct_first) if samples else g
+        s = (rollouts(policy, task, samples, False, max_steps, seed, temperature, distinct_first)
+             if samples else g)
     return {"greedy": g, "best": max(g, s, key=lambda r: r["key"])}
 
 

@@ -503,7 +503,8 @@ def test_parquet_level_filter(tmp_path):
 
 
 def test_a_family_named_twice_comes_twice_as_often():
-    """--families weights by repetition (make policy's second stage weights DAgger to the failing families)."""
+    """--families weights by repetition (make policy's second stage weights DAgger to the failing
+    families)."""
     from collections import Counter
 
     from factorion.train.bc import procedural_tasks

@@ -174,9 +174,9 @@ def test_pretrain_passes_dagger_seed0_and_accept_to_the_rounds(tmp_path, monkeyp
 
     monkeypatch.setattr(dagger, "collect", spy)
     first = DAGGER_SEED0 + 4096
-    main(["--smoke", "--out", str(tmp_path / "bc"), "--logger", "none", "--no-progress", "--dagger-rounds", "1",
-          "--dagger-tasks", "2", "--dagger-share", "0.5", "--max-minutes", "2", "--dagger-seed0", str(first),
-          "--dagger-accept"])
+    main(["--smoke", "--out", str(tmp_path / "bc"), "--logger", "none", "--no-progress",
+          "--dagger-rounds", "1", "--dagger-tasks", "2", "--dagger-share", "0.5", "--max-minutes", "2",
+          "--dagger-seed0", str(first), "--dagger-accept"])
     assert seen and seen[0][1] is True
     assert set(seen[0][0]) <= {first, first + 1}
     with pytest.raises(SystemExit):  # outside the DAgger range of tasks.splits

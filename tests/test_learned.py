@@ -80,10 +80,10 @@ def test_make_policy_commands_parse():
             runs.append((words[i], parsers[words[i]].parse_args(words[i + 1:])))
     assert [m for m, _ in runs].count("factorion.train.pretrain") == 5 and len(runs) == 7
     stages = [a for m, a in runs if m == "factorion.train.pretrain"]
-    for before, after in zip(stages, stages[1:]):
+    for before, after in zip(stages, stages[1:], strict=False):
         assert after.init == f"{before.out}/last.ckpt"
     assert [s.dagger_accept for s in stages] == [False, False, True, True, True]
-    for before, after in zip(stages[2:], stages[3:]):  # each later part of stage 3 rolls out new tasks
+    for before, after in zip(stages[2:], stages[3:], strict=False):  # stage 3's later parts: new tasks
         assert after.dagger_seed0 >= before.dagger_seed0 + before.dagger_rounds * before.dagger_tasks
 
 
@@ -99,8 +99,8 @@ def test_make_finetune_flags_parse():
     if shutil.which("make") is None:
         pytest.skip("no make")
     root = Path(__file__).resolve().parents[1]
-    text = subprocess.run(["make", "-n", "-s", "finetune", "STAMP="], cwd=root, capture_output=True, text=True,
-                          check=True).stdout.replace("\\\n", " ")
+    text = subprocess.run(["make", "-n", "-s", "finetune", "STAMP="], cwd=root, capture_output=True,
+                          text=True, check=True).stdout.replace("\\\n", " ")
     words = shlex.split(next(line for line in text.splitlines() if "factorion.train.finetune" in line))
     args = parse(words[words.index("factorion.train.finetune") + 1:])
     assert (args.bc_kl_coef, args.bc_kl_coef_end, args.temperature) == (0.3, 0.1, 0.7)

@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dagger-levels", type=int, nargs="+", default=[3, 4, 5], help="levels of DAgger tasks")
     p.add_argument("--dagger-seed0", type=int, default=DAGGER_SEED0,
                    help="first DAgger task seed (tasks.splits.DAGGER_SEED0; round r rolls out the "
-                        "--dagger-tasks seeds from it + r x --dagger-tasks; a later stage passes the seeds after "
-                        "the earlier's so it meets new tasks)")
+                        "--dagger-tasks seeds from it + r x --dagger-tasks; a later stage passes the seeds "
+                        "after the earlier's so it meets new tasks)")
     p.add_argument("--dagger-accept", action="store_true",
                    help="label a visited state with the policy's own next edit where the planner confirms it "
                         "is on a path no longer than the expert's (factorion.train.dagger, accepted moves)")
