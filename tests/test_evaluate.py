@@ -163,3 +163,25 @@ def test_planner_plus_policy_agent_and_unknown_agents(tmp_path, capsys):
     with pytest.raises(SystemExit):
         eval_main(["--agents", "planner,plannr", "--out", str(tmp_path / "x")])
     assert "unknown plannr" in capsys.readouterr().err
+
+
+def test_evaluate_user_worlds(tmp_path, capsys):
+    """python -m factorion.evaluate_user: seeded user worlds (one source per ingredient on the left
+    edge, the sink on the right, no caps), the planner against the planner + a policy, a row each."""
+    import torch
+
+    from factorion.evaluate_user import main as user_main
+    from factorion.evaluate_user import user_world
+    from factorion.policy.model import Policy, PolicyConfig
+    w = user_world("circuit", 3)
+    assert w.shape == (11, 11) and user_world("circuit", 3) == w and not w.rates
+    assert {e.item for e in w.entities() if e.name == "source"} == {"iron-plate", "copper-plate"}
+    torch.manual_seed(0)
+    Policy(PolicyConfig.preset("tiny")).save(tmp_path / "p.pt")
+    out = tmp_path / "u.csv"
+    assert user_main(["--kinds", "gear", "--n", "1", "--budget", "1", "--checkpoint", str(tmp_path / "p.pt"),
+                      "--out", str(out), "--no-progress"]) == 0
+    import pandas as pd
+    df = pd.read_csv(out)
+    assert len(df) == 1 and df.planner[0] > 0 and df.planner_policy[0] >= df.planner[0] - 1e-9
+    assert "planner+policy" in capsys.readouterr().out
