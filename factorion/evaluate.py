@@ -312,6 +312,11 @@ def timing(df: pd.DataFrame) -> pd.DataFrame:
     return out.round(3)
 
 
+def winners(b: pd.DataFrame) -> str:
+    """Which candidate won a build agent's rows, and how often."""
+    return "Winning candidate: " + ", ".join(f"{m}: {n}" for m, n in b.method.value_counts().items())
+
+
 def build_tables(b: pd.DataFrame) -> list[str]:
     """Markdown lines on the build agent's rows: success, ratio and time by family and by level,
     success by family x level, which candidate won, how many exports draftsman loaded."""
@@ -326,8 +331,7 @@ def build_tables(b: pd.DataFrame) -> list[str]:
     return ["## `factorion build` (the build agent)", "", "### By family", "", markdown(by("family")), "",
             "### By level", "", markdown(by("level")), "", "### Success rate, family x level", "",
             markdown(b.groupby(["family", "level"])["success"].mean().unstack("level").round(3)), "",
-            "Winning candidate: " + ", ".join(f"{m}: {n}" for m, n in b.method.value_counts().items())
-            + f". Exported strings factorio-draftsman loads: {ok}/{len(b)}.", ""]
+            winners(b) + f". Exported strings factorio-draftsman loads: {ok}/{len(b)}.", ""]
 
 
 def family_level_tables(df: pd.DataFrame) -> list[str]:
@@ -416,8 +420,7 @@ def write_report(df: pd.DataFrame, builds: dict, cfg: EvalConfig) -> Path:
     if "planner+policy" in set(df.agent):
         pp = df[df.agent == "planner+policy"]
         lines += ["## `planner+policy` (the build agent without its scale-out search)", "",
-                  "Winning candidate: " + ", ".join(f"{m}: {n}" for m, n in pp.method.value_counts().items())
-                  + ".", ""]
+                  winners(pp) + ".", ""]
     lines += family_level_tables(df) + mined_table(df)
     lines += ["## Mean ratio by agent and level", "",
               markdown(summary(df, ("agent", "level"))["ratio"].unstack("agent")), "",
